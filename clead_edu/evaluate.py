@@ -120,27 +120,28 @@ def autoattack(model, x, y, *, eps: float, version: str = "standard", norm: str 
 
 def robustness(model, x, y, *, eps: float, pgd_steps: int = 20, restarts: int = 1,
                extra_pgd_steps: int | None = None, autoattack_version: str | None = "quick",
-               batch_size: int = 256, seed: int = 0) -> dict:
+               aa_n: int | None = None, batch_size: int = 256, seed: int = 0) -> dict:
     """Clean, FGSM, PGD-k (restarts), optional PGD with more steps, AutoAttack; and their worst case.
 
-    x (N, C, H, W) in [0,1], y (N,); eps in pixel units (L-inf). PGD uses step
-    size 2.5*eps/k and a random start. Returns {'accuracy': {name: float},
-    'correct': {name: (N,) bool}, 'autoattack_flags': [str]}.
+    x (N, C, H, W) in [0,1], y (N,); eps in pixel units (L-inf). PGD uses step size
+    2.5*eps/k and a random start. AutoAttack runs on the first `aa_n` images (all if
+    None, skipped if 0 or version None); the worst case is taken per example over every
+    attack, on those images. Returns {'accuracy': {name: float}, 'correct': {name: (n,)
+    bool}, 'worst_case_n': int, 'autoattack_flags': [str]}.
     """
     torch.manual_seed(seed)
     runs = {"clean": None, "fgsm": partial(fgsm, eps=eps),
             f"pgd{pgd_steps}": partial(pgd, eps=eps, steps=pgd_steps, restarts=restarts)}
     if extra_pgd_steps:
         runs[f"pgd{extra_pgd_steps}"] = partial(pgd, eps=eps, steps=extra_pgd_steps, restarts=restarts)
-    ok = {}
-    for name, attack in runs.items():
-        ok[name] = correct(model, x, y, attack, batch_size) if attack else predict(model, x) == y.cpu()
-    flags: list[str] = []
-    if autoattack_version:
-        ok["autoattack"], flags = autoattack(model, x, y, eps=eps, version=autoattack_version, seed=seed)
-    ok["worst_case"] = worst_case(ok)
+    ok = {name: correct(model, x, y, attack, batch_size) for name, attack in runs.items()}
+    n, flags = len(x), []
+    if autoattack_version and aa_n != 0:
+        n = len(x) if aa_n is None else min(aa_n, len(x))
+        ok["autoattack"], flags = autoattack(model, x[:n], y[:n], eps=eps, version=autoattack_version, seed=seed)
+    ok["worst_case"] = worst_case({k: v[:n] for k, v in ok.items()})
     return {"accuracy": {k: v.float().mean().item() for k, v in ok.items()}, "correct": ok,
-            "autoattack_flags": flags}
+            "worst_case_n": n, "autoattack_flags": flags}
 
 
 def worst_case(correct_by_attack: dict[str, torch.Tensor]) -> torch.Tensor:
