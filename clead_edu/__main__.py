@@ -98,13 +98,6 @@ def out_dir(args) -> Path:
     return out
 
 
-def train_config(objective: str, p: dict) -> TrainConfig:
-    return TrainConfig(objective=objective, epochs=p["epochs"], batch_size=p["batch_size"], lr=p["lr"],
-                       eps=p["eps"], alpha=p["alpha"], steps=p["train_steps"], beta=p["beta"],
-                       lam=p["lam"], tau=p["tau"], mu=p["mu"], positives=p["positives"],
-                       head_dim=p["head_dim"], seed=p["seed"])
-
-
 def evaluate_model(model, x, y, p: dict, eps_grid) -> dict:
     """Clean/FGSM/PGD on the eval images, AutoAttack on the first aa_n, worst case, eps curve, checks."""
     res = E.robustness(model, x, y, eps=p["eps"], pgd_steps=p["pgd_steps"], restarts=p["restarts"],
@@ -202,7 +195,7 @@ def run(args) -> Path:
         seed_everything(p["seed"])
         model = model_for(data, p["arch"]).to(device)
         t = time.time()
-        hist = train(model, train_set, train_config(obj, p), test_set=D.subset(data.test, p["eval_n"], p["seed"]),
+        hist = train(model, train_set, TrainConfig.from_preset(obj, p), test_set=D.subset(data.test, p["eval_n"], p["seed"]),
                      out_dir=out / obj, resume=args.resume, progress=not args.no_progress)
         times[obj] = time.time() - t
         print(f"[clead_edu] evaluating {LABELS[obj]} ...")

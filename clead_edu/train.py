@@ -80,6 +80,15 @@ class TrainConfig:
     seed: int = 0
     num_workers: int = 0
 
+    @classmethod
+    def from_preset(cls, objective: str, p: dict, **overrides) -> "TrainConfig":
+        """A config for `objective` from a preset dict (`presets.preset(...)`), with overrides."""
+        keys = {"epochs": "epochs", "batch_size": "batch_size", "lr": "lr", "eps": "eps",
+                "alpha": "alpha", "steps": "train_steps", "beta": "beta", "lam": "lam", "tau": "tau",
+                "mu": "mu", "positives": "positives", "head_dim": "head_dim", "seed": "seed"}
+        kw = {field: p[key] for field, key in keys.items() if key in p}
+        return cls(objective=objective, **{**kw, **overrides})
+
     def __post_init__(self):
         if self.objective not in OBJECTIVES:
             raise ValueError(f"objective must be one of {OBJECTIVES}, got {self.objective!r}")
@@ -179,8 +188,7 @@ def train(model, train_set, cfg: TrainConfig, *, test_set=None, out_dir=None,
     history, start = [], 0
     state_path = Path(out_dir) / "train_state.pt" if out_dir else None
     if resume and state_path and state_path.exists():
-        history, start = _load_state(state_path, model, head, opt, sched)
-        print(f"[clead_edu] resuming {cfg.objective} from epoch {start} ({state_path})")
+        history, start = _load_state(state_path, cfg, model, head, opt, sched)
     eval_cfg = TrainConfig(objective="standard", seed=cfg.seed)
     for epoch in range(start, cfg.epochs):
         loader.generator.manual_seed(cfg.seed * 1000 + epoch)   # same order after a resume
@@ -201,11 +209,49 @@ def train(model, train_set, cfg: TrainConfig, *, test_set=None, out_dir=None,
             tqdm.write(f"{cfg.objective} epoch {epoch + 1}/{cfg.epochs}: " +
                        ", ".join(f"{k} {v:.4g}" for k, v in row.items() if k != "epoch"))
         if state_path:
-            _save_state(state_path, model, head, opt, sched, history)
+            _save_state(state_path, cfg, model, head, opt, sched, history)
     model.eval()
     if out_dir:
         save_checkpoint(model, Path(out_dir) / "model.pt", {"train": asdict(cfg), "history": history})
     return history
+
+
+def get_model(objective: str, data, p: dict, ckpt_root, *, device=None, progress: bool = True,
+              **overrides):
+    """The model for `objective` under preset `p`: loaded from ckpt_root/<name> if it was trained
+    with the same settings, else trained there now. Returns (model, history).
+
+    `overrides` change TrainConfig fields (e.g. lam=0.5); the folder name records them.
+    """
+    cfg = TrainConfig.from_preset(objective, p, **overrides)
+    name = objective + "".join(f"-{k}{v}" for k, v in sorted(overrides.items()))
+    device = device or pick_device(verbose=False)
+    seed_everything(cfg.seed)
+    model = build_model(p["arch"], data.num_classes, data.shape[0], data.mean, data.std).to(device)
+    train_set = D.subset(data.train, p.get("train_n"), cfg.seed)
+    return load_or_train(Path(ckpt_root) / name, model, train_set, cfg, progress=progress)
+
+
+def load_or_train(path, model, train_set, cfg: TrainConfig, *, test_set=None, retrain: bool = False,
+                  progress: bool = True):
+    """Load the checkpoint at `path` if it was trained with the same `cfg`, else train and save it.
+
+    Notebooks use this to reuse an earlier notebook's model and still run on their own.
+    `path` is a folder (model.pt, model.json and train_state.pt go inside). Returns
+    (model in eval mode, history).
+    """
+    path = Path(path)
+    meta_path = path / "model.json"
+    if not retrain and meta_path.exists():
+        meta = json.loads(meta_path.read_text())
+        if meta.get("train") == asdict(cfg) and meta.get("model") == getattr(model, "config", None):
+            load_checkpoint(path / "model.pt", model, device=next(model.parameters()).device)
+            print(f"[clead_edu] loaded {cfg.objective} model from {path}")
+            return model, meta.get("history", [])
+        print(f"[clead_edu] {path} holds a model trained with other settings; training anew")
+    history = train(model, train_set, cfg, test_set=test_set, out_dir=path, resume=not retrain,
+                    progress=progress)
+    return model, history
 
 
 # ----------------------------------------------------------------------------- checkpoints
@@ -294,19 +340,24 @@ def load_checkpoint(path, model=None, device="cpu"):
     return model.to(device).eval()
 
 
-def _save_state(path: Path, model, head, opt, sched, history) -> None:
-    state = {"model": model.state_dict(), "head": head.state_dict() if head else {},
+def _save_state(path: Path, cfg: TrainConfig, model, head, opt, sched, history) -> None:
+    state = {"cfg": json.dumps(asdict(cfg)), "model": model.state_dict(), "head": head.state_dict() if head else {},
              "opt": opt.state_dict(), "sched": sched.state_dict(),
              "history": json.dumps(history)}
     _atomic_write(path, lambda p: torch.save(state, p))
 
 
-def _load_state(path: Path, model, head, opt, sched) -> tuple[list, int]:
+def _load_state(path: Path, cfg: TrainConfig, model, head, opt, sched) -> tuple[list, int]:
+    """Restore an interrupted run; returns (history, epochs done). Ignores a state from other settings."""
     state = _torch_load(path)
+    if json.loads(state.get("cfg", "null")) != asdict(cfg):
+        print(f"[clead_edu] {path} was written with other settings; not resuming from it")
+        return [], 0
     model.load_state_dict(state["model"])
     if head is not None:
         head.load_state_dict(state["head"])
     opt.load_state_dict(state["opt"])
     sched.load_state_dict(state["sched"])
     history = json.loads(state["history"])
+    print(f"[clead_edu] resuming {cfg.objective} after epoch {len(history)} ({path})")
     return history, len(history)

@@ -1,0 +1,59 @@
+"""Shared fixtures: the digits data, two small CNNs trained once per session, a test batch.
+
+Everything runs offline on the CPU. The two models follow the main job's quick
+setting (small_cnn, eps 0.2 on 8x8 digits) with fewer epochs and PGD steps.
+"""
+import copy
+
+import pytest
+import torch
+
+from clead_edu import data as D
+from clead_edu import models as M
+from clead_edu import train as T
+
+torch.set_num_threads(2)
+
+EPS = 0.2  # L-inf radius used on digits (17 grey levels, so 8/255 would be too small)
+
+
+def train_small_cnn(data, objective: str, **overrides):
+    """A small_cnn trained on the digits training split with `objective`, returned in eval mode."""
+    T.seed_everything(0)
+    model = M.model_for(data, "small_cnn")
+    cfg = dict(objective=objective, epochs=6, batch_size=64, lr=0.05, eps=EPS, alpha=0.05, steps=3)
+    T.train(model, data.train, T.TrainConfig(**{**cfg, **overrides}), progress=False)
+    return model.eval()
+
+
+@pytest.fixture(autouse=True)
+def _seed():
+    """Every test starts from the same RNG state (PGD random starts, random tensors)."""
+    torch.manual_seed(0)
+
+
+@pytest.fixture(scope="session")
+def digits():
+    return D.get_data("digits")
+
+
+@pytest.fixture(scope="session")
+def standard_model(digits):
+    return train_small_cnn(digits, "standard")
+
+
+@pytest.fixture(scope="session")
+def pgd_at_model(digits):
+    return train_small_cnn(digits, "pgd_at")
+
+
+@pytest.fixture(scope="session")
+def batch(digits):
+    """128 test images (N, 1, 8, 8) in [0, 1] and their labels."""
+    return D.take(digits.test, 128, seed=1)
+
+
+@pytest.fixture
+def standard_copy(standard_model):
+    """A private copy of the standard model that a test may switch between train/eval."""
+    return copy.deepcopy(standard_model)
