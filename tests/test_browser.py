@@ -1,0 +1,117 @@
+"""Browser test: JupyterLab in headless Chromium runs 02_attacks and its epsilon slider works.
+
+Starts JupyterLab on loopback with fresh config/data/runtime/workspace folders, opens
+a copy of notebooks/02_attacks.ipynb, runs all cells, moves the epsilon slider with
+the keyboard and asserts that the widget rendered and that the displayed prediction
+and figure changed. Screenshots go to artifacts/ (02_attacks_before.png, _after.png).
+Needs Debian's chromium (/usr/bin/chromium) and the Python playwright package;
+`.ci/run` installs both.
+"""
+import os
+import secrets
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+CHROMIUM = "/usr/bin/chromium"
+FLAGS = ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+         "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+
+pytestmark = [pytest.mark.browser,
+              pytest.mark.skipif(not Path(CHROMIUM).exists() and not os.environ.get("CI"),
+                                 reason="Debian chromium not installed (apt-get install chromium)")]
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture
+def lab(tmp_path):
+    """A JupyterLab server on 127.0.0.1 serving a copy of 02_attacks; yields (base_url, token)."""
+    work = tmp_path / "course" / "notebooks"
+    work.mkdir(parents=True)
+    shutil.copy(ROOT / "notebooks" / "02_attacks.ipynb", work)
+    port, token = _free_port(), secrets.token_hex(16)
+    env = dict(os.environ)
+    for var in ("JUPYTER_CONFIG_DIR", "JUPYTER_DATA_DIR", "JUPYTER_RUNTIME_DIR",
+                "JUPYTERLAB_WORKSPACES_DIR", "JUPYTERLAB_SETTINGS_DIR"):
+        env[var] = str(tmp_path / var.lower())
+    cmd = [sys.executable, "-m", "jupyterlab", "--no-browser", "--allow-root",
+           "--ServerApp.ip=127.0.0.1", f"--ServerApp.port={port}", f"--IdentityProvider.token={token}",
+           f"--ServerApp.root_dir={work}", "--LabApp.expose_app_in_browser=True"]
+    log = open(tmp_path / "lab.log", "w")
+    proc = subprocess.Popen(cmd, env=env, stdout=log, stderr=subprocess.STDOUT)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        for _ in range(120):
+            try:
+                urllib.request.urlopen(f"{base}/api/status?token={token}", timeout=2)
+                break
+            except OSError:
+                time.sleep(0.5)
+        else:
+            raise RuntimeError("JupyterLab did not start: " + (tmp_path / "lab.log").read_text()[-2000:])
+        yield base, token
+    finally:
+        proc.terminate()
+        proc.wait(timeout=20)
+        log.close()
+
+
+def _widget_state(page):
+    """(status text, src of the figure) shown by the eps explorer."""
+    status = page.locator(".widget-html-content", has_text="prediction:").first.inner_text()
+    img = page.locator(".widget-output img").first.get_attribute("src") or ""
+    return status, img
+
+
+def test_eps_slider_changes_prediction(lab):
+    """Run All in JupyterLab, move the epsilon slider, and see the prediction and figure change."""
+    from playwright.sync_api import sync_playwright
+    base, token = lab
+    shots = ROOT / "artifacts"
+    shots.mkdir(exist_ok=True)
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=FLAGS)
+        page = browser.new_page(viewport={"width": 1400, "height": 1000})
+        page.goto(f"{base}/lab/tree/02_attacks.ipynb?token={token}&reset")
+        page.wait_for_selector(".jp-Notebook-ExecutionIndicator[data-status='idle']", timeout=120_000)
+        page.wait_for_function("window.jupyterapp !== undefined", timeout=30_000)
+        page.evaluate("window.jupyterapp.commands.execute('notebook:run-all-cells')")
+        slider = page.locator(".widget-slider", has_text="epsilon").first
+        slider.wait_for(timeout=300_000)
+        page.wait_for_selector(".jp-Notebook-ExecutionIndicator[data-status='idle']", timeout=300_000)
+        errors = page.locator(".jp-OutputArea-output[data-mime-type='application/vnd.jupyter.stderr']",
+                              has_text="Traceback").count()
+        assert errors == 0, "a cell raised an error"
+        slider.scroll_into_view_if_needed()
+        before = _widget_state(page)
+        assert before[0].startswith("prediction:") and before[1].startswith("data:image/png")
+        page.screenshot(path=str(shots / "02_attacks_before.png"))
+        handle = slider.locator(".noUi-handle")
+        handle.focus()
+        for _ in range(12):                       # 12 steps of eps_max/20: eps 0 -> 0.6 eps_max
+            handle.press("ArrowRight")
+            page.wait_for_timeout(150)
+        readout = slider.locator(".widget-readout").inner_text()
+        page.wait_for_function(
+            """(old) => { const img = document.querySelector('.widget-output img');
+                          return img && img.getAttribute('src') !== old; }""",
+            arg=before[1], timeout=60_000)
+        page.wait_for_timeout(1000)
+        after = _widget_state(page)
+        page.screenshot(path=str(shots / "02_attacks_after.png"))
+        browser.close()
+    assert float(readout) > 0, f"slider did not move (readout {readout})"
+    assert after[1] != before[1], "the figure did not change"
+    assert after[0] != before[0], f"the displayed prediction did not change: {after[0]!r}"

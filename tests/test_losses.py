@@ -1,0 +1,162 @@
+"""losses: SupCon against a literal double loop and pytorch-metric-learning; C-LEAD and TRADES by hand."""
+import math
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from clead_edu.losses import clead_inner, clead_loss, supcon_loss, trades_inner, trades_loss
+from clead_edu.models import build_model
+
+B, D = 12, 8
+
+
+def reference_supcon(z, labels, tau, positives):
+    """SupCon written out anchor by anchor in plain Python floats (views: clean 0..B-1, adv B..2B-1)."""
+    n = len(labels)
+    sim = (z.double() @ z.double().T).tolist()
+    labels = labels.tolist()
+    per_anchor = []
+    for i in range(n):
+        twin = (i + n // 2) % n
+        if positives == "class":
+            pos = [p for p in range(n) if p != i and labels[p] == labels[i]]
+            den = [a for a in range(n) if a != i]
+        else:
+            pos = [twin]
+            den = [a for a in range(n) if a == twin or labels[a] != labels[i]]
+        log_z = math.log(sum(math.exp(sim[i][a] / tau) for a in den))
+        per_anchor.append(-sum(sim[i][p] / tau - log_z for p in pos) / len(pos))
+    return sum(per_anchor) / len(per_anchor)
+
+
+def views(seed=0, dtype=torch.float64):
+    """2B unit vectors, clean then adversarial (each twin near its clean view), labels with repeats."""
+    g = torch.Generator().manual_seed(seed)
+    clean = torch.randn(B, D, generator=g, dtype=dtype)
+    adv = clean + 0.5 * torch.randn(B, D, generator=g, dtype=dtype)
+    y = torch.randint(0, 4, (B,), generator=g)
+    return F.normalize(torch.cat([clean, adv]), dim=1), torch.cat([y, y])
+
+
+# ----------------------------------------------------------------------------- SupCon
+
+@pytest.mark.parametrize("positives", ["class", "pair"])
+@pytest.mark.parametrize("tau", [0.1, 0.5])
+@pytest.mark.parametrize("seed", [0, 1])
+def test_supcon_matches_double_loop(positives, tau, seed):
+    """supcon_loss equals the anchor-by-anchor definition (float64 and float32 inputs)."""
+    z, labels = views(seed)
+    ref = reference_supcon(z, labels, tau, positives)
+    # rel 1e-6, not 1e-12: supcon_loss builds its 1/|P(i)| weights in float32 (pos.float())
+    assert supcon_loss(z, labels, tau, positives).item() == pytest.approx(ref, rel=1e-6)
+    assert supcon_loss(z.float(), labels, tau, positives).item() == pytest.approx(ref, rel=1e-5)
+
+
+def test_supcon_modes_differ():
+    """'class' and 'pair' are different losses when classes repeat in the batch."""
+    z, labels = views(0)
+    assert abs(supcon_loss(z, labels, 0.1, "class") - supcon_loss(z, labels, 0.1, "pair")) > 1e-3
+
+
+@pytest.mark.parametrize("tau", [0.1, 0.5])
+def test_supcon_class_matches_pytorch_metric_learning(tau):
+    """positives='class' equals PML's SupConLoss (mean over anchors of mean over positives)."""
+    pml = pytest.importorskip("pytorch_metric_learning.losses")
+    z, labels = views(2)
+    theirs = pml.SupConLoss(temperature=tau)(z, labels)
+    assert torch.allclose(supcon_loss(z, labels, tau, "class"), theirs, rtol=1e-6, atol=0)
+
+
+def test_supcon_pair_matches_pytorch_metric_learning():
+    """positives='pair' equals PML's SupConLoss given explicit pairs: twin positive, other classes negative."""
+    pml = pytest.importorskip("pytorch_metric_learning.losses")
+    z, labels = views(3)
+    n = len(labels)
+    idx = torch.arange(n)
+    twin = (idx + n // 2) % n
+    a2, neg = torch.nonzero(labels[:, None] != labels[None, :], as_tuple=True)
+    theirs = pml.SupConLoss(temperature=0.2)(z, labels, indices_tuple=(idx, twin, a2, neg))
+    assert torch.allclose(supcon_loss(z, labels, 0.2, "pair"), theirs, rtol=1e-6, atol=0)
+
+
+@pytest.mark.parametrize("positives", ["class", "pair"])
+def test_supcon_gradients_are_finite(positives):
+    """backward through supcon_loss (with its -inf masks) gives finite, non-zero gradients."""
+    z, labels = views(4, dtype=torch.float32)
+    raw = z.clone().requires_grad_(True)
+    supcon_loss(F.normalize(raw, dim=1), labels, 0.1, positives).backward()
+    assert torch.isfinite(raw.grad).all() and raw.grad.abs().sum() > 0
+
+
+def test_supcon_rejects_bad_arguments():
+    """tau <= 0, an unknown positives mode and an odd number of views raise ValueError."""
+    z, labels = views(0)
+    for tau in (0.0, -0.1):
+        with pytest.raises(ValueError, match="tau"):
+            supcon_loss(z, labels, tau)
+    with pytest.raises(ValueError, match="positives"):
+        supcon_loss(z, labels, 0.1, "twins")
+    with pytest.raises(ValueError, match="2B"):
+        supcon_loss(z[:5], labels[:5], 0.1)
+
+
+# ----------------------------------------------------------------------------- C-LEAD and TRADES
+
+@pytest.fixture
+def net_and_batch():
+    """A random small_cnn in eval mode, 8 images in [0,1], labels, and a perturbed copy."""
+    torch.manual_seed(0)
+    model = build_model("small_cnn", 10, 1, (0.3,), (0.37,)).eval()
+    x = torch.rand(8, 1, 8, 8)
+    x_adv = (x + 0.2 * torch.randn_like(x)).clamp(0, 1)
+    return model, x, torch.randint(0, 10, (8,)), x_adv
+
+
+def test_trades_loss_by_hand(net_and_batch):
+    """trades_loss = CE(f(x), y) + beta * mean_i KL(softmax f(x_i) || softmax f(x_adv_i))."""
+    model, x, y, x_adv = net_and_batch
+    with torch.no_grad():
+        lc, la = model(x), model(x_adv)
+        p, q = lc.softmax(1), la.softmax(1)
+        kl = (p * (p.log() - q.log())).sum(1).mean()
+        loss, logits = trades_loss(model, x, y, x_adv, beta=6.0)
+        per_example = trades_inner(p)(model, x_adv, y)
+    assert loss.item() == pytest.approx((F.cross_entropy(lc, y) + 6.0 * kl).item(), rel=1e-5)
+    assert torch.allclose(logits, la, atol=1e-5)
+    assert torch.allclose(per_example, (p * (p.log() - q.log())).sum(1), atol=1e-6)
+
+
+def test_clead_loss_without_contrastive_term_is_cross_entropy(net_and_batch):
+    """clead_loss with lam=0 is plain cross-entropy on the adversarial logits."""
+    model, x, y, x_adv = net_and_batch
+    with torch.no_grad():
+        loss, logits = clead_loss(model, x, y, x_adv, lam=0.0)
+        expected = model(x_adv)
+    assert torch.allclose(logits, expected, atol=1e-5)
+    assert loss.item() == pytest.approx(F.cross_entropy(expected, y).item(), rel=1e-5)
+
+
+def test_clead_loss_adds_supcon_on_normalised_features(net_and_batch):
+    """clead_loss = CE(f(x_adv), y) + lam * SupCon over the 2B normalised penultimate features."""
+    model, x, y, x_adv = net_and_batch
+    with torch.no_grad():
+        loss, _ = clead_loss(model, x, y, x_adv, lam=0.5, tau=0.2, positives="class")
+        z = F.normalize(torch.cat([model.features(x), model.features(x_adv)]), dim=1)
+        ce = F.cross_entropy(model(x_adv), y).item()
+    expected = ce + 0.5 * reference_supcon(z, torch.cat([y, y]), 0.2, "class")
+    assert loss.item() == pytest.approx(expected, rel=1e-5)
+
+
+def test_clead_inner(net_and_batch):
+    """clead_inner: per-example CE for mu=0; CE + mu * (1 - cos(z_clean, z_adv)) for mu > 0."""
+    model, x, y, x_adv = net_and_batch
+    with torch.no_grad():
+        z_clean = F.normalize(model.features(x), dim=1)
+        ce = F.cross_entropy(model(x_adv), y, reduction="none")
+        cos = F.cosine_similarity(model.features(x), model.features(x_adv), dim=1)
+        plain = clead_inner(z_clean, mu=0.0)(model, x_adv, y)
+        with_rep = clead_inner(z_clean, mu=2.0)(model, x_adv, y)
+    assert plain.shape == (8,) and torch.allclose(plain, ce, atol=1e-5)
+    assert torch.allclose(with_rep, ce + 2.0 * (1 - cos), atol=1e-5)
+    assert (with_rep - plain).abs().max() > 1e-4

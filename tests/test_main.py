@@ -1,0 +1,102 @@
+"""The main job (`python -m clead_edu run`) end to end on a tiny setting."""
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from clead_edu import data as D
+from clead_edu.__main__ import main
+from clead_edu.evaluate import accuracy
+from clead_edu.train import load_checkpoint
+
+REPO = Path(__file__).resolve().parents[1]
+MODELS = {"standard": "Standard", "pgd_at": "PGD-AT", "trades": "TRADES", "clead": "C-LEAD"}
+TINY = ["--epochs", "1", "--train-n", "200", "--eval-n", "40", "--aa-n", "20", "--umap-n", "40",
+        "--no-progress"]
+
+
+@pytest.fixture(scope="module")
+def tiny_run(tmp_path_factory):
+    """Run the main job once on a tiny setting; returns (output folder, seconds taken)."""
+    out = tmp_path_factory.mktemp("main") / "run"
+    t = time.time()
+    assert main(["run", "--out", str(out), *TINY]) == 0
+    return out, time.time() - t
+
+
+def test_writes_every_output(tiny_run):
+    """report.md, metrics.json, the four figures and a checkpoint per objective are written."""
+    out, seconds = tiny_run
+    for name in ("report.md", "metrics.json", "accuracy_vs_eps.png", "umap_pairs.png",
+                 "adversarial_examples_standard.png", "adversarial_examples_clead.png"):
+        assert (out / name).stat().st_size > 0, name
+    for obj in MODELS:
+        assert (out / obj / "model.pt").exists() and (out / obj / "model.json").exists(), obj
+    assert (out / "umap_pairs.png").read_bytes()[:4] == b"\x89PNG"
+    print(f"tiny main job took {seconds:.1f} s")
+
+
+def test_metrics_json(tiny_run):
+    """metrics.json has the four models, each with clean/fgsm/pgd20/autoattack/worst_case in [0, 1]."""
+    out, _ = tiny_run
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert set(metrics["models"]) == set(MODELS)
+    for name, res in metrics["models"].items():
+        acc = res["accuracy"]
+        assert set(acc) == {"clean", "fgsm", "pgd20", "autoattack", "worst_case"}, name
+        assert all(0 <= v <= 1 for v in acc.values()), (name, acc)
+        assert acc["worst_case"] <= acc["autoattack"]  # both on the first aa_n images
+        assert res["worst_case_n"] == 20 and len(res["eps_curve"]) == len(metrics["eps_grid"])
+
+
+def test_report_table(tiny_run):
+    """report.md holds the results table with one row per model."""
+    out, _ = tiny_run
+    report = (out / "report.md").read_text()
+    assert "| model | clean | fgsm | pgd20 | autoattack | worst_case |" in report
+    for label in MODELS.values():
+        assert f"| {label} |" in report, label
+
+
+def test_saved_checkpoint_reproduces_reported_accuracy(tiny_run):
+    """The saved standard model, reloaded from its JSON, gives the clean accuracy in metrics.json."""
+    out, _ = tiny_run
+    metrics = json.loads((out / "metrics.json").read_text())
+    model = load_checkpoint(out / "standard" / "model.pt")
+    x, y = D.take(D.get_data("digits").test, 40, seed=0)
+    assert accuracy(model, x, y) == pytest.approx(metrics["models"]["standard"]["accuracy"]["clean"])
+
+
+def test_second_run_does_not_overwrite(tiny_run):
+    """Running again into the same --out without --overwrite writes to <out>-2 and leaves <out> alone."""
+    out, _ = tiny_run
+    before = (out / "report.md").read_text()
+    args = ["run", "--out", str(out), "--objectives", "standard", "--epochs", "1", "--train-n", "64",
+            "--eval-n", "20", "--aa-n", "0", "--umap-n", "20", "--no-progress"]
+    assert main(args) == 0
+    second = Path(f"{out}-2")
+    assert (second / "report.md").exists() and (second / "standard" / "model.pt").exists()
+    assert (out / "report.md").read_text() == before
+
+
+def test_help():
+    """`python -m clead_edu run --help` exits 0 and documents the main options."""
+    res = subprocess.run([sys.executable, "-m", "clead_edu", "run", "--help"], cwd=REPO, capture_output=True,
+                         text=True, timeout=120, env={**os.environ, "PYTHONPATH": str(REPO)})
+    assert res.returncode == 0, res.stderr
+    for opt in ("--dataset", "--preset", "--lam", "--tau", "--mu", "--positives", "--eps", "--overwrite"):
+        assert opt in res.stdout, opt
+
+
+@pytest.mark.xfail(strict=True, reason="BUG __main__.settings: --eps also resets alpha to 2.5*eps/train_steps "
+                   "(0.1), while leaving --eps out keeps the dataset's alpha (0.05)")
+def test_explicit_default_eps_changes_nothing():
+    """Passing --eps with the dataset's default value gives exactly the default settings."""
+    from clead_edu.__main__ import build_parser, settings
+    ap = build_parser()
+    default = settings(ap.parse_args(["run"]))
+    assert settings(ap.parse_args(["run", "--eps", str(default["eps"])])) == default
