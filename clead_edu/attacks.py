@@ -19,6 +19,7 @@ Example::
 from __future__ import annotations
 
 import math
+import numbers
 import warnings
 from contextlib import contextmanager
 from typing import Callable
@@ -36,6 +37,12 @@ def check_inputs(x: torch.Tensor, y: torch.Tensor, eps: float, norm: str = "linf
     """Raise ValueError for the classic mistakes: eps in 0-255 units, x outside [0,1]..."""
     if norm not in NORMS:
         raise ValueError(f"norm must be one of {NORMS}, got {norm!r}")
+    if not isinstance(x, torch.Tensor) or not isinstance(y, torch.Tensor):
+        raise ValueError("x and y must be torch tensors")
+    if isinstance(eps, bool) or not isinstance(eps, numbers.Real):
+        raise ValueError(f"eps must be a number in pixel units (e.g. 8/255), got {type(eps).__name__}")
+    if y.dtype != torch.long:
+        raise ValueError(f"y must hold class indices as torch.long (int64), got {y.dtype}")
     if not torch.is_floating_point(x):
         raise ValueError(f"x must be a float tensor in [0, 1], got dtype {x.dtype}")
     if x.dim() != 4:
@@ -58,10 +65,24 @@ def check_inputs(x: torch.Tensor, y: torch.Tensor, eps: float, norm: str = "linf
                          f"inside the model (models.Normalize), not in the data.")
 
 
-def check_logits(out: torch.Tensor) -> None:
-    """Raise ValueError if a model's output looks like probabilities, not logits."""
+def check_model(model: torch.nn.Module, x: torch.Tensor) -> None:
+    """Raise ValueError if x is on another device or of another dtype than the model's parameters."""
+    p = next(model.parameters(), None)
+    if p is None:
+        return
+    if p.device != x.device:
+        raise ValueError(f"x is on {x.device} but the model is on {p.device}; move x with x.to('{p.device}')")
+    if p.dtype != x.dtype:
+        raise ValueError(f"x is {x.dtype} but the model's weights are {p.dtype}; convert x with x.to({p.dtype})")
+
+
+def check_logits(out: torch.Tensor, y: torch.Tensor | None = None) -> None:
+    """Raise ValueError if a model's output looks like probabilities, not logits, or y is out of range."""
     if out.dim() != 2:
         raise ValueError(f"model must return logits of shape (B, num_classes), got {tuple(out.shape)}")
+    if y is not None and y.numel() and (y.min() < 0 or y.max() >= out.shape[1]):
+        raise ValueError(f"labels must be in [0, {out.shape[1] - 1}] for a model with {out.shape[1]} "
+                         f"outputs; got labels in [{y.min().item()}, {y.max().item()}]")
     rows_sum_to_one = torch.allclose(out.sum(1), torch.ones_like(out[:, 0]), atol=1e-4)
     if out.shape[1] > 1 and out.min() >= 0 and rows_sum_to_one:
         raise ValueError("The model's outputs are non-negative and each row sums to 1: they look "
@@ -115,10 +136,11 @@ def fgsm(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, *, eps: float
         x_adv (B, C, H, W), detached, in [0, 1], with ||x_adv - x||_inf <= eps.
     """
     check_inputs(x, y, eps, "linf")
+    check_model(model, x)
     if x.shape[0] == 0 or eps == 0:
         return x.detach().clone()
     with eval_mode(model):
-        check_logits(model(x[:2]).detach())
+        check_logits(model(x[:2]).detach(), y)
         grad, _ = _input_grad(model, loss_fn, x, y, targeted)
         return (x + eps * grad.sign()).clamp(0, 1).detach()
 
@@ -192,16 +214,20 @@ def pgd(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, *, eps: float,
         x_adv (B, C, H, W), detached, in [0, 1], within eps of x in the chosen norm.
     """
     check_inputs(x, y, eps, norm)
+    check_model(model, x)
+    for name, v in (("steps", steps), ("restarts", restarts)):
+        if isinstance(v, bool) or not isinstance(v, numbers.Integral):
+            raise ValueError(f"{name} must be an int, got {v!r}")
     if steps < 0 or restarts < 1:
         raise ValueError(f"need steps >= 0 and restarts >= 1, got steps={steps}, restarts={restarts}")
     alpha = 2.5 * eps / max(steps, 1) if alpha is None else alpha
-    if not math.isfinite(alpha) or alpha < 0:
+    if isinstance(alpha, bool) or not isinstance(alpha, numbers.Real) or not math.isfinite(alpha) or alpha < 0:
         raise ValueError(f"alpha (step size) must be finite and >= 0, got {alpha}")
     if x.shape[0] == 0 or eps == 0:
         return x.detach().clone()
     x = x.detach()
     with eval_mode(model):
-        check_logits(model(x[:2]).detach())
+        check_logits(model(x[:2]).detach(), y)
         best = _pgd_once(model, x, y, eps, alpha, steps, norm, random_start, targeted, loss_fn)
         if restarts == 1:
             return best

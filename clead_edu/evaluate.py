@@ -113,7 +113,8 @@ def autoattack(model, x, y, *, eps: float, version: str = "standard", norm: str 
                                                   batch_size=batch_size)
     finally:
         logger.removeHandler(collector)
-    return predict(model, x_adv.cpu()) == y.cpu(), collector.messages
+    flags = list(dict.fromkeys(m.strip() for m in collector.messages))  # once each, in order
+    return predict(model, x_adv.cpu()) == y.cpu(), flags
 
 
 # ----------------------------------------------------------------------------- full report

@@ -92,10 +92,20 @@ class TrainConfig:
     def __post_init__(self):
         if self.objective not in OBJECTIVES:
             raise ValueError(f"objective must be one of {OBJECTIVES}, got {self.objective!r}")
+        for name in ("epochs", "batch_size", "steps", "head_dim", "seed", "num_workers"):
+            v = getattr(self, name)
+            if isinstance(v, bool) or not isinstance(v, int) or v < (1 if name in ("epochs", "batch_size") else 0):
+                raise ValueError(f"{name} must be an int >= {1 if name in ('epochs', 'batch_size') else 0}, got {v!r}")
+        for name in ("lr", "momentum", "weight_decay", "warmup_epochs", "eps", "alpha", "beta", "lam", "tau", "mu"):
+            v = getattr(self, name)
+            if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) or v < 0:
+                raise ValueError(f"{name} must be a finite number >= 0, got {v!r}")
         if self.eps > 1:
-            raise ValueError(f"eps={self.eps} is in 0-255 units; write {self.eps:g}/255")
-        if self.epochs < 1 or self.batch_size < 1:
-            raise ValueError("epochs and batch_size must be >= 1")
+            raise ValueError(f"eps={self.eps} is in 0-255 units; write {self.eps:g}/255 (= {self.eps / 255:.4f})")
+        if self.lr == 0 or self.tau == 0:
+            raise ValueError("lr and tau must be > 0")
+        if self.positives not in ("class", "pair"):
+            raise ValueError(f"positives must be 'class' or 'pair', got {self.positives!r}")
 
 
 # ----------------------------------------------------------------------------- objectives

@@ -186,6 +186,17 @@ def test_pgd_linf_matches_torchattacks(standard_model, ref_batch):
     assert (ours - x).abs().max() > EPS / 2
 
 
+def test_targeted_pgd_matches_torchattacks(standard_model, ref_batch):
+    """Targeted pgd equals torchattacks.PGD in targeted mode (descending CE towards the target)."""
+    torchattacks = pytest.importorskip("torchattacks")
+    x, y = ref_batch
+    ours = pgd(standard_model, x, target_of(y), eps=EPS, alpha=0.05, steps=10, random_start=False, targeted=True)
+    atk = torchattacks.PGD(standard_model, eps=EPS, alpha=0.05, steps=10, random_start=False)
+    atk.set_mode_targeted_by_function(lambda images, labels: target_of(labels), quiet=True)
+    theirs = atk(x, y)
+    assert torch.allclose(ours, theirs, atol=1e-6, rtol=0) and not torch.equal(ours, x)
+
+
 def test_pgd_l2_matches_torchattacks(standard_model, ref_batch):
     """pgd (L2, no random start) equals torchattacks.PGDL2 up to float rounding.
 
