@@ -71,14 +71,17 @@ def build_parser() -> argparse.ArgumentParser:
 def settings(args) -> dict:
     """The preset for args.dataset, overridden by every option given on the command line."""
     p = preset(args.preset, args.dataset)
-    for key in ("arch", "epochs", "eps", "train_steps", "train_n", "eval_n", "aa_n", "umap_n",
+    for key in ("arch", "epochs", "train_steps", "train_n", "eval_n", "aa_n", "umap_n",
                 "batch_size", "lr"):
         if getattr(args, key) is not None:
             p[key] = getattr(args, key)
     if args.eps is not None:
+        if not args.eps > 0:
+            raise SystemExit(f"error: --eps must be > 0, got {args.eps}")
         if args.eps > 1:
             raise SystemExit(f"error: --eps {args.eps} is in 0-255 units; pass {args.eps / 255:.5f} (= {args.eps:g}/255)")
-        p["alpha"] = 2.5 * args.eps / p["train_steps"]
+        p["alpha"] *= args.eps / p["eps"]   # keep the dataset's step/eps ratio (1/4)
+        p["eps"] = args.eps
     p.update(seed=args.seed, lam=args.lam, tau=args.tau, mu=args.mu, positives=args.positives,
              head_dim=args.head_dim, beta=args.beta)
     return p
@@ -223,7 +226,6 @@ def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
     import matplotlib
     matplotlib.use("Agg")
-    torch.set_num_threads(max(torch.get_num_threads(), 1))
     try:
         run(args)
     except (D.DatasetUnavailable, ValueError) as err:

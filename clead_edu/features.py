@@ -74,4 +74,8 @@ def umap_2d(pairs: Pairs, n_neighbors: int = 15, min_dist: float = 0.1, seed: in
     z = torch.cat([pairs.clean, pairs.adv]).numpy()
     reducer = umap.UMAP(n_neighbors=min(n_neighbors, len(z) - 1), min_dist=min_dist,
                         metric="cosine", random_state=seed, n_jobs=1)
-    return reducer.fit_transform(z)
+    threads = torch.get_num_threads()
+    try:
+        return reducer.fit_transform(z)
+    finally:
+        torch.set_num_threads(threads)  # umap/numba resets torch's thread count

@@ -75,7 +75,7 @@ def supcon_loss(z: torch.Tensor, labels: torch.Tensor, tau: float = 0.1,
     pos, denom = supcon_masks(labels, positives)
     logits = (z @ z.T / tau).masked_fill(~denom, float("-inf"))
     log_prob = logits.log_softmax(dim=1)
-    target = pos.float() / pos.sum(1, keepdim=True).clamp_min(1)
+    target = pos.to(z.dtype) / pos.sum(1, keepdim=True).clamp_min(1)
     per_anchor = -(target * torch.where(pos, log_prob, torch.zeros_like(log_prob))).sum(1)
     return per_anchor[pos.any(1)].mean()
 

@@ -253,7 +253,7 @@ def load_or_train(path, model, train_set, cfg: TrainConfig, *, test_set=None, re
     path = Path(path)
     meta_path = path / "model.json"
     if not retrain and meta_path.exists():
-        meta = json.loads(meta_path.read_text())
+        meta = _read_meta(meta_path)
         if meta.get("train") == asdict(cfg) and meta.get("model") == getattr(model, "config", None):
             load_checkpoint(path / "model.pt", model, device=next(model.parameters()).device)
             print(f"[clead_edu] loaded {cfg.objective} model from {path}")
@@ -297,9 +297,23 @@ def save_checkpoint(model, path, meta: dict | None = None) -> Path:
     return path
 
 
+def _read_meta(meta_path: Path) -> dict:
+    """The JSON metadata beside a checkpoint ({} if absent); CheckpointError if unreadable."""
+    if not meta_path.exists():
+        return {}
+    try:
+        meta = json.loads(meta_path.read_text())
+    except (ValueError, UnicodeDecodeError) as err:
+        raise CheckpointError(f"{meta_path} is not valid JSON ({err}); it should be the metadata "
+                              f"written with the checkpoint. Download or train it again.") from None
+    if not isinstance(meta, dict):
+        raise CheckpointError(f"{meta_path} does not hold checkpoint metadata (a JSON object)")
+    return meta
+
+
 def _torch_load(path: Path):
     """torch.load(weights_only=True) with errors that name the file and say what to do."""
-    if not path.exists():
+    if not path.is_file():
         raise CheckpointError(f"Checkpoint {path} does not exist. Train the model first "
                               f"(its notebook or `python -m clead_edu run`), or check the path.")
     try:
@@ -322,8 +336,11 @@ def load_checkpoint(path, model=None, device="cpu"):
     Raises CheckpointError with the file name and a remedy for every failure.
     """
     path = Path(path)
+    if path.is_dir():
+        raise CheckpointError(f"{path} is a folder; pass the checkpoint file inside it, "
+                              f"e.g. {path / 'model.pt'}")
     meta_path = path.with_suffix(".json")
-    meta = json.loads(meta_path.read_text()) if meta_path.exists() else {}
+    meta = _read_meta(meta_path)
     if path.exists() and meta.get("sha256") and sha256(path) != meta["sha256"]:
         raise CheckpointError(f"Checkpoint {path} does not match the SHA-256 in {meta_path}: "
                               f"the file was changed or only partly downloaded. Get it again.")

@@ -29,6 +29,11 @@ def train_small_cnn(data, objective: str, **overrides):
     return model.eval()
 
 
+def pytest_runtest_setup(item):
+    """Before each test and its fixtures: one thread again (umap-learn's fit resets torch to 2)."""
+    torch.set_num_threads(1)
+
+
 @pytest.fixture(autouse=True)
 def _seed():
     """Every test starts from the same RNG state (PGD random starts, random tensors)."""

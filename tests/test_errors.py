@@ -184,8 +184,6 @@ def test_checkpoint_changed_after_saving(change, saved):
     assert str(path) in str(err.value)
 
 
-@pytest.mark.xfail(strict=True, raises=json.JSONDecodeError, reason="BUG train.load_checkpoint: json.loads(model.json) is unguarded, "
-                   "so a corrupt JSON raises a bare JSONDecodeError that does not name the file")
 def test_corrupt_json_beside_checkpoint(saved):
     """A model.json that is not JSON (e.g. an HTML page) raises CheckpointError naming it."""
     path, _ = saved
@@ -195,8 +193,6 @@ def test_corrupt_json_beside_checkpoint(saved):
     assert "model.json" in str(err.value)
 
 
-@pytest.mark.xfail(strict=True, raises=IsADirectoryError, reason="BUG train._torch_load: for a folder, path.read_bytes() inside the "
-                   "except clause raises IsADirectoryError instead of CheckpointError")
 def test_folder_instead_of_checkpoint(saved):
     """Passing the run folder instead of its model.pt raises CheckpointError, not IsADirectoryError."""
     path, _ = saved

@@ -92,8 +92,6 @@ def test_help():
         assert opt in res.stdout, opt
 
 
-@pytest.mark.xfail(strict=True, raises=AssertionError, reason="BUG __main__.settings: --eps also resets alpha to 2.5*eps/train_steps "
-                   "(0.1), while leaving --eps out keeps the dataset's alpha (0.05)")
 def test_explicit_default_eps_changes_nothing():
     """Passing --eps with the dataset's default value gives exactly the default settings."""
     from clead_edu.__main__ import build_parser, settings
