@@ -46,6 +46,7 @@ def lab(tmp_path):
     for var in ("JUPYTER_CONFIG_DIR", "JUPYTER_DATA_DIR", "JUPYTER_RUNTIME_DIR",
                 "JUPYTERLAB_WORKSPACES_DIR", "JUPYTERLAB_SETTINGS_DIR"):
         env[var] = str(tmp_path / var.lower())
+    _write_settings(Path(env["JUPYTERLAB_SETTINGS_DIR"]))
     cmd = [sys.executable, "-m", "jupyterlab", "--no-browser", "--allow-root",
            "--ServerApp.ip=127.0.0.1", f"--ServerApp.port={port}", f"--IdentityProvider.token={token}",
            f"--ServerApp.root_dir={work}", "--LabApp.expose_app_in_browser=True"]
@@ -68,11 +69,64 @@ def lab(tmp_path):
         log.close()
 
 
+def _write_settings(folder: Path) -> None:
+    """Render every cell (no windowing, so widgets below the fold exist) and skip the news pop-up."""
+    settings = {"notebook-extension/tracker": '{"windowingMode": "none"}',
+                "apputils-extension/notification": '{"fetchNews": "false"}'}
+    for name, text in settings.items():
+        ext, plugin = name.split("/")
+        path = folder / "@jupyterlab" / ext / f"{plugin}.jupyterlab-settings"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text)
+
+
 def _widget_state(page):
     """(status text, src of the figure) shown by the eps explorer."""
     status = page.locator(".widget-html-content", has_text="prediction:").first.inner_text()
     img = page.locator(".widget-output img").first.get_attribute("src") or ""
     return status, img
+
+
+def _run_and_slide(page, base, token, shots):
+    """Open the notebook, Run All, move the epsilon slider; returns (readout, state before, after)."""
+    page.goto(f"{base}/lab/tree/02_attacks.ipynb?token={token}&reset")
+    page.wait_for_selector(".jp-Notebook-ExecutionIndicator[data-status='idle']", timeout=120_000)
+    page.wait_for_function("window.jupyterapp !== undefined", timeout=30_000)
+    page.get_by_text("Python 3 (ipykernel) | Idle").wait_for(timeout=120_000)
+    for attempt in range(5):   # a Run All sent before the kernel connection is up does nothing
+        page.evaluate("window.jupyterapp.commands.execute('notebook:run-all-cells')")
+        try:
+            page.wait_for_function(
+                r"""() => [...document.querySelectorAll('.jp-InputPrompt')]
+                          .some(p => /\[(\*|\d+)\]/.test(p.textContent))""", timeout=15_000)
+            break
+        except Exception:
+            if attempt == 4:
+                raise
+    slider = page.locator(".widget-slider", has_text="epsilon").first
+    slider.wait_for(state="attached", timeout=300_000)
+    page.wait_for_selector(".jp-Notebook-ExecutionIndicator[data-status='idle']", timeout=300_000)
+    errors = page.locator(".jp-OutputArea-output", has_text="Traceback").count()
+    assert errors == 0, "a cell raised an error"
+    slider.scroll_into_view_if_needed()
+    page.wait_for_timeout(500)
+    before = _widget_state(page)
+    assert before[0].startswith("prediction:") and before[1].startswith("data:image/png")
+    page.screenshot(path=str(shots / "02_attacks_before.png"))
+    handle = slider.locator(".noUi-handle")
+    handle.focus()
+    for _ in range(12):                       # 12 steps of eps_max/20: eps 0 -> 0.6 eps_max
+        handle.press("ArrowRight")
+        page.wait_for_timeout(150)
+    readout = slider.locator(".widget-readout").inner_text()
+    page.wait_for_function(
+        """(old) => { const img = document.querySelector('.widget-output img');
+                      return img && img.getAttribute('src') !== old; }""",
+        arg=before[1], timeout=60_000)
+    page.wait_for_timeout(1000)
+    after = _widget_state(page)
+    page.screenshot(path=str(shots / "02_attacks_after.png"))
+    return readout, before, after
 
 
 def test_eps_slider_changes_prediction(lab):
@@ -84,34 +138,13 @@ def test_eps_slider_changes_prediction(lab):
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=CHROMIUM, args=FLAGS)
         page = browser.new_page(viewport={"width": 1400, "height": 1000})
-        page.goto(f"{base}/lab/tree/02_attacks.ipynb?token={token}&reset")
-        page.wait_for_selector(".jp-Notebook-ExecutionIndicator[data-status='idle']", timeout=120_000)
-        page.wait_for_function("window.jupyterapp !== undefined", timeout=30_000)
-        page.evaluate("window.jupyterapp.commands.execute('notebook:run-all-cells')")
-        slider = page.locator(".widget-slider", has_text="epsilon").first
-        slider.wait_for(timeout=300_000)
-        page.wait_for_selector(".jp-Notebook-ExecutionIndicator[data-status='idle']", timeout=300_000)
-        errors = page.locator(".jp-OutputArea-output[data-mime-type='application/vnd.jupyter.stderr']",
-                              has_text="Traceback").count()
-        assert errors == 0, "a cell raised an error"
-        slider.scroll_into_view_if_needed()
-        before = _widget_state(page)
-        assert before[0].startswith("prediction:") and before[1].startswith("data:image/png")
-        page.screenshot(path=str(shots / "02_attacks_before.png"))
-        handle = slider.locator(".noUi-handle")
-        handle.focus()
-        for _ in range(12):                       # 12 steps of eps_max/20: eps 0 -> 0.6 eps_max
-            handle.press("ArrowRight")
-            page.wait_for_timeout(150)
-        readout = slider.locator(".widget-readout").inner_text()
-        page.wait_for_function(
-            """(old) => { const img = document.querySelector('.widget-output img');
-                          return img && img.getAttribute('src') !== old; }""",
-            arg=before[1], timeout=60_000)
-        page.wait_for_timeout(1000)
-        after = _widget_state(page)
-        page.screenshot(path=str(shots / "02_attacks_after.png"))
-        browser.close()
+        try:
+            readout, before, after = _run_and_slide(page, base, token, shots)
+        except Exception:
+            page.screenshot(path=str(shots / "02_attacks_failure.png"), full_page=True)
+            raise
+        finally:
+            browser.close()
     assert float(readout) > 0, f"slider did not move (readout {readout})"
     assert after[1] != before[1], "the figure did not change"
     assert after[0] != before[0], f"the displayed prediction did not change: {after[0]!r}"
