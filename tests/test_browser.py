@@ -43,6 +43,7 @@ def lab(tmp_path):
     shutil.copy(ROOT / "notebooks" / "02_attacks.ipynb", work)
     port, token = _free_port(), secrets.token_hex(16)
     env = dict(os.environ)
+    env.pop("MPLBACKEND", None)   # e.g. Agg would replace the notebook's inline figures by text
     for var in ("JUPYTER_CONFIG_DIR", "JUPYTER_DATA_DIR", "JUPYTER_RUNTIME_DIR",
                 "JUPYTERLAB_WORKSPACES_DIR", "JUPYTERLAB_SETTINGS_DIR"):
         env[var] = str(tmp_path / var.lower())
