@@ -98,20 +98,6 @@ def preact_resnet18_body(in_channels: int) -> tuple[nn.Module, int]:
 
 # ----------------------------------------------------------------------------- WideResNet
 
-class WideBlock(nn.Module):
-    def __init__(self, cin, cout, stride):
-        super().__init__()
-        self.bn1, self.conv1 = nn.BatchNorm2d(cin), nn.Conv2d(cin, cout, 3, stride, 1, bias=False)
-        self.bn2, self.conv2 = nn.BatchNorm2d(cout), nn.Conv2d(cout, cout, 3, 1, 1, bias=False)
-        self.shortcut = (nn.Conv2d(cin, cout, 1, stride, bias=False)
-                         if stride != 1 or cin != cout else None)
-
-    def forward(self, x):
-        out = F.relu(self.bn1(x))
-        skip = self.shortcut(out) if self.shortcut is not None else x
-        return self.conv2(F.relu(self.bn2(self.conv1(out)))) + skip
-
-
 def wide_resnet_body(in_channels: int, depth: int = 28, widen: int = 10) -> tuple[nn.Module, int]:
     """WideResNet-depth-widen: 3 stages of (depth-4)/6 blocks, 16*widen..64*widen channels."""
     if (depth - 4) % 6:
@@ -120,7 +106,7 @@ def wide_resnet_body(in_channels: int, depth: int = 28, widen: int = 10) -> tupl
     layers, cin = [nn.Conv2d(in_channels, 16, 3, 1, 1, bias=False)], 16
     for cout, stride in zip(widths, [1, 2, 2]):
         for i in range(n):
-            layers.append(WideBlock(cin, cout, stride if i == 0 else 1))
+            layers.append(PreActBlock(cin, cout, stride if i == 0 else 1))  # WRN blocks are pre-activation blocks
             cin = cout
     layers += [nn.BatchNorm2d(cin), nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten()]
     return nn.Sequential(*layers), cin
