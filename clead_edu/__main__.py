@@ -134,16 +134,12 @@ def example_figures(models: dict, x, y, p: dict, data, out: Path) -> list[str]:
     for name in [k for k in ("standard", "clead") if k in models]:
         model = models[name]
         torch.manual_seed(p["seed"])
-        x_adv = pgd(model, x[:8].to(_dev(model)), y[:8].to(_dev(model)), eps=p["eps"], steps=p["pgd_steps"]).cpu()
+        x_adv = E.attack_all(model, x[:8], y[:8], pgd, eps=p["eps"], steps=p["pgd_steps"])
         fig = P.adversarial_examples(x[:8], x_adv, y[:8], E.predict(model, x[:8]), E.predict(model, x_adv),
                                      data.classes, title=f"{LABELS[name]} model under PGD-{p['pgd_steps']}, eps {p['eps']:.4g}")
         fig.savefig(out / f"adversarial_examples_{name}.png", dpi=110)
         files.append(f"adversarial_examples_{name}.png")
     return files
-
-
-def _dev(model):
-    return next(model.parameters()).device
 
 
 def write_report(out: Path, p: dict, results: dict, feats: dict, figures: list[str], times: dict) -> None:

@@ -168,9 +168,9 @@ def sanity_checks(model, x, y, *, eps: float, steps: int = 10, tol: float = 0.02
     - PGD is not weaker than FGSM;
     - a very large eps (0.5) drives accuracy to (near) zero.
     """
-    clean = accuracy(model, x, y)
-    pgd0 = accuracy(model, x, y, pgd, eps=0.0, steps=steps)
     curve = eps_curve(model, x, y, [0, eps / 2, eps, 2 * eps], steps=steps)
+    clean = curve[0]                                   # eps_curve's first point is the clean accuracy
+    pgd0 = accuracy(model, x, y, pgd, eps=0.0, steps=steps)
     acc_fgsm, acc_pgd = accuracy(model, x, y, fgsm, eps=eps), curve[2]
     big = accuracy(model, x, y, pgd, eps=0.5, steps=max(steps, 20))
     return [

@@ -26,7 +26,7 @@ from tqdm.auto import tqdm
 from . import data as D
 from .attacks import eval_mode, pgd
 from .losses import ProjectionHead, clead_inner, clead_loss, embed, trades_inner, trades_loss
-from .models import build_model
+from .models import build_model, model_for
 
 OBJECTIVES = ("standard", "fgsm_at", "pgd_at", "trades", "clead")
 
@@ -237,7 +237,7 @@ def get_model(objective: str, data, p: dict, ckpt_root, *, device=None, progress
     name = objective + "".join(f"-{k}{v}" for k, v in sorted(overrides.items()))
     device = device or pick_device(verbose=False)
     seed_everything(cfg.seed)
-    model = build_model(p["arch"], data.num_classes, data.shape[0], data.mean, data.std).to(device)
+    model = model_for(data, p["arch"]).to(device)
     train_set = D.subset(data.train, p.get("train_n"), cfg.seed)
     return load_or_train(Path(ckpt_root) / name, model, train_set, cfg, progress=progress)
 
