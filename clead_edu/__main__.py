@@ -6,18 +6,19 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import re
 import sys
 import time
 from pathlib import Path
 
-import numpy as np
 import torch
 
 from . import data as D
 from . import evaluate as E
 from . import features as F
 from . import plots as P
+from . import study as S
 from .attacks import pgd
 from .models import model_for
 from .presets import PRESETS, preset
@@ -28,20 +29,15 @@ LABELS = {"standard": "Standard", "pgd_at": "PGD-AT", "trades": "TRADES", "clead
           "fgsm_at": "FGSM-AT"}
 
 
-def build_parser() -> argparse.ArgumentParser:
-    ap = argparse.ArgumentParser(prog="python -m clead_edu", description=__doc__,
-                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    sub = ap.add_subparsers(dest="command", required=True)
-    r = sub.add_parser("run", help="train and compare standard / PGD-AT / TRADES / C-LEAD",
-                       formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+def add_run_options(r: argparse.ArgumentParser) -> None:
+    """The options shared by `run`, `study` and `ablate`: data, preset, budget, C-LEAD knobs."""
     r.add_argument("--dataset", default="digits",
                    help="digits (offline) | cifar10 | cifar100 | imagenette | folder:PATH")
     r.add_argument("--preset", default="quick", choices=sorted(PRESETS),
                    help="quick: CPU, minutes; full: GPU, paper scale")
     r.add_argument("--device", default="auto", help="auto (cuda, then mps, then cpu) | cpu | cuda | cuda:1 ...")
     r.add_argument("--epochs", type=int, help="training epochs per model (default: from the preset)")
-    r.add_argument("--seed", type=int, default=0)
-    r.add_argument("--out", help="output folder (default: runs/<dataset>-<preset>-seed<seed>)")
+    r.add_argument("--out", help="output folder (default: runs/<dataset>-<preset>-...)")
     r.add_argument("--overwrite", action="store_true", help="reuse an existing output folder")
     r.add_argument("--resume", action="store_true", help="continue interrupted training in --out")
     r.add_argument("--objectives", default=",".join(OBJECTIVES),
@@ -50,9 +46,13 @@ def build_parser() -> argparse.ArgumentParser:
     g = r.add_argument_group("threat model and budget (defaults: preset and dataset)")
     g.add_argument("--arch", help="small_cnn | preact_resnet18 | wide_resnet | resnet18")
     g.add_argument("--eps", type=float, help="L-inf radius in pixel units, e.g. 0.0314 (=8/255)")
+    g.add_argument("--alpha", type=float, help="PGD step inside training, pixel units (default eps/4)")
     g.add_argument("--train-steps", type=int, help="PGD steps inside adversarial training")
     g.add_argument("--train-n", type=int, help="training images used (subset)")
     g.add_argument("--eval-n", type=int, help="test images for clean/FGSM/PGD")
+    g.add_argument("--extra-pgd-steps", type=int, help="also run PGD with this many steps (e.g. 50)")
+    g.add_argument("--extra-restarts", type=int, help="restarts of that PGD (robust = survives all)")
+    g.add_argument("--autoattack", choices=["standard", "quick", "none"], help="AutoAttack version")
     g.add_argument("--aa-n", type=int, help="test images for AutoAttack (0 = skip)")
     g.add_argument("--umap-n", type=int, help="test images in the UMAP pictures")
     g.add_argument("--batch-size", type=int)
@@ -64,17 +64,40 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--positives", default="class", choices=["class", "pair"])
     c.add_argument("--head-dim", type=int, default=0, help="projection head size (0 = none)")
     r.add_argument("--beta", type=float, default=6.0, help="TRADES beta")
+    r.add_argument("--no-figures", action="store_true", help="skip the example, eps-curve and UMAP figures")
     r.add_argument("--no-progress", action="store_true", help="hide progress bars")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    ap = argparse.ArgumentParser(prog="python -m clead_edu", description=__doc__,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = ap.add_subparsers(dest="command", required=True)
+    fmt = argparse.ArgumentDefaultsHelpFormatter
+    r = sub.add_parser("run", help="train and compare standard / PGD-AT / TRADES / C-LEAD", formatter_class=fmt)
+    add_run_options(r)
+    r.add_argument("--seed", type=int, default=0)
+    s = sub.add_parser("study", help="`run` for several seeds, then means and 95%% intervals", formatter_class=fmt)
+    add_run_options(s)
+    s.add_argument("--seeds", default="0,1,2", help="comma-separated seeds")
+    a = sub.add_parser("ablate", help="C-LEAD variants on a validation split of the training data",
+                       formatter_class=fmt)
+    add_run_options(a)
+    a.add_argument("--seeds", default="0,1,2", help="comma-separated seeds")
+    a.add_argument("--val-fraction", type=float, default=0.2, help="share of the training images held out")
+    a.add_argument("--variants", default=",".join(S.VARIANTS),
+                   help="comma-separated subset of " + ",".join(S.VARIANTS))
     return ap
 
 
 def settings(args) -> dict:
     """The preset for args.dataset, overridden by every option given on the command line."""
     p = preset(args.preset, args.dataset)
-    for key in ("arch", "epochs", "train_steps", "train_n", "eval_n", "aa_n", "umap_n",
-                "batch_size", "lr"):
+    for key in ("arch", "epochs", "train_steps", "train_n", "eval_n", "extra_pgd_steps", "extra_restarts",
+                "autoattack", "aa_n", "umap_n", "batch_size", "lr"):
         if getattr(args, key) is not None:
             p[key] = getattr(args, key)
+    if p["autoattack"] == "none":
+        p["autoattack"], p["aa_n"] = None, 0
     if args.eps is not None:
         if not args.eps > 0:
             raise SystemExit(f"error: --eps must be > 0, got {args.eps}")
@@ -82,33 +105,63 @@ def settings(args) -> dict:
             raise SystemExit(f"error: --eps {args.eps} is in 0-255 units; pass {args.eps / 255:.5f} (= {args.eps:g}/255)")
         p["alpha"] *= args.eps / p["eps"]   # keep the dataset's step/eps ratio (1/4)
         p["eps"] = args.eps
-    p.update(seed=args.seed, lam=args.lam, tau=args.tau, mu=args.mu, positives=args.positives,
+    if args.alpha is not None:
+        if not 0 < args.alpha <= 1:
+            raise SystemExit(f"error: --alpha must be in (0, 1] (pixel units), got {args.alpha}")
+        p["alpha"] = args.alpha
+    p.update(seed=getattr(args, "seed", 0), lam=args.lam, tau=args.tau, mu=args.mu, positives=args.positives,
              head_dim=args.head_dim, beta=args.beta)
     return p
 
 
-def out_dir(args) -> Path:
-    """runs/<name>; an existing folder gets a new suffix unless --overwrite or --resume."""
-    name = re.sub(r"[^A-Za-z0-9_.-]+", "_", f"{Path(args.dataset).name}-{args.preset}-seed{args.seed}")
+def out_dir(args, kind: str | None = None) -> Path:
+    """runs/<name>; an existing folder gets a new suffix unless --overwrite or --resume
+    (`study` and `ablate` always continue in theirs: see study.claim)."""
+    kind = kind or f"seed{args.seed}"
+    name = re.sub(r"[^A-Za-z0-9_.-]+", "_", f"{Path(args.dataset).name}-{args.preset}-{kind}")
     out = Path(args.out) if args.out else Path("runs") / name
-    if out.exists() and any(out.iterdir()) and not (args.overwrite or args.resume):
-        i = 2
-        while Path(f"{out}-{i}").exists():
-            i += 1
-        print(f"[clead_edu] {out} exists; writing to {out}-{i} (use --overwrite to reuse it)")
-        out = Path(f"{out}-{i}")
-    out.mkdir(parents=True, exist_ok=True)
+    if args.overwrite or args.resume or kind in ("study", "ablation"):
+        out.mkdir(parents=True, exist_ok=True)
+        return out
+    first, i = out, 2
+    while not claim_dir(out):             # in use, or taken a moment ago by a run started at once
+        out, i = Path(f"{first}-{i}"), i + 1
+    if out != first:
+        print(f"[clead_edu] {first} exists; writing to {out} (use --overwrite to reuse it)")
     return out
 
 
-def evaluate_model(model, x, y, p: dict, eps_grid) -> dict:
+def check_grid(eps: float) -> list[float]:
+    """The eps values the sanity checks need: 0, eps/2, eps, 2 eps."""
+    return [0.0, eps / 2, eps, 2 * eps]
+
+
+def claim_dir(out: Path) -> bool:
+    """Make `out` this run's folder if it is new or empty: creates out/.clead_edu_run with
+    O_EXCL, which only one process can do, so two runs started at once never share a folder."""
+    out.mkdir(parents=True, exist_ok=True)
+    if any(f.name != ".clead_edu_run" for f in out.iterdir()):
+        return False
+    try:
+        fd = os.open(out / ".clead_edu_run", os.O_CREAT | os.O_EXCL | os.O_WRONLY)
+    except FileExistsError:
+        return False
+    os.write(fd, f"pid {os.getpid()}\n".encode())
+    os.close(fd)
+    return True
+
+
+def evaluate_model(model, x, y, p: dict, eps_grid: list[float]) -> dict:
     """Clean/FGSM/PGD on the eval images, AutoAttack on the first aa_n, worst case, eps curve, checks."""
     res = E.robustness(model, x, y, eps=p["eps"], pgd_steps=p["pgd_steps"], restarts=p["restarts"],
-                       extra_pgd_steps=p["extra_pgd_steps"], autoattack_version=p["autoattack"],
+                       extra_pgd_steps=p["extra_pgd_steps"], extra_restarts=p["extra_restarts"],
+                       autoattack_version=p["autoattack"],
                        aa_n=p["aa_n"], seed=p["seed"])
     nc = min(p["curve_n"], len(x))
     curve = E.eps_curve(model, x[:nc], y[:nc], eps_grid, steps=p["pgd_steps"])
-    checks = E.sanity_checks(model, x[:nc], y[:nc], eps=p["eps"], steps=p["pgd_steps"])
+    at = [curve[eps_grid.index(e)] for e in check_grid(p["eps"])]   # the grid contains 0, eps/2, eps, 2eps
+    checks = E.sanity_checks(model, x[:nc], y[:nc], eps=p["eps"], steps=p["pgd_steps"], curve=at)
+    checks += E.attack_checks(res)
     return {"accuracy": res["accuracy"], "worst_case_n": res["worst_case_n"], "eps_curve": curve,
             "sanity_checks": checks, "autoattack_flags": res["autoattack_flags"]}
 
@@ -161,8 +214,6 @@ def write_report(out: Path, p: dict, results: dict, feats: dict, figures: list[s
         for c in r["sanity_checks"]:
             mark = "ok" if c["passed"] else "**WARNING: failed**"
             lines.append(f"- {LABELS[name]}: {c['check']}: {mark} ({c['detail']})")
-        for flag in r["autoattack_flags"]:
-            lines.append(f"- {LABELS[name]}: **AutoAttack flag**: {flag.strip()}")
     lines += ["", "## Feature space (clean vs adversarial twins)", "",
               "| model | pair distance | relative to class centroids | adv. nearest-clean-neighbour acc. |",
               "|---|---:|---:|---:|"]
@@ -188,7 +239,7 @@ def run(args) -> Path:
           f"{data.num_classes} classes), preset {p['preset']}, writing to {out}")
     train_set = D.subset(data.train, p["train_n"], p["seed"])
     x, y = D.take(data.test, p["eval_n"], p["seed"])
-    eps_grid = [float(e) for e in np.linspace(0, 2 * p["eps"], 7)]
+    eps_grid = check_grid(p["eps"]) if args.no_figures else [p["eps"] * i / 4 for i in range(9)]  # 0 .. 2 eps
     models, results, times = {}, {}, {}
     for obj in objectives:
         seed_everything(p["seed"])
@@ -202,13 +253,15 @@ def run(args) -> Path:
         print(f"[clead_edu] {LABELS[obj]}: " + ", ".join(
             f"{k} {100 * v:.1f}%" for k, v in results[obj]["accuracy"].items()))
         models[obj] = model
-    figures = example_figures(models, x, y, p, data, out)
-    P.eps_curves(eps_grid, {LABELS[k]: r["eps_curve"] for k, r in results.items()},
-                 train_eps=p["eps"], attack=f"PGD-{p['pgd_steps']}").savefig(out / "accuracy_vs_eps.png", dpi=110)
-    figures.append("accuracy_vs_eps.png")
-    feats = feature_space(models, x, y, p, data, out)
-    if (out / "umap_pairs.png").exists():
-        figures.append("umap_pairs.png")
+    figures, feats = [], {}
+    if not args.no_figures:
+        figures = example_figures(models, x, y, p, data, out)
+        P.eps_curves(eps_grid, {LABELS[k]: r["eps_curve"] for k, r in results.items()},
+                     train_eps=p["eps"], attack=f"PGD-{p['pgd_steps']}").savefig(out / "accuracy_vs_eps.png", dpi=110)
+        figures.append("accuracy_vs_eps.png")
+        feats = feature_space(models, x, y, p, data, out)
+        if (out / "umap_pairs.png").exists():
+            figures.append("umap_pairs.png")
     times["total"] = time.time() - t0
     metrics = {"settings": p, "device": str(device), "torch": torch.__version__, "eps_grid": eps_grid,
                "models": results, "feature_space": feats, "seconds": times}
@@ -223,7 +276,17 @@ def main(argv=None) -> int:
     import matplotlib
     matplotlib.use("Agg")
     try:
-        run(args)
+        if args.command == "run":
+            run(args)
+        elif args.command == "study":
+            out = S.claim(out_dir(args, "study"), settings(args), args.overwrite)
+            text = S.write_summary(out, S.seed_metrics(args, run, settings, out), LABELS,
+                                   "python -m clead_edu " + " ".join(sys.argv[1:] if argv is None else argv))
+            print(text + f"[clead_edu] written: {out / 'summary.md'}")
+        else:
+            out = S.claim(out_dir(args, "ablation"), settings(args) | {"val_fraction": args.val_fraction},
+                          args.overwrite)
+            print(S.ablate(args, settings(args), out) + f"[clead_edu] written: {out / 'ablation.md'}")
     except (D.DatasetUnavailable, ValueError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2

@@ -33,8 +33,9 @@ NORMS = ("linf", "l2")
 
 # ----------------------------------------------------------------------------- checks
 
-def check_inputs(x: torch.Tensor, y: torch.Tensor, eps: float, norm: str = "linf") -> None:
-    """Raise ValueError for the classic mistakes: eps in 0-255 units, x outside [0,1]..."""
+def check_inputs(x: torch.Tensor, y: torch.Tensor, eps: float, norm: str = "linf", model=None) -> None:
+    """Raise ValueError for the classic mistakes: eps in 0-255 units, x outside [0,1], x on
+    another device or of another dtype than `model` (if given)..."""
     if norm not in NORMS:
         raise ValueError(f"norm must be one of {NORMS}, got {norm!r}")
     if not isinstance(x, torch.Tensor) or not isinstance(y, torch.Tensor):
@@ -49,6 +50,10 @@ def check_inputs(x: torch.Tensor, y: torch.Tensor, eps: float, norm: str = "linf
         raise ValueError(f"x must have shape (B, C, H, W), got {tuple(x.shape)}")
     if y.shape != x.shape[:1]:
         raise ValueError(f"y must have shape ({x.shape[0]},), got {tuple(y.shape)}")
+    if y.device != x.device:
+        raise ValueError(f"x is on {x.device} but y is on {y.device}; put both on the model's device")
+    if model is not None:
+        check_model(model, x)
     if not math.isfinite(eps) or eps < 0:
         raise ValueError(f"eps must be a finite number >= 0, got {eps}")
     if norm == "linf" and eps > 1:
@@ -135,8 +140,7 @@ def fgsm(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, *, eps: float
     Returns:
         x_adv (B, C, H, W), detached, in [0, 1], with ||x_adv - x||_inf <= eps.
     """
-    check_inputs(x, y, eps, "linf")
-    check_model(model, x)
+    check_inputs(x, y, eps, "linf", model)
     if x.shape[0] == 0 or eps == 0:
         return x.detach().clone()
     with eval_mode(model):
@@ -213,8 +217,7 @@ def pgd(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, *, eps: float,
     Returns:
         x_adv (B, C, H, W), detached, in [0, 1], within eps of x in the chosen norm.
     """
-    check_inputs(x, y, eps, norm)
-    check_model(model, x)
+    check_inputs(x, y, eps, norm, model)
     for name, v in (("steps", steps), ("restarts", restarts)):
         if isinstance(v, bool) or not isinstance(v, numbers.Integral):
             raise ValueError(f"{name} must be an int, got {v!r}")

@@ -197,6 +197,16 @@ def subset(dataset: Dataset, n: int | None, seed: int = 0) -> Dataset:
     return Subset(dataset, idx.tolist())
 
 
+def split(dataset: Dataset, fraction: float, seed: int = 0) -> tuple[Dataset, Dataset]:
+    """Split `dataset` at random into (rest, held_out) with `fraction` of it held out,
+    e.g. a validation split carved from the training data."""
+    if not 0 < fraction < 1:
+        raise ValueError(f"fraction must be in (0, 1), got {fraction}")
+    idx = torch.randperm(len(dataset), generator=torch.Generator().manual_seed(seed)).tolist()
+    n_out = max(1, int(round(len(idx) * fraction)))
+    return Subset(dataset, idx[n_out:]), Subset(dataset, idx[:n_out])
+
+
 def take(dataset: Dataset, n: int | None = None, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
     """Stack `n` examples (a fixed random subset) into tensors x (n,C,H,W) in [0,1], y (n,)."""
     ds = subset(dataset, n, seed)

@@ -120,12 +120,15 @@ def autoattack(model, x, y, *, eps: float, version: str = "standard", norm: str 
 # ----------------------------------------------------------------------------- full report
 
 def robustness(model, x, y, *, eps: float, pgd_steps: int = 20, restarts: int = 1,
-               extra_pgd_steps: int | None = None, autoattack_version: str | None = "quick",
-               aa_n: int | None = None, batch_size: int = 256, seed: int = 0) -> dict:
+               extra_pgd_steps: int | None = None, extra_restarts: int = 1,
+               autoattack_version: str | None = "quick", aa_n: int | None = None,
+               batch_size: int = 256, seed: int = 0) -> dict:
     """Clean, FGSM, PGD-k (restarts), optional PGD with more steps, AutoAttack; and their worst case.
 
     x (N, C, H, W) in [0,1], y (N,); eps in pixel units (L-inf). PGD uses step size
-    2.5*eps/k and a random start. AutoAttack runs on the first `aa_n` images (all if
+    2.5*eps/k and a random start. The extra PGD (e.g. PGD-50) runs `extra_restarts`
+    times; an image counts as robust only if it survives every restart (later restarts
+    attack only the survivors). AutoAttack runs on the first `aa_n` images (all if
     None, skipped if 0 or version None); the worst case is taken per example over every
     attack, on those images. Returns {'accuracy': {name: float}, 'correct': {name: (n,)
     bool}, 'worst_case_n': int, 'autoattack_flags': [str]}.
@@ -133,9 +136,11 @@ def robustness(model, x, y, *, eps: float, pgd_steps: int = 20, restarts: int = 
     torch.manual_seed(seed)
     runs = {"clean": None, "fgsm": partial(fgsm, eps=eps),
             f"pgd{pgd_steps}": partial(pgd, eps=eps, steps=pgd_steps, restarts=restarts)}
-    if extra_pgd_steps:
-        runs[f"pgd{extra_pgd_steps}"] = partial(pgd, eps=eps, steps=extra_pgd_steps, restarts=restarts)
     ok = {name: correct(model, x, y, attack, batch_size) for name, attack in runs.items()}
+    if extra_pgd_steps:
+        name = f"pgd{extra_pgd_steps}" + (f"x{extra_restarts}" if extra_restarts > 1 else "")
+        ok[name] = correct_restarts(model, x, y, partial(pgd, eps=eps, steps=extra_pgd_steps),
+                                    extra_restarts, batch_size)
     n, flags = len(x), []
     if autoattack_version and aa_n != 0:
         n = len(x) if aa_n is None else min(aa_n, len(x))
@@ -143,6 +148,18 @@ def robustness(model, x, y, *, eps: float, pgd_steps: int = 20, restarts: int = 
     ok["worst_case"] = worst_case({k: v[:n] for k, v in ok.items()})
     return {"accuracy": {k: v.float().mean().item() for k, v in ok.items()}, "correct": ok,
             "worst_case_n": n, "autoattack_flags": flags}
+
+
+def correct_restarts(model, x, y, attack, restarts: int, batch_size: int = 256) -> torch.Tensor:
+    """Per-example correctness (N,) bool under `restarts` independent runs of `attack`: an
+    image is correct only if no run fools it. Each run attacks only the images still correct."""
+    ok = correct(model, x, y, None, batch_size)
+    for _ in range(restarts):
+        idx = ok.nonzero().flatten()
+        if len(idx) == 0:
+            break
+        ok[idx] = correct(model, x[idx], y[idx], attack, batch_size)
+    return ok
 
 
 def worst_case(correct_by_attack: dict[str, torch.Tensor]) -> torch.Tensor:
@@ -160,15 +177,19 @@ def eps_curve(model, x, y, eps_values, *, attack=pgd, batch_size: int = 256, **k
             accuracy(model, x, y, batch_size=batch_size) for e in eps_values]
 
 
-def sanity_checks(model, x, y, *, eps: float, steps: int = 10, tol: float = 0.02) -> list[dict]:
+def sanity_checks(model, x, y, *, eps: float, steps: int = 10, tol: float = 0.02,
+                  curve: list[float] | None = None) -> list[dict]:
     """Checks that catch broken evaluations and gradient masking; each {'check', 'passed', 'detail'}.
 
     - eps=0 PGD equals clean accuracy;
     - accuracy does not rise as eps grows (0, eps/2, eps, 2 eps);
     - PGD is not weaker than FGSM;
-    - a very large eps (0.5) drives accuracy to (near) zero.
+    - a very large eps (0.5) drives accuracy to (near) zero;
+    - input gradients do not vanish (`gradient_check`).
+    `attack_checks` adds the checks that need AutoAttack's result. `curve`: PGD-`steps`
+    accuracies at eps 0, eps/2, eps, 2 eps on these images if already computed.
     """
-    curve = eps_curve(model, x, y, [0, eps / 2, eps, 2 * eps], steps=steps)
+    curve = curve or eps_curve(model, x, y, [0, eps / 2, eps, 2 * eps], steps=steps)
     clean = curve[0]                                   # eps_curve's first point is the clean accuracy
     pgd0 = accuracy(model, x, y, pgd, eps=0.0, steps=steps)
     acc_fgsm, acc_pgd = accuracy(model, x, y, fgsm, eps=eps), curve[2]
@@ -183,4 +204,36 @@ def sanity_checks(model, x, y, *, eps: float, steps: int = 10, tol: float = 0.02
          "detail": f"FGSM {acc_fgsm:.3f}, PGD-{steps} {acc_pgd:.3f}"},
         {"check": "very large eps reaches ~0", "passed": big <= 0.05,
          "detail": f"PGD at eps 0.5: {big:.3f}"},
+        gradient_check(model, x, y),
     ]
+
+
+def gradient_check(model, x, y, *, max_zero: float = 0.05, batch_size: int = 256) -> dict:
+    """Input gradients must not vanish: the fraction of images whose cross-entropy gradient
+    with respect to the input is exactly zero must be at most `max_zero` (masking sign)."""
+    dev, zero = _device(model), 0
+    with eval_mode(model):
+        for i in range(0, len(x), batch_size):
+            xb = x[i:i + batch_size].to(dev).requires_grad_(True)
+            loss = torch.nn.functional.cross_entropy(model(xb), y[i:i + batch_size].to(dev), reduction="sum")
+            g, = torch.autograd.grad(loss, xb)
+            zero += (g.flatten(1).abs().amax(1) == 0).sum().item()
+    frac = zero / max(len(x), 1)
+    return {"check": "input gradients not vanishing", "passed": frac <= max_zero,
+            "detail": f"{100 * frac:.1f}% of images have an all-zero input gradient"}
+
+
+def attack_checks(res: dict) -> list[dict]:
+    """Checks on a `robustness` result: AutoAttack not weaker than PGD on the same images, and
+    AutoAttack's own warning flags (none expected)."""
+    ok, n = res["correct"], res["worst_case_n"]
+    if "autoattack" not in ok:
+        return []
+    pgd_keys = [k for k in ok if k.startswith("pgd")]
+    acc_pgd = min(ok[k][:n].float().mean().item() for k in pgd_keys)
+    acc_aa = ok["autoattack"].float().mean().item()
+    flags = res["autoattack_flags"]
+    return [{"check": "AutoAttack not weaker than PGD", "passed": acc_aa <= acc_pgd + 0.02,
+             "detail": f"on {n} images: AutoAttack {acc_aa:.3f}, strongest PGD {acc_pgd:.3f}"},
+            {"check": "no AutoAttack flags", "passed": not flags,
+             "detail": "; ".join(f.strip() for f in flags) or "AutoAttack raised no warning"}]

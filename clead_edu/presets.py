@@ -11,14 +11,16 @@ PRESETS = {
         train_n=5000,            # training images (None = all)
         train_steps=5,           # PGD steps inside training
         eval_n=500,              # test images for clean/FGSM/PGD
-        pgd_steps=20, extra_pgd_steps=None, restarts=1,
+        pgd_steps=20, restarts=1,
+        extra_pgd_steps=None, extra_restarts=1,   # e.g. PGD-50 with 3 restarts
         autoattack="quick", aa_n=200,
         umap_n=300, curve_n=300,
     ),
     "full": dict(
         arch="preact_resnet18", epochs=30, batch_size=128, lr=0.1,
         train_n=None, train_steps=10,
-        eval_n=None, pgd_steps=20, extra_pgd_steps=50, restarts=1,
+        eval_n=None, pgd_steps=20, restarts=1,
+        extra_pgd_steps=50, extra_restarts=3,
         autoattack="standard", aa_n=1000,
         umap_n=1000, curve_n=1000,
     ),

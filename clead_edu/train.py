@@ -189,6 +189,8 @@ def train(model, train_set, cfg: TrainConfig, *, test_set=None, out_dir=None,
     epoch (out_dir/train_state.pt), so that `resume=True` continues an interrupted run.
     Clean test accuracy is logged each epoch when `test_set` is given.
     """
+    if len(train_set) == 0:
+        raise ValueError("the training set is empty (check train_n and the dataset's folder)")
     device = next(model.parameters()).device
     loader = D.loader(train_set, cfg.batch_size, train=True, seed=cfg.seed, num_workers=cfg.num_workers)
     test_loader = D.loader(test_set, 256, train=False) if test_set is not None else None

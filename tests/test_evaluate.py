@@ -84,7 +84,7 @@ def test_sanity_checks_pass_on_pgd_at(pgd_at_model, batch):
     """All sanity checks pass on an honestly trained PGD-AT model."""
     x, y = batch
     checks = E.sanity_checks(pgd_at_model, x, y, eps=EPS)
-    assert len(checks) == 4 and all(c["passed"] for c in checks), checks
+    assert len(checks) == 5 and all(c["passed"] for c in checks), checks
 
 
 def test_sanity_checks_catch_gradient_masking(standard_model, batch):
