@@ -95,6 +95,17 @@ def check_logits(out: torch.Tensor, y: torch.Tensor | None = None) -> None:
                          "logits; remove the final softmax from the model.")
 
 
+def probe(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor) -> None:
+    """Run the model on two images of x: a ValueError if it cannot take x's shape or does not
+    return logits for y's classes."""
+    try:
+        out = model(x[:2]).detach()
+    except RuntimeError as err:
+        raise ValueError(f"the model cannot take inputs of shape {tuple(x.shape)} (B, C, H, W): "
+                         f"{str(err).splitlines()[0]}") from err
+    check_logits(out, y)
+
+
 @contextmanager
 def eval_mode(model: torch.nn.Module):
     """Put every module in eval mode; restore each module's own mode afterwards."""
@@ -144,7 +155,7 @@ def fgsm(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, *, eps: float
     if x.shape[0] == 0 or eps == 0:
         return x.detach().clone()
     with eval_mode(model):
-        check_logits(model(x[:2]).detach(), y)
+        probe(model, x, y)
         grad, _ = _input_grad(model, loss_fn, x, y, targeted)
         return (x + eps * grad.sign()).clamp(0, 1).detach()
 
@@ -230,7 +241,7 @@ def pgd(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, *, eps: float,
         return x.detach().clone()
     x = x.detach()
     with eval_mode(model):
-        check_logits(model(x[:2]).detach(), y)
+        probe(model, x, y)
         best = _pgd_once(model, x, y, eps, alpha, steps, norm, random_start, targeted, loss_fn)
         if restarts == 1:
             return best
