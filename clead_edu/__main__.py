@@ -64,6 +64,10 @@ def add_run_options(r: argparse.ArgumentParser) -> None:
     c.add_argument("--positives", default="class", choices=["class", "pair"])
     c.add_argument("--head-dim", type=int, default=0, help="projection head size (0 = none)")
     r.add_argument("--beta", type=float, default=6.0, help="TRADES beta")
+    r.add_argument("--fast", default="auto", choices=["auto", "on", "off"],
+                   help="fast path (data on the device, bf16 autocast in training, channels_last); "
+                        "auto = on for the full preset on CUDA")
+    r.add_argument("--compile", action="store_true", help="torch.compile the model for training")
     r.add_argument("--no-figures", action="store_true", help="skip the example, eps-curve and UMAP figures")
     r.add_argument("--no-progress", action="store_true", help="hide progress bars")
 
@@ -109,6 +113,9 @@ def settings(args) -> dict:
         if not 0 < args.alpha <= 1:
             raise SystemExit(f"error: --alpha must be in (0, 1] (pixel units), got {args.alpha}")
         p["alpha"] = args.alpha
+    auto = p["fast"] and pick_device(args.device, verbose=False).type == "cuda"
+    p["fast"] = {"on": True, "off": False}.get(args.fast, auto)        # auto: the preset's, on CUDA
+    p["compile"] = args.compile
     p.update(seed=getattr(args, "seed", 0), lam=args.lam, tau=args.tau, mu=args.mu, positives=args.positives,
              head_dim=args.head_dim, beta=args.beta)
     return p

@@ -205,7 +205,7 @@ def _judge(model, x_adv, y, targeted: bool, loss_fn: LossFn) -> tuple[torch.Tens
 def pgd(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, *, eps: float,
         alpha: float | None = None, steps: int = 10, norm: str = "linf",
         random_start: bool = True, restarts: int = 1, targeted: bool = False,
-        loss_fn: LossFn = ce_loss) -> torch.Tensor:
+        loss_fn: LossFn = ce_loss, validate: bool = True) -> torch.Tensor:
     """Projected Gradient Descent (Madry et al., ICLR 2018), L-inf or L2.
 
     Threat model: the L-inf (or L2) ball of radius eps around x, intersected with
@@ -225,10 +225,13 @@ def pgd(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, *, eps: float,
         targeted: make the model predict y (the target labels) instead of leaving y.
         loss_fn: per-example loss (model, x_adv, y) -> (B,) to ascend; default
             cross-entropy. C-LEAD and TRADES pass their own inner losses here.
+        validate: check x, y, eps and the model first. The training loop checks its
+            batches once per epoch and passes False (each check waits for the GPU).
     Returns:
         x_adv (B, C, H, W), detached, in [0, 1], within eps of x in the chosen norm.
     """
-    check_inputs(x, y, eps, norm, model)
+    if validate:
+        check_inputs(x, y, eps, norm, model)
     for name, v in (("steps", steps), ("restarts", restarts)):
         if isinstance(v, bool) or not isinstance(v, numbers.Integral):
             raise ValueError(f"{name} must be an int, got {v!r}")
@@ -241,7 +244,8 @@ def pgd(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, *, eps: float,
         return x.detach().clone()
     x = x.detach()
     with eval_mode(model):
-        probe(model, x, y)
+        if validate:
+            probe(model, x, y)
         best = _pgd_once(model, x, y, eps, alpha, steps, norm, random_start, targeted, loss_fn)
         if restarts == 1:
             return best

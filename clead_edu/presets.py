@@ -15,6 +15,7 @@ PRESETS = {
         extra_pgd_steps=None, extra_restarts=1,   # e.g. PGD-50 with 3 restarts
         autoattack="quick", aa_n=200,
         umap_n=300, curve_n=300,
+        fast=False,              # the GPU fast path (train.fast_setup); see --fast
     ),
     "full": dict(
         arch="preact_resnet18", epochs=30, batch_size=128, lr=0.1,
@@ -23,6 +24,7 @@ PRESETS = {
         extra_pgd_steps=50, extra_restarts=3,
         autoattack="standard", aa_n=1000,
         umap_n=1000, curve_n=1000,
+        fast=True,               # used on CUDA only, unless --fast on
     ),
 }
 

@@ -198,24 +198,28 @@ def ablate(args, p: dict, out: Path) -> str:
 
 
 def write_ablation(out: Path, p: dict, args, rows: list[dict], variants: list[str]) -> str:
+    """ablation.md: one row per variant, with its validation PGD accuracy minus PGD-AT's on the
+    same seed and split (paired), when the PGD-AT reference was run."""
     by = {v: [r for r in rows if r["variant"] == v] for v in variants}
     clead = [v for v in variants if "objective" not in VARIANTS[v] and by[v]]
     best = max(clead, key=lambda v: interval([r["val_pgd"] for r in by[v]])[0]) if clead else None
+    ref = {r["seed"]: r["val_pgd"] for r in rows if r["variant"] == "PGD-AT (reference)"}
+    k = p["pgd_steps"]
     lines = [f"# C-LEAD ablation: {p['dataset']}, preset {p['preset']}", "",
              f"Trained on {100 * (1 - args.val_fraction):.0f}% of the training images, scored on the held-out "
              f"{100 * args.val_fraction:.0f}% (validation; the test split is not used). Seeds {args.seeds}; "
              f"every variant starts from lam {p['lam']}, tau {p['tau']}, mu {p['mu']}, positives "
              f"{p['positives']}, head {p['head_dim'] or 'none'}; {p['epochs']} epochs, eps {p['eps']:.4g}, "
-             f"training PGD-{p['train_steps']}. Accuracy in %, mean ± 95% interval over seeds.", "",
-             f"| variant | val clean | val PGD-{p['pgd_steps']} | train time (s) |", "|---|---:|---:|---:|"]
-    for v in variants:
-        r = by[v]
-        if r:
-            mark = " **(chosen)**" if v == best else ""
-            lines.append(f"| {v}{mark} | {fmt([x['val_clean'] for x in r])} | {fmt([x['val_pgd'] for x in r])} "
-                         f"| {sum(x['train_seconds'] for x in r) / len(r):.0f} |")
-    lines += ["", f"Chosen by mean validation PGD-{p['pgd_steps']} accuracy: **{best}** "
-              f"({VARIANTS.get(best) or 'no change'})."]
+             f"training PGD-{p['train_steps']}. Accuracy in %, mean ± 95% interval over seeds; the last "
+             f"column is paired (same seed, same split).", "",
+             f"| variant | val clean | val PGD-{k} | val PGD-{k} minus PGD-AT | train time (s) |",
+             "|---|---:|---:|---:|---:|"]
+    for v in [v for v in variants if by[v]]:
+        r, mark = by[v], " **(chosen)**" if v == best else ""
+        diff = [x["val_pgd"] - ref[x["seed"]] for x in r if x["seed"] in ref]
+        lines.append(f"| {v}{mark} | {fmt([x['val_clean'] for x in r])} | {fmt([x['val_pgd'] for x in r])} "
+                     f"| {fmt(diff) if diff else 'n/a'} | {sum(x['train_seconds'] for x in r) / len(r):.0f} |")
+    lines += ["", f"Chosen by mean validation PGD-{k} accuracy: **{best}** ({VARIANTS.get(best) or 'no change'})."]
     text = "\n".join(lines) + "\n"
     (out / "ablation.md").write_text(text)
     return text

@@ -24,7 +24,7 @@ import torch.nn.functional as F
 from tqdm.auto import tqdm
 
 from . import data as D
-from .attacks import eval_mode, pgd
+from .attacks import check_inputs, eval_mode, pgd
 from .losses import ProjectionHead, clead_inner, clead_loss, embed, trades_inner, trades_loss
 from .models import build_model, model_for
 
@@ -79,13 +79,16 @@ class TrainConfig:
     head_dim: int = 0                # C-LEAD projection head output size; 0 = no head
     seed: int = 0
     num_workers: int = 0
+    fast: bool = False               # GPU fast path: data on the device, bf16 autocast, channels_last
+    compile: bool = False            # torch.compile the model for the training steps
 
     @classmethod
     def from_preset(cls, objective: str, p: dict, **overrides) -> "TrainConfig":
         """A config for `objective` from a preset dict (`presets.preset(...)`), with overrides."""
         keys = {"epochs": "epochs", "batch_size": "batch_size", "lr": "lr", "eps": "eps",
                 "alpha": "alpha", "steps": "train_steps", "beta": "beta", "lam": "lam", "tau": "tau",
-                "mu": "mu", "positives": "positives", "head_dim": "head_dim", "seed": "seed"}
+                "mu": "mu", "positives": "positives", "head_dim": "head_dim", "seed": "seed",
+                "fast": "fast", "compile": "compile"}
         kw = {field: p[key] for field, key in keys.items() if key in p}
         return cls(objective=objective, **{**kw, **overrides})
 
@@ -115,12 +118,12 @@ def objective_step(model, x, y, cfg: TrainConfig, head=None) -> tuple[torch.Tens
 
     x (B, C, H, W) in [0, 1], y (B,). Adversarial objectives report logits on x_adv.
     """
-    attack = dict(eps=cfg.eps, alpha=cfg.alpha, steps=cfg.steps)
+    attack = dict(eps=cfg.eps, alpha=cfg.alpha, steps=cfg.steps, validate=False)
     if cfg.objective == "standard":
         logits = model(x)
         return F.cross_entropy(logits, y), logits
     if cfg.objective == "fgsm_at":  # "fast is better than free" (Wong et al. 2020)
-        x_adv = pgd(model, x, y, eps=cfg.eps, alpha=1.25 * cfg.eps, steps=1)
+        x_adv = pgd(model, x, y, eps=cfg.eps, alpha=1.25 * cfg.eps, steps=1, validate=False)
         logits = model(x_adv)
         return F.cross_entropy(logits, y), logits
     if cfg.objective == "pgd_at":   # Madry et al. 2018
@@ -144,15 +147,20 @@ def objective_step(model, x, y, cfg: TrainConfig, head=None) -> tuple[torch.Tens
 
 def run_epoch(loader, model, cfg: TrainConfig, opt=None, sched=None, head=None,
               desc: str = "", progress: bool = True) -> dict:
-    """One pass over `loader`; trains when `opt` is given. Returns {'loss', 'acc'} averages."""
+    """One pass over `loader`; trains when `opt` is given. Returns {'loss', 'acc'} averages.
+
+    With cfg.fast, the training steps (attack included) run under bf16 autocast."""
     device = next(model.parameters()).device
+    autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=cfg.fast and opt is not None)
     model.train(opt is not None)
     total_loss = torch.zeros((), device=device)
     correct, seen = torch.zeros((), device=device), 0
     bar = tqdm(loader, desc=desc, leave=False, disable=not progress, dynamic_ncols=True)
     for i, (x, y) in enumerate(bar):
         x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
-        with torch.set_grad_enabled(opt is not None):
+        if i == 0:
+            check_inputs(x, y, cfg.eps, model=model)
+        with torch.set_grad_enabled(opt is not None), autocast:
             loss, logits = objective_step(model, x, y, cfg, head)
         if opt is not None:
             opt.zero_grad(set_to_none=True)
@@ -165,6 +173,22 @@ def run_epoch(loader, model, cfg: TrainConfig, opt=None, sched=None, head=None,
         if progress and i % 10 == 0:
             bar.set_postfix(loss=f"{total_loss.item() / seen:.3f}", acc=f"{correct.item() / seen:.3f}")
     return {"loss": total_loss.item() / max(seen, 1), "acc": correct.item() / max(seen, 1)}
+
+
+def fast_setup(model, train_set, cfg: TrainConfig, aug: str | None = None):
+    """The fast path's set-up: channels_last weights, cudnn autotuning, and a DeviceLoader with
+    the whole training set on the model's device (None if the dataset cannot be held that way).
+    The augmentation is the dataset's own (see data.as_tensors) unless `aug` is given."""
+    device = next(model.parameters()).device
+    model.to(memory_format=torch.channels_last)
+    if device.type == "cuda":
+        torch.backends.cudnn.benchmark = True
+    data = D.as_tensors(train_set)
+    if data is None:
+        return None
+    x, y, own_aug = data
+    return D.DeviceLoader(x, y, cfg.batch_size, aug=aug or own_aug, seed=cfg.seed, device=device,
+                          channels_last=True)
 
 
 def make_optimizer(params, cfg: TrainConfig, steps_per_epoch: int):
@@ -192,7 +216,9 @@ def train(model, train_set, cfg: TrainConfig, *, test_set=None, out_dir=None,
     if len(train_set) == 0:
         raise ValueError("the training set is empty (check train_n and the dataset's folder)")
     device = next(model.parameters()).device
-    loader = D.loader(train_set, cfg.batch_size, train=True, seed=cfg.seed, num_workers=cfg.num_workers)
+    loader = fast_setup(model, train_set, cfg) if cfg.fast else None
+    loader = loader or D.loader(train_set, cfg.batch_size, train=True, seed=cfg.seed, num_workers=cfg.num_workers)
+    step_model = torch.compile(model) if cfg.compile else model
     test_loader = D.loader(test_set, 256, train=False) if test_set is not None else None
     head = ProjectionHead(model.feature_dim, cfg.head_dim).to(device) if cfg.head_dim else None
     params = list(model.parameters()) + (list(head.parameters()) if head else [])
@@ -205,7 +231,7 @@ def train(model, train_set, cfg: TrainConfig, *, test_set=None, out_dir=None,
     for epoch in range(start, cfg.epochs):
         loader.generator.manual_seed(cfg.seed * 1000 + epoch)   # same order after a resume
         torch.manual_seed(cfg.seed * 1000 + epoch + 1)          # same random starts
-        stats = run_epoch(loader, model, cfg, opt, sched, head,
+        stats = run_epoch(loader, step_model, cfg, opt, sched, head,
                           desc=f"{cfg.objective} {epoch + 1}/{cfg.epochs}", progress=progress)
         if not math.isfinite(stats["loss"]):
             raise FloatingPointError(
