@@ -6,6 +6,7 @@
 """
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 
 import numpy as np
@@ -70,6 +71,9 @@ def umap_2d(pairs: Pairs, n_neighbors: int = 15, min_dist: float = 0.1, seed: in
 
     Returns (2N, 2): rows 0..N-1 are the clean points, rows N..2N-1 their twins.
     """
+    # numba's thread pool is of no use for a few hundred points, and two OpenMP pools (torch's
+    # and numba's) in one Jupyter kernel hung a notebook here now and then: one thread only.
+    os.environ.setdefault("NUMBA_NUM_THREADS", "1")
     import umap  # umap-learn; imported here because its first import compiles (numba)
     z = torch.cat([pairs.clean, pairs.adv]).numpy()
     reducer = umap.UMAP(n_neighbors=min(n_neighbors, len(z) - 1), min_dist=min_dist,

@@ -46,3 +46,26 @@ def test_notebook_runs_in_quick_preset(notebook, run_dir, tmp_path):
                         kernel_name="python3", progress_bar=False)
     TIMES[notebook.stem] = round(time.time() - start, 1)
     print(f"{notebook.stem}: {TIMES[notebook.stem]} s")
+
+
+def figures(path: Path) -> list[bytes]:
+    """The PNG figures a executed notebook shows, in order."""
+    import base64
+    cells = json.loads(path.read_text())["cells"]
+    return [base64.b64decode(out["data"]["image/png"]) for c in cells for out in c.get("outputs", [])
+            if "image/png" in out.get("data", {})]
+
+
+@pytest.mark.notebook
+def test_later_notebook_first_then_again(tmp_path):
+    """07 run first in an empty checkpoint folder trains the models it needs (as 03/05 would);
+    run a second time it loads them, and shows exactly the same figures."""
+    import papermill as pm
+    nb = ROOT / "notebooks" / "07_feature_space.ipynb"
+    outs = [tmp_path / "first.ipynb", tmp_path / "second.ipynb"]
+    for out in outs:
+        pm.execute_notebook(str(nb), str(out), cwd=str(nb.parent), kernel_name="python3", progress_bar=False,
+                            parameters={"preset": "quick", "run_dir": str(tmp_path / "runs")})
+    first, second = figures(outs[0]), figures(outs[1])
+    assert len(first) >= 3 and first == second
+    assert list((tmp_path / "runs").rglob("model.pt")), "the first run saved no checkpoint"
