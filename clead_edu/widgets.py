@@ -27,11 +27,17 @@ ATTACK_CHOICES = {
 }
 
 
-def _show(fig) -> None:
-    """Display a figure inside an ipywidgets Output, then close it (no duplicate, no leak)."""
-    from IPython.display import display
-    display(fig)
+def _png(fig) -> bytes:
+    """The figure as PNG bytes for an ipywidgets Image, then closed (no duplicate, no leak).
+
+    An Image widget whose value changes, rather than an Output widget that is cleared and
+    redrawn: executing a notebook headless (papermill, nbconvert) now and then hung for
+    good on a figure drawn inside an Output widget (jupyter/nbclient#312, nbconvert#1921)."""
+    import io
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=fig.dpi)
     plt.close(fig)
+    return buf.getvalue()
 
 
 def _num_classes(model) -> int:
@@ -88,16 +94,15 @@ def eps_explorer(model, x, y, classes, *, eps_max: float, steps: int = 10):
                         readout_format=".3f", continuous_update=False)
     attack = W.Dropdown(options=list(ATTACK_CHOICES), value="PGD (L-inf)", description="attack")
     index = W.IntSlider(value=0, min=0, max=len(x) - 1, description="image", continuous_update=False)
-    status, out = W.HTML(), W.Output()
+    status, out = W.HTML(), W.Image(format="png")
 
     def redraw(_=None):
         _, p = _attack_one(model, x[index.value], y[index.value], eps.value, attack.value, steps)
         pred = int(p.argmax())
         status.value = (f"<b>prediction: {classes[pred]}</b> ({100 * p[pred]:.0f}%), "
                         f"true class: {classes[int(y[index.value])]}")
-        with out:
-            out.clear_output(wait=True)
-            _show(draw_attack(model, x[index.value], y[index.value], classes, eps.value, attack.value, steps))
+        out.value = _png(draw_attack(model, x[index.value], y[index.value], classes, eps.value,
+                                     attack.value, steps))
     for w in (eps, attack, index):
         w.observe(redraw, names="value")
     redraw()
@@ -134,16 +139,14 @@ def feature_explorer(models: dict, x, y, classes, *, eps_values, steps: int = 10
                          description="class")
     eps_w = W.SelectionSlider(options=[float(e) for e in eps_values], value=float(eps_values[-1]),
                               description="epsilon", continuous_update=False)
-    status, out = W.HTML(), W.Output()
+    status, out = W.HTML(), W.Image(format="png")
 
     def redraw(_=None):
         xy, labels, m = layout(model_w.value, eps_w.value)
         status.value = (f"pair distance {m['pair_distance']:.3f}, relative {m['relative_pair_distance']:.2f}, "
                         f"adversarial nearest-neighbour accuracy {100 * m['adv_nn_accuracy']:.0f}%")
-        with out:
-            out.clear_output(wait=True)
-            _show(draw_feature_view(xy, labels, classes, class_w.value,
-                                    f"{model_w.value}, eps {eps_w.value:.3f}"))
+        out.value = _png(draw_feature_view(xy, labels, classes, class_w.value,
+                                           f"{model_w.value}, eps {eps_w.value:.3f}"))
     for w in (model_w, class_w, eps_w):
         w.observe(redraw, names="value")
     redraw()

@@ -84,7 +84,7 @@ def _write_settings(folder: Path) -> None:
 def _widget_state(page):
     """(status text, src of the figure) shown by the eps explorer."""
     status = page.locator(".widget-html-content", has_text="prediction:").first.inner_text()
-    img = page.locator(".widget-output img").first.get_attribute("src") or ""
+    img = page.locator("img.widget-image").first.get_attribute("src") or ""
     return status, img
 
 
@@ -112,7 +112,7 @@ def _run_and_slide(page, base, token, shots):
     slider.scroll_into_view_if_needed()
     page.wait_for_timeout(500)
     before = _widget_state(page)
-    assert before[0].startswith("prediction:") and before[1].startswith("data:image/png")
+    assert before[0].startswith("prediction:") and before[1].startswith(("blob:", "data:image/png"))
     page.screenshot(path=str(shots / "02_attacks_before.png"))
     handle = slider.locator(".noUi-handle")
     handle.focus()
@@ -121,7 +121,7 @@ def _run_and_slide(page, base, token, shots):
         page.wait_for_timeout(150)
     readout = slider.locator(".widget-readout").inner_text()
     page.wait_for_function(
-        """(old) => { const img = document.querySelector('.widget-output img');
+        """(old) => { const img = document.querySelector('img.widget-image');
                       return img && img.getAttribute('src') !== old; }""",
         arg=before[1], timeout=60_000)
     page.wait_for_timeout(1000)
