@@ -28,7 +28,9 @@ from .train import TrainConfig, pick_device, seed_everything, train
 VARIANTS = {
     "default": {}, "lam=0.5": {"lam": 0.5}, "lam=2": {"lam": 2.0},
     "tau=0.05": {"tau": 0.05}, "tau=0.5": {"tau": 0.5}, "positives=pair": {"positives": "pair"},
-    "mu=1": {"mu": 1.0}, "head=128": {"head_dim": 128}, "PGD-AT (reference)": {"objective": "pgd_at"},
+    "mu=1": {"mu": 1.0}, "head=128": {"head_dim": 128},
+    "lam=0": {"lam": 0.0},   # control: C-LEAD's batch (clean + adversarial views) without the contrastive term
+    "PGD-AT (reference)": {"objective": "pgd_at"},
 }
 
 
