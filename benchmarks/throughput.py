@@ -50,6 +50,11 @@ class UInt8Images(Dataset):
         return self.transform(self.x[i]).float() / 255, self.y[i]
 
 
+def cifar_model(args, device) -> torch.nn.Module:
+    """A fresh `args.arch` for 3x32x32 inputs and 10 classes, on `device`."""
+    return build_model(args.arch, 10, 3, D.CIFAR10_MEAN, D.CIFAR10_STD).to(device)
+
+
 def sync(device):
     if device.type == "cuda":
         torch.cuda.synchronize()
@@ -69,7 +74,7 @@ def timed(fn, device, warmup: int = 1) -> float:
 def train_rate(objective: str, fast: bool, args, x, y, device) -> float:
     """Images/s of `args.batches` training steps of `objective` on the chosen path."""
     torch.manual_seed(0)
-    model = build_model(args.arch, 10, 3, D.CIFAR10_MEAN, D.CIFAR10_STD).to(device)
+    model = cifar_model(args, device)
     n = args.batches * args.batch_size
     cfg = TrainConfig(objective=objective, epochs=1, batch_size=args.batch_size, lr=0.05, eps=EPS,
                       alpha=ALPHA, steps=10, fast=fast, compile=args.compile and fast)
@@ -87,7 +92,7 @@ def train_rate(objective: str, fast: bool, args, x, y, device) -> float:
 def eval_rate(fast: bool, args, x, y, device) -> float:
     """Images/s of PGD-20 (float32) over the images, batches of 2 x batch_size."""
     torch.manual_seed(0)
-    model = build_model(args.arch, 10, 3, D.CIFAR10_MEAN, D.CIFAR10_STD).to(device).eval()
+    model = cifar_model(args, device).eval()
     n = args.batches * args.batch_size
     xs = x[:n].float() / 255
     if fast:
@@ -102,7 +107,7 @@ def autoattack_seconds(args, x, y, device) -> float:
     """Seconds of standard AutoAttack on aa_n images, labels = the model's own predictions
     (so every image starts correct; an untrained model falls fast, so this is a lower bound)."""
     torch.manual_seed(0)
-    model = build_model(args.arch, 10, 3, D.CIFAR10_MEAN, D.CIFAR10_STD).to(device).eval()
+    model = cifar_model(args, device).eval()
     xs = x[:args.aa_n].float() / 255
     ys = E.predict(model, xs)
     t = time.perf_counter()
@@ -116,7 +121,7 @@ def pgd_vs_torchattacks(args, x, y, device) -> dict:
     fastest of 7 interleaved runs each, after one warm-up run of each."""
     import torchattacks
     torch.manual_seed(0)
-    model = build_model(args.arch, 10, 3, D.CIFAR10_MEAN, D.CIFAR10_STD).to(device).eval()
+    model = cifar_model(args, device).eval()
     xb, yb = (x[:args.batch_size].float() / 255).to(device), y[:args.batch_size].to(device)
     ta = torchattacks.PGD(model, eps=EPS, alpha=ALPHA, steps=10, random_start=True)
     pgd(model, xb, yb, eps=EPS, alpha=ALPHA, steps=10), ta(xb, yb)

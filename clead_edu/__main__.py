@@ -291,9 +291,9 @@ def main(argv=None) -> int:
                                    "python -m clead_edu " + " ".join(sys.argv[1:] if argv is None else argv))
             print(text + f"[clead_edu] written: {out / 'summary.md'}")
         else:
-            out = S.claim(out_dir(args, "ablation"), settings(args) | {"val_fraction": args.val_fraction},
-                          args.overwrite)
-            print(S.ablate(args, settings(args), out) + f"[clead_edu] written: {out / 'ablation.md'}")
+            p = settings(args)
+            out = S.claim(out_dir(args, "ablation"), p | {"val_fraction": args.val_fraction}, args.overwrite)
+            print(S.ablate(args, p, out) + f"[clead_edu] written: {out / 'ablation.md'}")
     except (D.DatasetUnavailable, ValueError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2

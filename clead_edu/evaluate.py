@@ -15,7 +15,7 @@ from functools import partial
 import torch
 from tqdm.auto import tqdm
 
-from .attacks import check_logits, eval_mode, fgsm, pgd
+from .attacks import _input_grad, ce_loss, check_logits, eval_mode, fgsm, pgd
 
 AUTOATTACK_VERSIONS = ("standard", "quick")
 
@@ -214,9 +214,7 @@ def gradient_check(model, x, y, *, max_zero: float = 0.05, batch_size: int = 256
     dev, zero = _device(model), 0
     with eval_mode(model):
         for i in range(0, len(x), batch_size):
-            xb = x[i:i + batch_size].to(dev).requires_grad_(True)
-            loss = torch.nn.functional.cross_entropy(model(xb), y[i:i + batch_size].to(dev), reduction="sum")
-            g, = torch.autograd.grad(loss, xb)
+            g, _ = _input_grad(model, ce_loss, x[i:i + batch_size].to(dev), y[i:i + batch_size].to(dev), False)
             zero += (g.flatten(1).abs().amax(1) == 0).sum().item()
     frac = zero / max(len(x), 1)
     return {"check": "input gradients not vanishing", "passed": frac <= max_zero,
@@ -236,4 +234,4 @@ def attack_checks(res: dict) -> list[dict]:
     return [{"check": "AutoAttack not weaker than PGD", "passed": acc_aa <= acc_pgd + 0.02,
              "detail": f"on {n} images: AutoAttack {acc_aa:.3f}, strongest PGD {acc_pgd:.3f}"},
             {"check": "no AutoAttack flags", "passed": not flags,
-             "detail": "; ".join(f.strip() for f in flags) or "AutoAttack raised no warning"}]
+             "detail": "; ".join(flags) or "AutoAttack raised no warning"}]

@@ -14,6 +14,7 @@ from __future__ import annotations
 import copy
 import json
 import math
+import time
 from pathlib import Path
 
 import torch
@@ -157,7 +158,6 @@ def ablation_run(p: dict, data, variant: str, seed: int, val_fraction: float, de
     """Train one variant on the training part of a seeded split; score it on the held-out part.
 
     Returns {'variant', 'seed', 'val_clean', 'val_pgd', 'train_seconds'} (accuracies in [0, 1])."""
-    import time
     fit, val = D.split(D.subset(data.train, p["train_n"], seed), val_fraction, seed)
     x, y = D.take(val, p["eval_n"], seed)
     change = dict(VARIANTS[variant])
