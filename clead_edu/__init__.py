@@ -1,19 +1,23 @@
 """clead_edu: adversarial attacks, adversarial training and the C-LEAD contrastive defense.
 
     import clead_edu as ce
-    data = ce.data.get_data("digits")
-    model = ce.models.model_for(data, "small_cnn")
-    ce.train.train(model, data.train, ce.train.TrainConfig(objective="clead", eps=0.2, alpha=0.05))
-    x, y = ce.data.take(data.test, 200)
-    ce.evaluate.robustness(model, x, y, eps=0.2)
+    L = ce.setup("quick", "digits")                 # settings, seed, device, data (notebooks)
+    model, history = L.model("clead")               # trained once, then loaded
+    x, y = L.test_images()
+    ce.evaluate.robustness(model, x, y, eps=L.cfg.eps)
 
-One module per stage: data, models, attacks, losses, train, evaluate, features,
-plots, widgets; presets holds the named settings. Importing runs nothing.
+One module per job: config (settings and presets), data, models, attacks (guards:
+their input checks), losses (and the training objectives), train (the loop),
+checkpoints, fast (the GPU fast path), evaluate, features, plots, widgets,
+lesson (the notebooks' set-up), pipeline (the main job), report, study.
+Importing runs nothing.
 """
-from . import attacks, data, evaluate, features, losses, models, plots, presets, train, widgets
+from . import (attacks, checkpoints, config, data, evaluate, features, guards, lesson, losses, models,
+               plots, train, widgets)
 from .attacks import fgsm, pgd
-from .presets import preset
+from .config import from_preset
+from .lesson import setup
 
 __version__ = "0.1.0"
-__all__ = ["attacks", "data", "evaluate", "features", "losses", "models", "plots", "presets",
-           "train", "widgets", "fgsm", "pgd", "preset"]
+__all__ = ["attacks", "checkpoints", "config", "data", "evaluate", "features", "guards", "lesson", "losses",
+           "models", "plots", "train", "widgets", "fgsm", "pgd", "from_preset", "setup"]

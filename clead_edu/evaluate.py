@@ -15,7 +15,8 @@ from functools import partial
 import torch
 from tqdm.auto import tqdm
 
-from .attacks import _input_grad, ce_loss, check_logits, eval_mode, fgsm, pgd
+from .attacks import ce_loss, eval_mode, fgsm, input_grad, pgd
+from .guards import check_logits
 
 AUTOATTACK_VERSIONS = ("standard", "quick")
 
@@ -214,7 +215,7 @@ def gradient_check(model, x, y, *, max_zero: float = 0.05, batch_size: int = 256
     dev, zero = _device(model), 0
     with eval_mode(model):
         for i in range(0, len(x), batch_size):
-            g, _ = _input_grad(model, ce_loss, x[i:i + batch_size].to(dev), y[i:i + batch_size].to(dev), False)
+            g, _ = input_grad(model, ce_loss, x[i:i + batch_size].to(dev), y[i:i + batch_size].to(dev), False)
             zero += (g.flatten(1).abs().amax(1) == 0).sum().item()
     frac = zero / max(len(x), 1)
     return {"check": "input gradients not vanishing", "passed": frac <= max_zero,

@@ -1,5 +1,8 @@
 """Losses: supervised contrastive (SupCon), the C-LEAD objective, TRADES.
 
+Each training objective is a named function at the end of this file
+(`OBJECTIVES["clead"]`, ...): attack, then loss, in a few lines.
+
 A defense is a drop-in loss here: each `*_loss(model, x, y, x_adv, ...)` returns
 a scalar to minimise; none of them touches an optimiser. The inner losses
 (`*_inner`) are what the attack maximises; they follow the attack's `loss_fn`
@@ -14,9 +17,13 @@ C-LEAD as implemented here (see design.md; arXiv 2510.27249):
 """
 from __future__ import annotations
 
+from typing import Callable
+
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
+
+from .attacks import eval_mode, pgd
 
 POSITIVES = ("class", "pair")
 
@@ -160,3 +167,64 @@ def trades_loss(model: nn.Module, x: torch.Tensor, y: torch.Tensor, x_adv: torch
     clean, adv = logits[:x.shape[0]], logits[x.shape[0]:]
     kl = F.kl_div(adv.log_softmax(1), clean.softmax(1), reduction="batchmean")
     return F.cross_entropy(clean, y) + beta * kl, adv
+
+
+# ----------------------------------------------------------------------------- objectives
+
+Objective = Callable[..., "tuple[torch.Tensor, torch.Tensor]"]
+OBJECTIVES: dict[str, Objective] = {}
+
+
+def objective(name: str):
+    """Register `fn(model, x, y, cfg, head) -> (loss, logits)` as the training objective `name`."""
+    def register(fn: Objective) -> Objective:
+        OBJECTIVES[name] = fn
+        return fn
+    return register
+
+
+def _attack(cfg) -> dict:
+    """The training attack's budget from a TrainConfig (inputs are checked once per epoch)."""
+    return dict(eps=cfg.eps, alpha=cfg.alpha, steps=cfg.steps, validate=False)
+
+
+@objective("standard")
+def standard(model, x, y, cfg, head=None):
+    """Cross-entropy on the clean images. Returns (loss, logits on x)."""
+    logits = model(x)
+    return F.cross_entropy(logits, y), logits
+
+
+@objective("fgsm_at")
+def fgsm_at(model, x, y, cfg, head=None):
+    """"Fast is better than free" (Wong et al. 2020): one step of 1.25 eps from a random start."""
+    x_adv = pgd(model, x, y, eps=cfg.eps, alpha=1.25 * cfg.eps, steps=1, validate=False)
+    logits = model(x_adv)
+    return F.cross_entropy(logits, y), logits
+
+
+@objective("pgd_at")
+def pgd_at(model, x, y, cfg, head=None):
+    """PGD-AT (Madry et al. 2018): cross-entropy on PGD examples. Returns (loss, logits on x_adv)."""
+    x_adv = pgd(model, x, y, **_attack(cfg))
+    logits = model(x_adv)
+    return F.cross_entropy(logits, y), logits
+
+
+@objective("trades")
+def trades(model, x, y, cfg, head=None):
+    """TRADES (Zhang et al. 2019): the attack maximises KL to the clean prediction."""
+    with torch.no_grad(), eval_mode(model):
+        p_clean = model(x).softmax(1)
+    x_adv = pgd(model, x, y, loss_fn=trades_inner(p_clean), **_attack(cfg))
+    return trades_loss(model, x, y, x_adv, beta=cfg.beta)
+
+
+@objective("clead")
+def clead(model, x, y, cfg, head=None):
+    """C-LEAD: perturb to break the prediction (and, with mu > 0, the representation), then
+    pull each clean image and its adversarial twin together. Returns (loss, logits on x_adv)."""
+    with torch.no_grad(), eval_mode(model):
+        z_clean = embed(model, x, head)
+    x_adv = pgd(model, x, y, loss_fn=clead_inner(z_clean, cfg.mu, head), **_attack(cfg))
+    return clead_loss(model, x, y, x_adv, lam=cfg.lam, tau=cfg.tau, positives=cfg.positives, head=head)
