@@ -6,7 +6,7 @@
 For each workload (standard training, PGD-10 adversarial training, C-LEAD training,
 PGD-20 evaluation) it prints images per second for
   - baseline: float32, a CPU DataLoader with per-image crop/flip transforms, default memory format;
-  - fast: `train.fast_setup` (the whole set on the device, batched crop/flip there,
+  - fast: `fast.fast_loader` (the whole set on the device, batched crop/flip there,
     channels_last) and, for training, bf16 autocast (`TrainConfig(fast=True)`);
     evaluation stays float32 in both.
 and their ratio, the time of AutoAttack (standard version) on --aa-n images, the
@@ -30,7 +30,10 @@ from clead_edu import data as D
 from clead_edu import evaluate as E
 from clead_edu.attacks import pgd
 from clead_edu.models import build_model
-from clead_edu.train import TrainConfig, fast_setup, make_optimizer, pick_device, run_epoch
+from clead_edu.config import TrainConfig
+from clead_edu.device import pick_device
+from clead_edu.fast import fast_loader
+from clead_edu.train import make_optimizer, run_epoch
 
 EPS, ALPHA = 8 / 255, 2 / 255
 
@@ -79,7 +82,7 @@ def train_rate(objective: str, fast: bool, args, x, y, device) -> float:
     cfg = TrainConfig(objective=objective, epochs=1, batch_size=args.batch_size, lr=0.05, eps=EPS,
                       alpha=ALPHA, steps=10, fast=fast, compile=args.compile and fast)
     if fast:
-        loader = fast_setup(model, TensorDataset(x[:n], y[:n]), cfg, aug="crop_flip")
+        loader = fast_loader(model, TensorDataset(x[:n], y[:n]), cfg.batch_size, cfg.seed, aug="crop_flip")
     else:
         loader = DataLoader(UInt8Images(x[:n], y[:n]), batch_size=args.batch_size, shuffle=True,
                             num_workers=args.workers, pin_memory=device.type == "cuda")

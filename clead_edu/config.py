@@ -45,7 +45,7 @@ class TrainConfig:
     compile: bool = False            # torch.compile the model for the training steps
 
     def __post_init__(self):
-        if self.objective not in OBJECTIVES:
+        if not isinstance(self.objective, str) or self.objective not in OBJECTIVES:
             raise ValueError(f"objective must be one of {tuple(OBJECTIVES)}, got {self.objective!r}")
         for name in ("epochs", "batch_size"):
             _check_int(name, getattr(self, name), 1)
@@ -57,7 +57,7 @@ class TrainConfig:
             raise ValueError(f"eps={self.eps} is in 0-255 units; write {self.eps:g}/255 (= {self.eps / 255:.4f})")
         if self.lr == 0 or self.tau == 0:
             raise ValueError("lr and tau must be > 0")
-        if self.positives not in ("class", "pair"):
+        if self.positives not in ("class", "pair") or not isinstance(self.positives, str):
             raise ValueError(f"positives must be 'class' or 'pair', got {self.positives!r}")
 
 

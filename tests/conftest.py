@@ -4,6 +4,8 @@ Everything runs offline on the CPU. The two models follow the main job's quick
 setting (small_cnn, eps 0.2 on 8x8 digits) with fewer epochs and PGD steps.
 """
 import copy
+import os
+from pathlib import Path
 
 import pytest
 import torch
@@ -11,6 +13,8 @@ import torch
 from clead_edu import data as D
 from clead_edu import models as M
 from clead_edu import train as T
+from clead_edu.config import TrainConfig
+from clead_edu.device import seed_everything
 
 # One intra-op thread: the tensors here are tiny (8x8 images), and on a shared 2-core
 # machine two OpenMP threads competing with another busy process made each PGD step
@@ -18,14 +22,17 @@ from clead_edu import train as T
 torch.set_num_threads(1)
 
 EPS = 0.2  # L-inf radius used on digits (17 grey levels, so 8/255 would be too small)
+REPO = Path(__file__).resolve().parents[1]
+# A subprocess of the package from this checkout, with one thread (results repeat bit for bit).
+ENV = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
 
 
 def train_small_cnn(data, objective: str, **overrides):
     """A small_cnn trained on the digits training split with `objective`, returned in eval mode."""
-    T.seed_everything(0)
+    seed_everything(0)
     model = M.model_for(data, "small_cnn")
     cfg = dict(objective=objective, epochs=6, batch_size=64, lr=0.05, eps=EPS, alpha=0.05, steps=3)
-    T.train(model, data.train, T.TrainConfig(**{**cfg, **overrides}), progress=False)
+    T.train(model, data.train, TrainConfig(**{**cfg, **overrides}), progress=False)
     return model.eval()
 
 
@@ -65,3 +72,12 @@ def batch(digits):
 def standard_copy(standard_model):
     """A private copy of the standard model that a test may switch between train/eval."""
     return copy.deepcopy(standard_model)
+
+
+@pytest.fixture(scope="session")
+def artifacts(tmp_path_factory) -> Path:
+    """Where tests leave files worth a look (screenshots, timings): $CLEAD_EDU_ARTIFACTS if set,
+    else a folder under pytest's temporary directory (printed at the end of the run)."""
+    out = Path(os.environ.get("CLEAD_EDU_ARTIFACTS") or tmp_path_factory.mktemp("artifacts"))
+    out.mkdir(parents=True, exist_ok=True)
+    return out

@@ -1,11 +1,11 @@
 """evaluate: per-example worst case, AutoAttack, eps curves, sanity checks that catch gradient masking."""
+
 import pytest
 import torch
 import torch.nn as nn
+from conftest import EPS
 
 from clead_edu import evaluate as E
-
-EPS = 0.2
 
 
 class Quantised(nn.Module):
@@ -95,3 +95,33 @@ def test_sanity_checks_catch_gradient_masking(standard_model, batch):
     assert torch.equal(x_adv, x)  # FGSM cannot move: the gradient is exactly zero
     checks = {c["check"]: c for c in E.sanity_checks(masked, x, y, eps=EPS)}
     assert not checks["very large eps reaches ~0"]["passed"], checks
+
+
+def test_gradient_check_catches_zero_gradients(standard_model, batch):
+    """An honest model passes the input-gradient check; a quantised-input model fails it."""
+    from test_evaluate import Quantised
+    x, y = batch
+    assert E.gradient_check(standard_model, x, y)["passed"]
+    failed = E.gradient_check(Quantised(standard_model).eval(), x, y)
+    assert not failed["passed"] and "100.0%" in failed["detail"]
+
+
+def test_attack_checks_compare_autoattack_with_pgd(pgd_at_model, batch):
+    """On an honest model AutoAttack is not weaker than PGD; a faked weaker AutoAttack fails the check."""
+    x, y = batch
+    res = E.robustness(pgd_at_model, x[:64], y[:64], eps=EPS, pgd_steps=10, aa_n=64)
+    checks = {c["check"]: c for c in E.attack_checks(res)}
+    assert checks["AutoAttack not weaker than PGD"]["passed"], checks
+    res["correct"]["autoattack"] = torch.ones(64, dtype=torch.bool)   # pretend AA broke nothing
+    assert not {c["check"]: c for c in E.attack_checks(res)}["AutoAttack not weaker than PGD"]["passed"]
+
+
+def test_restarts_only_lower_accuracy(pgd_at_model, batch):
+    """PGD with 3 restarts (robust = survives all) is never above one run, per example."""
+    from functools import partial
+    x, y = batch
+    torch.manual_seed(0)
+    once = E.correct(pgd_at_model, x, y, partial(E.pgd, eps=EPS, steps=5))
+    torch.manual_seed(0)
+    three = E.correct_restarts(pgd_at_model, x, y, partial(E.pgd, eps=EPS, steps=5), restarts=3)
+    assert not (three & ~once).any() and three.sum() <= once.sum()

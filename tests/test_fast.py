@@ -1,4 +1,4 @@
-"""The fast path (train.fast_setup, data.DeviceLoader, bf16 autocast), checked on the CPU.
+"""The fast path (fast.fast_loader, fast.DeviceLoader, bf16 autocast), checked on the CPU.
 
 Speed is measured in benchmarks/throughput.py, not here; these tests check that the
 fast path computes the same thing: the same images, the same augmentation, a model
@@ -10,17 +10,17 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pytest
 import torch
-from torch.utils.data import TensorDataset
+from conftest import EPS
 
 from clead_edu import data as D
+from clead_edu import fast as FP
 from clead_edu import train as T
 from clead_edu.attacks import pgd
+from clead_edu.config import TrainConfig
+from clead_edu.device import seed_everything
 from clead_edu.evaluate import accuracy
 from clead_edu.models import model_for
-
-from conftest import EPS
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -28,7 +28,7 @@ REPO = Path(__file__).resolve().parents[1]
 def test_as_tensors_reads_the_same_images(digits):
     """as_tensors(Subset of digits) returns exactly the images and labels the Subset yields."""
     sub = D.subset(digits.train, 100, seed=2)
-    x, y, aug = D.as_tensors(sub)
+    x, y, aug = FP.as_tensors(sub)
     xs, ys = D.take(sub)
     assert torch.equal(x, xs) and torch.equal(y, ys) and aug == "none"
 
@@ -46,24 +46,24 @@ def test_as_tensors_reads_an_image_folder(tmp_path):
                 Image.fromarray(a.numpy()).save(tmp_path / split / c / f"{i}.png")
                 imgs[(split, c, i)] = a.permute(2, 0, 1)
     data = D.get_data(f"folder:{tmp_path}")
-    x, y, aug = D.as_tensors(data.train)
+    x, y, aug = FP.as_tensors(data.train)
     assert x.dtype == torch.uint8 and x.shape == (6, 3, 8, 8) and aug == "flip"
     assert torch.equal(x[0], imgs[("train", "cat", 0)]) and torch.equal(x[5], imgs[("train", "dog", 2)])
     assert y.tolist() == [0, 0, 0, 1, 1, 1]
-    assert D.as_tensors(data.test)[2] == "none"
+    assert FP.as_tensors(data.test)[2] == "none"
 
 
 def test_device_loader_covers_each_image_once_and_repeats(digits):
     """One epoch yields every example exactly once, in [0, 1]; the same seed gives the same order."""
     x, y = D.take(digits.train, 100)
     x8 = (x * 255).round().to(torch.uint8)
-    loader = D.DeviceLoader(x8, y, 32, seed=1)
+    loader = FP.DeviceLoader(x8, y, 32, seed=1)
     batches = list(loader)
     assert len(batches) == len(loader) == 4
     xs = torch.cat([b[0] for b in batches])
     assert xs.dtype == torch.float32 and xs.min() >= 0 and xs.max() <= 1
     assert sorted(map(tuple, (xs * 255).round().flatten(1).tolist())) == sorted(map(tuple, x8.float().flatten(1).tolist()))
-    again = list(D.DeviceLoader(x8, y, 32, seed=1))
+    again = list(FP.DeviceLoader(x8, y, 32, seed=1))
     assert all(torch.equal(a[0], b[0]) for a, b in zip(batches, again))
 
 
@@ -71,7 +71,7 @@ def test_crop_flip_is_a_shifted_padded_crop():
     """Each augmented image equals, for some offset and flip, a crop of the zero-padded image."""
     gen = torch.Generator().manual_seed(0)
     x = torch.rand(6, 3, 8, 8, generator=gen)
-    out = D.augment_batch(x, "crop_flip", torch.Generator().manual_seed(1), pad=2)
+    out = FP.augment_batch(x, "crop_flip", torch.Generator().manual_seed(1), pad=2)
     padded = torch.nn.functional.pad(x, (2, 2, 2, 2))
     flips = set()
     for i in range(6):
@@ -79,7 +79,7 @@ def test_crop_flip_is_a_shifted_padded_crop():
                    if torch.equal(out[i], (lambda c: c.flip(2) if f else c)(padded[i, :, dy:dy + 8, dx:dx + 8]))]
         assert matches, f"image {i} is not a crop of its padded original"
         flips.add(matches[0][2])
-    assert D.augment_batch(x, "none", gen) is x
+    assert FP.augment_batch(x, "none", gen) is x
 
 
 def test_fast_training_learns_like_the_plain_path(digits):
@@ -88,9 +88,9 @@ def test_fast_training_learns_like_the_plain_path(digits):
     accs = {}
     x, y = D.take(digits.test, 200, seed=1)
     for fast in (False, True):
-        T.seed_everything(0)
+        seed_everything(0)
         model = model_for(digits, "small_cnn")
-        cfg = T.TrainConfig(objective="pgd_at", epochs=6, batch_size=64, lr=0.05, eps=EPS, alpha=0.05,
+        cfg = TrainConfig(objective="pgd_at", epochs=6, batch_size=64, lr=0.05, eps=EPS, alpha=0.05,
                             steps=3, fast=fast)
         T.train(model, digits.train, cfg, progress=False)
         assert all(p.dtype == torch.float32 for p in model.parameters())

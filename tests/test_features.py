@@ -3,10 +3,9 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
+from conftest import EPS
 
 from clead_edu.features import Pairs, embed_pairs, pair_metrics, umap_2d
-
-EPS = 0.2
 
 
 @pytest.fixture(scope="session")

@@ -5,7 +5,13 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from clead_edu.losses import clead_inner, clead_loss, supcon_loss, trades_inner, trades_loss
+from clead_edu.losses import (
+    clead_inner,
+    clead_loss,
+    supcon_loss,
+    trades_inner,
+    trades_loss,
+)
 from clead_edu.models import build_model
 
 B, D = 12, 8

@@ -1,4 +1,7 @@
-"""Property-based tests (hypothesis): any arguments give a valid result or a clear ValueError.
+"""Property-based tests (hypothesis) of the attack contract.
+
+Well-formed arguments always give a valid result; each ill-formed one gives a ValueError
+that names one of the mistakes actually present (`problems` predicts them from the inputs).
 
 For attacks: eps, step size, steps, restarts, norm, shapes (batch of one, empty batch,
 wrong rank), dtypes, devices (the `meta` device stands in for a second device on a CPU-only
@@ -17,6 +20,7 @@ from hypothesis import strategies as st
 
 from clead_edu import train as T
 from clead_edu.attacks import fgsm, pgd
+from clead_edu.config import OBJECTIVES, TrainConfig
 from clead_edu.models import build_model
 
 torch.set_num_threads(1)
@@ -63,18 +67,68 @@ def assert_valid(x_adv, x, eps, norm):
 
 
 def call(attack, model, x, y, **kw):
-    """The attack's result, or None after a ValueError whose message is a sentence."""
+    """(x_adv, None), or (None, the ValueError); the model's mode and gradients are checked either way."""
     before = [m.training for m in model.modules()]
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            return attack(model, x, y, **kw)
+            return attack(model, x, y, **kw), None
     except ValueError as err:
-        assert len(str(err)) > 15, f"unhelpful message: {err!r}"
-        return None
+        return None, err
     finally:
         assert [m.training for m in model.modules()] == before, "model mode not restored"
         assert all(p.grad is None for p in model.parameters()), "gradients left on parameters"
+
+
+def _bad_number(v, low=0.0) -> bool:
+    return isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) or v < low
+
+
+def problems(x, y, kw) -> set[str]:
+    """The mistakes in an attack call, each as a phrase its error message must contain."""
+    found, eps, norm = set(), kw.get("eps"), kw.get("norm", "linf")
+    if norm not in ("linf", "l2"):
+        found.add("norm")
+    if _bad_number(eps) or (norm == "linf" and eps > 1):
+        found.add("eps")
+    for name in ("steps", "restarts"):
+        v = kw.get(name, 1)
+        if isinstance(v, bool) or not isinstance(v, int) or v < (name == "restarts"):
+            found.add(name)
+    if kw.get("alpha") is not None and _bad_number(kw["alpha"]):
+        found.add("alpha")
+    if y.dtype != torch.long:
+        found.add("y must hold class indices")
+    if not x.is_floating_point():
+        found.add("float tensor")
+    elif x.dtype != torch.float32:
+        found.add(str(x.dtype).split(".")[1])
+    if x.dim() != 4:
+        found.add("shape")
+    if y.shape != x.shape[:1]:
+        found.add("y must have shape")
+    if x.device.type == "meta":
+        found.add("meta")
+    elif x.numel() and x.is_floating_point() and not torch.isfinite(x).all():
+        found.add("nan")
+    elif x.numel() and (x.min() < 0 or x.max() > 1):
+        found.add("[0, 1]")
+    if y.device.type != "meta" and len(y) and y.max() >= 10:
+        found.add("labels must be in")
+    return found
+
+
+def check_call(attack, x, y, **kw):
+    """The call keeps the contract: a valid x_adv when well-formed, else a ValueError naming a
+    mistake that is really there. (A shape the model cannot take is checked by probing it.)"""
+    out, err = call(attack, MODEL, x, y, **kw)
+    expected = problems(x, y, kw)
+    if err is None:
+        assert not expected, f"accepted a call with {expected}"
+        assert_valid(out, x, kw["eps"], kw.get("norm", "linf"))
+    else:
+        msg = str(err).lower()
+        assert any(p.lower() in msg for p in expected | {"cannot take inputs"}), (expected, msg)
 
 
 @st.composite
@@ -92,20 +146,16 @@ def pgd_args(draw):
 
 @SETTINGS
 @given(xy=batches(), kw=pgd_args(), random_start=st.booleans())
-def test_pgd_valid_result_or_value_error(xy, kw, random_start):
+def test_pgd_keeps_the_contract(xy, kw, random_start):
     x, y = xy
-    out = call(pgd, MODEL, x, y, random_start=random_start, **kw)
-    if out is not None:
-        assert_valid(out, x, kw["eps"], kw["norm"])
+    check_call(pgd, x, y, random_start=random_start, **kw)
 
 
 @SETTINGS
 @given(xy=batches(), eps=st.one_of(st.floats(0, 1), numbers, odd))
-def test_fgsm_valid_result_or_value_error(xy, eps):
+def test_fgsm_keeps_the_contract(xy, eps):
     x, y = xy
-    out = call(fgsm, MODEL, x, y, eps=eps)
-    if out is not None:
-        assert_valid(out, x, eps, "linf")
+    check_call(fgsm, x, y, eps=eps)
 
 
 @SETTINGS
@@ -129,11 +179,11 @@ FIELDS = ["objective", "epochs", "batch_size", "lr", "eps", "alpha", "steps", "b
 def test_train_config_valid_or_value_error(changes):
     """Any field values: TrainConfig either accepts them (and they are sane) or raises ValueError."""
     try:
-        cfg = T.TrainConfig(**changes)
+        cfg = TrainConfig(**changes)
     except ValueError as err:
         assert len(str(err)) > 15
         return
-    assert cfg.objective in T.OBJECTIVES and cfg.epochs >= 1 and cfg.batch_size >= 1
+    assert cfg.objective in OBJECTIVES and cfg.epochs >= 1 and cfg.batch_size >= 1
     assert 0 <= cfg.eps <= 1 and cfg.lr > 0 and cfg.tau > 0 and cfg.positives in ("class", "pair")
     for name in ("lr", "eps", "alpha", "beta", "lam", "mu", "weight_decay", "warmup_epochs"):
         assert math.isfinite(getattr(cfg, name)) and getattr(cfg, name) >= 0
@@ -141,13 +191,13 @@ def test_train_config_valid_or_value_error(changes):
 
 @settings(max_examples=20, deadline=None)
 @given(n=st.sampled_from([0, 1, 2, 3]), batch_size=st.integers(1, 4),
-       objective=st.sampled_from(T.OBJECTIVES), head_dim=st.sampled_from([0, 4]))
+       objective=st.sampled_from(tuple(OBJECTIVES)), head_dim=st.sampled_from([0, 4]))
 def test_training_on_tiny_sets(n, batch_size, objective, head_dim):
     """One epoch on 0-3 images (batches of one included): finite loss, or ValueError for an empty set."""
     from torch.utils.data import TensorDataset
     data = TensorDataset(torch.rand(n, 1, 8, 8), torch.randint(0, 10, (n,)))
     model = build_model("small_cnn", 10, 1, (0.5,), (0.25,))
-    cfg = T.TrainConfig(objective=objective, epochs=1, batch_size=batch_size, lr=0.01, eps=0.1,
+    cfg = TrainConfig(objective=objective, epochs=1, batch_size=batch_size, lr=0.01, eps=0.1,
                         alpha=0.05, steps=1, head_dim=head_dim if objective == "clead" else 0)
     if n == 0:
         with pytest.raises(ValueError, match="empty"):

@@ -7,16 +7,17 @@ import time
 from pathlib import Path
 
 import pytest
+from conftest import REPO
 
+from clead_edu import checkpoints as CK
 from clead_edu import data as D
 from clead_edu.__main__ import main
 from clead_edu.evaluate import accuracy
-from clead_edu.train import load_checkpoint
 
-REPO = Path(__file__).resolve().parents[1]
 MODELS = {"standard": "Standard", "pgd_at": "PGD-AT", "trades": "TRADES", "clead": "C-LEAD"}
 TINY = ["--epochs", "1", "--train-n", "200", "--eval-n", "40", "--aa-n", "20", "--umap-n", "40",
         "--no-progress"]
+
 
 
 @pytest.fixture(scope="module")
@@ -66,7 +67,7 @@ def test_saved_checkpoint_reproduces_reported_accuracy(tiny_run):
     """The saved standard model, reloaded from its JSON, gives the clean accuracy in metrics.json."""
     out, _ = tiny_run
     metrics = json.loads((out / "metrics.json").read_text())
-    model = load_checkpoint(out / "standard" / "model.pt")
+    model = CK.load_checkpoint(out / "standard" / "model.pt")
     x, y = D.take(D.get_data("digits").test, 40, seed=0)
     assert accuracy(model, x, y) == pytest.approx(metrics["models"]["standard"]["accuracy"]["clean"])
 
@@ -94,7 +95,30 @@ def test_help():
 
 def test_explicit_default_eps_changes_nothing():
     """Passing --eps with the dataset's default value gives exactly the default settings."""
-    from clead_edu.__main__ import build_parser, settings
+    from clead_edu.__main__ import build_parser, to_config
     ap = build_parser()
-    default = settings(ap.parse_args(["run"]))
-    assert settings(ap.parse_args(["run", "--eps", str(default["eps"])])) == default
+    default = to_config(ap.parse_args(["run"]))
+    assert to_config(ap.parse_args(["run", "--eps", str(default.eps)])) == default
+
+
+def cli(*args, cwd=REPO):
+    return subprocess.run([sys.executable, "-m", "clead_edu", *args], cwd=cwd, capture_output=True,
+                          text=True, timeout=120, env={**os.environ, "PYTHONPATH": str(REPO)})
+
+
+def test_cli_unknown_dataset(tmp_path):
+    """`run --dataset nonsense` exits non-zero, names the dataset and the choices, writes nothing."""
+    out = tmp_path / "out"
+    res = cli("run", "--dataset", "nonsense", "--out", str(out), "--no-progress")
+    assert res.returncode != 0
+    assert "nonsense" in res.stderr and "digits" in res.stderr and "Traceback" not in res.stderr
+    assert not out.exists()
+
+
+def test_cli_eps_in_255_units(tmp_path):
+    """`run --eps 8` exits non-zero with a message mentioning /255, before writing anything."""
+    out = tmp_path / "out"
+    res = cli("run", "--eps", "8", "--out", str(out), "--no-progress")
+    assert res.returncode != 0
+    assert "/255" in res.stderr and "Traceback" not in res.stderr
+    assert not out.exists()

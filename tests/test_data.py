@@ -1,0 +1,84 @@
+"""Datasets: [0, 1] tensors, seeded subsets and splits, folder data, clear errors when data is missing."""
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from clead_edu import data as D
+
+
+def test_digits_split(digits):
+    """digits: 1438/359 images (1, 8, 8), floats in [0, 1], 10 classes, stats of the training split."""
+    xtr, ytr = D.take(digits.train)
+    xte, _ = D.take(digits.test)
+    assert xtr.shape == (1438, 1, 8, 8) and xte.shape == (359, 1, 8, 8)
+    assert xtr.dtype == torch.float32 and xtr.min() == 0 and xtr.max() == 1
+    assert digits.num_classes == 10 and set(ytr.tolist()) == set(range(10))
+    assert digits.mean[0] == pytest.approx(xtr.mean().item(), abs=1e-6)
+    assert digits.std[0] == pytest.approx(xtr.std().item(), abs=1e-6)
+
+
+def test_subset_and_take_are_repeatable(digits):
+    """subset/take with a seed give the same images every time; n larger than the set gives it all."""
+    a, _ = D.take(digits.test, 50, seed=3)
+    b, _ = D.take(digits.test, 50, seed=3)
+    c, _ = D.take(digits.test, 50, seed=4)
+    assert torch.equal(a, b) and not torch.equal(a, c)
+    assert D.subset(digits.test, 10_000) is digits.test and len(D.subset(digits.train, 256)) == 256
+
+
+def test_folder_dataset(tmp_path):
+    """folder:PATH reads an ImageFolder tree into floats in [0, 1] with its class names."""
+    rng = np.random.default_rng(0)
+    for split, n in (("train", 3), ("test", 2)):
+        for cls in ("cat", "dog"):
+            (tmp_path / split / cls).mkdir(parents=True)
+            for i in range(n):
+                Image.fromarray(rng.integers(0, 256, (6, 6, 3), dtype=np.uint8)).save(
+                    tmp_path / split / cls / f"{i}.png")
+    data = D.get_data(f"folder:{tmp_path}")
+    x, y = D.take(data.test)
+    assert data.classes == ["cat", "dog"] and data.shape == (3, 6, 6)
+    assert x.shape == (4, 3, 6, 6) and 0 <= x.min() and x.max() <= 1 and x.max() > 0.9
+    assert sorted(y.tolist()) == [0, 0, 1, 1] and len(data.mean) == 3
+
+
+def test_unknown_dataset_lists_the_choices():
+    """An unknown dataset name raises ValueError listing the known datasets."""
+    with pytest.raises(ValueError) as err:
+        D.get_data("mnist")
+    assert all(name in str(err.value) for name in ("'mnist'", "digits", "cifar10", "imagenette", "folder:"))
+
+
+def test_missing_cifar_offline_says_what_and_where(tmp_path):
+    """CIFAR-10 absent and no download: DatasetUnavailable names the folder, the root and digits."""
+    with pytest.raises(D.DatasetUnavailable) as err:
+        D.get_data("cifar10", root=tmp_path, download=False)
+    msg = str(err.value)
+    assert "cifar-10-batches-py" in msg and "cifar-10-python.tar.gz" in msg
+    assert str(tmp_path.resolve()) in msg and "digits" in msg
+    assert isinstance(err.value, FileNotFoundError)
+
+
+def test_missing_folder_dataset(tmp_path):
+    """folder:PATH without PATH/train raises DatasetUnavailable naming the path and the layout."""
+    missing = tmp_path / "nonexistent"
+    with pytest.raises(D.DatasetUnavailable) as err:
+        D.get_data(f"folder:{missing}")
+    msg = str(err.value)
+    assert str(missing / "train") in msg and "digits" in msg and "ImageFolder" in msg
+
+
+# ----------------------------------------------------------------------------- checkpoints
+
+
+def test_validation_split_is_disjoint_and_seeded(digits):
+    """split() holds out the asked share, never overlaps, and repeats with the same seed."""
+    rest, held = D.split(digits.train, 0.2, seed=3)
+    assert len(held) == round(0.2 * len(digits.train)) and len(rest) + len(held) == len(digits.train)
+    assert not set(rest.indices) & set(held.indices)
+    assert held.indices == D.split(digits.train, 0.2, seed=3)[1].indices
+    assert held.indices != D.split(digits.train, 0.2, seed=4)[1].indices
+    with pytest.raises(ValueError, match="fraction"):
+        D.split(digits.train, 1.0)
