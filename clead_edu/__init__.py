@@ -16,8 +16,9 @@ from . import (attacks, checkpoints, config, data, evaluate, features, guards, l
                plots, train, widgets)
 from .attacks import fgsm, pgd
 from .config import from_preset
+from .device import pick_device, seed_everything
 from .lesson import setup
 
 __version__ = "0.1.0"
 __all__ = ["attacks", "checkpoints", "config", "data", "evaluate", "features", "guards", "lesson", "losses",
-           "models", "plots", "train", "widgets", "fgsm", "pgd", "from_preset", "setup"]
+           "models", "plots", "train", "widgets", "fgsm", "pgd", "from_preset", "pick_device", "seed_everything", "setup"]

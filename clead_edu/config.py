@@ -157,7 +157,7 @@ def update(cfg: RunConfig, **changes) -> RunConfig:
     unless alpha is given too."""
     if "eps" in changes and "alpha" not in changes and changes["eps"] is not None:
         _check_number("eps", changes["eps"])
-        changes["alpha"] = cfg.train.alpha * changes["eps"] / cfg.train.eps
+        changes["alpha"] = cfg.train.alpha * (changes["eps"] / cfg.train.eps)
     parts = {"run": {}, "train": {}, "eval": {}}
     for name, value in changes.items():
         parts[_part_of(name)][name] = value

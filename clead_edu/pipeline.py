@@ -19,7 +19,7 @@ import torch
 
 from . import data as D
 from . import evaluate as E
-from . import features as F
+from . import features
 from . import plots as P
 from .attacks import pgd
 from .config import COMPARED, RunConfig
@@ -100,12 +100,12 @@ def feature_space(models: dict, x, y, cfg: RunConfig, data, out: Path) -> dict:
     metrics, panels = {}, {}
     for name, model in models.items():
         torch.manual_seed(cfg.seed)
-        pairs = F.embed_pairs(model, x[:n], y[:n], eps=cfg.eps, steps=cfg.eval.pgd_steps)
-        m = metrics[name] = F.pair_metrics(pairs)
+        pairs = features.embed_pairs(model, x[:n], y[:n], eps=cfg.eps, steps=cfg.eval.pgd_steps)
+        m = metrics[name] = features.pair_metrics(pairs)
         if name in ("standard", "pgd_at", "clead"):
             sub = (f"pair dist {m['pair_distance']:.3f} (rel. {m['relative_pair_distance']:.2f}), "
                    f"adv NN acc {m['adv_nn_accuracy']:.2f}")
-            panels[LABELS[name]] = (F.umap_2d(pairs, seed=cfg.seed), pairs.y.numpy(), sub)
+            panels[LABELS[name]] = (features.umap_2d(pairs, seed=cfg.seed), pairs.y.numpy(), sub)
     if panels:
         P.umap_side_by_side(panels, data.classes).savefig(out / "umap_pairs.png", dpi=110)
     return metrics

@@ -7,7 +7,7 @@ import seaborn as sns
 import torch
 
 
-def _img(x: torch.Tensor) -> np.ndarray:
+def to_image(x: torch.Tensor) -> np.ndarray:
     """(C, H, W) in [0,1] -> array for imshow (H, W) grey or (H, W, 3)."""
     x = x.detach().cpu().clamp(0, 1)
     return x[0].numpy() if x.shape[0] == 1 else x.permute(1, 2, 0).numpy()
@@ -28,7 +28,7 @@ def adversarial_examples(x, x_adv, y, pred_clean, pred_adv, classes, n: int = 8,
         cells = [(x[i], pred_clean[i]), (0.5 + 0.5 * delta / scale, None), (x_adv[i], pred_adv[i])]
         for row, (im, pred) in enumerate(cells):
             ax = axes[row, i]
-            ax.imshow(_img(im), cmap="gray", vmin=0, vmax=1)
+            ax.imshow(to_image(im), cmap="gray", vmin=0, vmax=1)
             ax.set_xticks([]), ax.set_yticks([])
             if pred is not None:
                 ok = int(pred) == int(y[i])

@@ -17,7 +17,7 @@ import torch
 
 from . import features as F
 from .attacks import eval_mode, fgsm, pgd
-from .plots import _img, umap_pairs
+from .plots import to_image, umap_pairs
 
 ATTACK_CHOICES = {
     "FGSM": lambda m, x, y, e, s: fgsm(m, x, y, eps=e),
@@ -65,12 +65,12 @@ def draw_attack(model, x1, y1, classes, eps: float, attack: str = "PGD (L-inf)",
     x_adv, p = _attack_one(model, x1, y1, eps, attack, steps)
     fig, axes = plt.subplots(1, 3, figsize=(10, 3.2)) if axes is None else (axes[0].figure, axes)
     pred = int(p.argmax())
-    axes[0].imshow(_img(x_adv), cmap="gray", vmin=0, vmax=1)
+    axes[0].imshow(to_image(x_adv), cmap="gray", vmin=0, vmax=1)
     axes[0].set_title(f"eps {eps:.3f} ({eps * 255:.0f}/255): {classes[pred]}",
                       color="green" if pred == int(y1) else "red")
     delta = x_adv - x1
     scale = float(delta.abs().max().clamp_min(1e-12))
-    axes[1].imshow(_img(0.5 + 0.5 * delta / scale), cmap="gray", vmin=0, vmax=1)
+    axes[1].imshow(to_image(0.5 + 0.5 * delta / scale), cmap="gray", vmin=0, vmax=1)
     axes[1].set_title(f"perturbation x{1 / scale:.0f}" if eps > 0 else "no perturbation")
     colors = ["tab:green" if i == int(y1) else "tab:red" if i == pred else "tab:gray" for i in range(len(p))]
     axes[2].bar(range(len(p)), p, color=colors)
