@@ -44,8 +44,6 @@ def eval_mode(model: torch.nn.Module):
             m.train(was_training)
 
 
-# ----------------------------------------------------------------------------- losses to maximise
-
 def ce_loss(model: torch.nn.Module, x_adv: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     """Per-example cross-entropy of the model at x_adv, shape (B,)."""
     return F.cross_entropy(model(x_adv), y, reduction="none")
@@ -59,8 +57,6 @@ def input_grad(model, loss_fn: LossFn, x_adv, y, targeted: bool) -> tuple[torch.
     return (-grad if targeted else grad), loss.detach()
 
 
-# ----------------------------------------------------------------------------- FGSM
-
 def fgsm(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, *, eps: float,
          targeted: bool = False, loss_fn: LossFn = ce_loss) -> torch.Tensor:
     """Fast Gradient Sign Method (Goodfellow, Shlens & Szegedy, ICLR 2015).
@@ -68,14 +64,8 @@ def fgsm(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, *, eps: float
     Threat model: L-inf ball of radius eps (pixel units, e.g. 8/255), white box.
     One step: x_adv = clip_[0,1](x + eps * sign(grad_x loss(f(x), y))).
 
-    Args:
-        model: returns logits (B, K) for inputs (B, C, H, W) in [0, 1].
-        x: clean images (B, C, H, W) in [0, 1].  y: labels (B,), or target labels if targeted.
-        eps: L-inf radius in pixel units.
-        targeted: step *down* the loss towards the target labels y.
-        loss_fn: per-example loss (model, x_adv, y) -> (B,) to ascend; default cross-entropy.
-    Returns:
-        x_adv (B, C, H, W), detached, in [0, 1], with ||x_adv - x||_inf <= eps.
+    Args: as `pgd` (model, x (B, C, H, W) in [0, 1], y (B,), eps in pixel units, targeted, loss_fn).
+    Returns: x_adv (B, C, H, W), detached, in [0, 1], with ||x_adv - x||_inf <= eps.
     """
     with eval_mode(model):
         check_attack(model, x, y, eps=eps, norm="linf")
@@ -87,32 +77,40 @@ def fgsm(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, *, eps: float
 
 # ----------------------------------------------------------------------------- PGD
 
-def random_delta(x: torch.Tensor, eps: float, norm: str) -> torch.Tensor:
-    """A random delta: uniform in the L-inf cube, or uniform radius along a random L2 direction."""
+def project(delta: torch.Tensor, x: torch.Tensor, eps: float, norm: str) -> torch.Tensor:
+    """delta moved back onto the eps-ball (L-inf: clip; L2: rescale) and x + delta into [0, 1]."""
     if norm == "linf":
-        delta = torch.empty_like(x).uniform_(-eps, eps)
+        delta = delta.clamp(-eps, eps)
     else:
-        direction = torch.randn_like(x)
-        direction = direction / direction.flatten(1).norm(dim=1).clamp_min(1e-12).view(-1, 1, 1, 1)
-        delta = direction * eps * torch.rand(x.shape[0], 1, 1, 1, device=x.device, dtype=x.dtype)
-    return (x + delta).clamp(0, 1) - x
-
-
-def step_and_project(delta, grad, x, eps: float, alpha: float, norm: str) -> torch.Tensor:
-    """One ascent step of size alpha, then projection onto the eps-ball and the [0,1] box."""
-    if norm == "linf":
-        delta = (delta + alpha * grad.sign()).clamp(-eps, eps)
-    else:
-        g_norm = grad.flatten(1).norm(dim=1).clamp_min(1e-12).view(-1, 1, 1, 1)
-        delta = delta + alpha * grad / g_norm
         d_norm = delta.flatten(1).norm(dim=1).view(-1, 1, 1, 1)
         delta = delta * (eps / d_norm.clamp_min(1e-12)).clamp(max=1.0)
     return (x + delta).clamp(0, 1) - x
 
 
+def random_delta(x: torch.Tensor, eps: float, norm: str, scale: float | None = None) -> torch.Tensor:
+    """A random start: uniform in the L-inf cube, or uniform radius along a random L2 direction;
+    with `scale`, Gaussian noise scale * N(0, 1) instead (the TRADES start: 0.001)."""
+    if scale is not None:
+        delta = scale * torch.randn_like(x)
+    elif norm == "linf":
+        delta = torch.empty_like(x).uniform_(-eps, eps)
+    else:
+        direction = torch.randn_like(x)
+        direction = direction / direction.flatten(1).norm(dim=1).clamp_min(1e-12).view(-1, 1, 1, 1)
+        delta = direction * eps * torch.rand(x.shape[0], 1, 1, 1, device=x.device, dtype=x.dtype)
+    return project(delta, x, eps, norm)
+
+
+def step_and_project(delta, grad, x, eps: float, alpha: float, norm: str) -> torch.Tensor:
+    """One ascent step of size alpha (the gradient's sign for L-inf, its unit vector for L2), projected."""
+    step = grad.sign() if norm == "linf" else grad / grad.flatten(1).norm(dim=1).clamp_min(1e-12).view(-1, 1, 1, 1)
+    return project(delta + alpha * step, x, eps, norm)
+
+
 def pgd_once(model, x, y, eps, alpha, steps, norm, random_start, targeted, loss_fn):
     """One PGD run from one start; returns x_adv (B,C,H,W)."""
-    delta = random_delta(x, eps, norm) if random_start else torch.zeros_like(x)
+    scale = None if isinstance(random_start, bool) else float(random_start)
+    delta = random_delta(x, eps, norm, scale) if random_start is not False else torch.zeros_like(x)
     for _ in range(steps):
         grad, _ = input_grad(model, loss_fn, x + delta, y, targeted)
         delta = step_and_project(delta, grad, x, eps, alpha, norm)
@@ -129,7 +127,7 @@ def _judge(model, x_adv, y, targeted: bool, loss_fn: LossFn) -> tuple[torch.Tens
 
 def pgd(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, *, eps: float,
         alpha: float | None = None, steps: int = 10, norm: str = "linf",
-        random_start: bool = True, restarts: int = 1, targeted: bool = False,
+        random_start: bool | float = True, restarts: int = 1, targeted: bool = False,
         loss_fn: LossFn = ce_loss, validate: bool = True) -> torch.Tensor:
     """Projected Gradient Descent (Madry et al., ICLR 2018), L-inf or L2.
 
@@ -138,22 +136,19 @@ def pgd(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, *, eps: float,
     the unit-norm gradient for L2) by alpha and projects back onto the ball.
 
     Args:
-        model: returns logits (B, K) for inputs (B, C, H, W) in [0, 1].
-        x: clean images (B, C, H, W) in [0, 1].  y: labels (B,), or targets if targeted.
-        eps: radius in pixel units (L-inf: e.g. 8/255; L2: e.g. 0.5).
-        alpha: step size in the same units; default 2.5 * eps / steps.
-        steps: gradient steps per restart.
-        norm: 'linf' or 'l2'.
-        random_start: start from a uniformly random point of the ball (else from x).
+        model: returns logits (B, K) for x.  x: clean images (B, C, H, W) in [0, 1].
+        y: labels (B,), or the target labels if targeted.
+        eps: radius in pixel units (L-inf: e.g. 8/255; L2: e.g. 0.5).  norm: 'linf' or 'l2'.
+        alpha: step size in the same units; default 2.5 * eps / steps.  steps: per restart.
+        random_start: True: a uniformly random point of the ball; False: x; a number s:
+            x + s * N(0, 1) (TRADES starts at s = 0.001).
         restarts: independent runs; each example keeps its strongest result
             (one that fools the model, else the highest final loss).
         targeted: make the model predict y (the target labels) instead of leaving y.
-        loss_fn: per-example loss (model, x_adv, y) -> (B,) to ascend; default
-            cross-entropy. C-LEAD and TRADES pass their own inner losses here.
-        validate: check x, y, eps and the model first. The training loop checks its
-            batches once per epoch and passes False (each check waits for the GPU).
-    Returns:
-        x_adv (B, C, H, W), detached, in [0, 1], within eps of x in the chosen norm.
+        loss_fn: per-example loss (model, x_adv, y) -> (B,) to ascend; default cross-entropy
+            (C-LEAD and TRADES pass their own inner losses).
+        validate: run `guards.check_attack` first (the training loop checks once per epoch).
+    Returns: x_adv (B, C, H, W), detached, in [0, 1], within eps of x in the chosen norm.
     """
     with eval_mode(model):
         if validate:
@@ -172,5 +167,3 @@ def pgd(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, *, eps: float,
             best[better], best_fooled[better], best_score[better] = cand[better], fooled[better], score[better]
         return best
 
-
-ATTACKS = {"fgsm": fgsm, "pgd": pgd}
