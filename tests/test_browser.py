@@ -3,7 +3,7 @@
 Starts JupyterLab on loopback with fresh config/data/runtime/workspace folders, opens
 a copy of notebooks/02_attacks.ipynb, runs all cells, moves the epsilon slider with
 the keyboard and asserts that the widget rendered and that the displayed prediction
-and figure changed. Screenshots go to artifacts/ (02_attacks_before.png, _after.png).
+and figure changed. Screenshots go to the artifacts folder (conftest.artifacts): 02_attacks_before.png, _after.png.
 Needs Debian's chromium (/usr/bin/chromium) and the Python playwright package;
 `.ci/run` installs both.
 """

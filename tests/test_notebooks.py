@@ -2,7 +2,7 @@
 
 The notebooks share one temporary checkpoint folder, as in a course where they run
 in sequence; each also trains what it needs when run alone. Runtimes are written to
-artifacts/notebook_times.json.
+notebook_times.json in the artifacts folder (conftest.artifacts).
 """
 import json
 import time
@@ -16,11 +16,9 @@ TIMES: dict[str, float] = {}
 
 
 @pytest.fixture(scope="module")
-def run_dir(tmp_path_factory):
+def run_dir(tmp_path_factory, artifacts):
     yield tmp_path_factory.mktemp("notebook_runs")
-    out = ROOT / "artifacts"
-    out.mkdir(exist_ok=True)
-    (out / "notebook_times.json").write_text(json.dumps(TIMES, indent=1))
+    (artifacts / "notebook_times.json").write_text(json.dumps(TIMES, indent=1))
 
 
 def test_all_seven_lessons_present():
