@@ -127,6 +127,7 @@ PRESETS = {
 # digits are 8x8 with 17 grey levels, so 8/255 would be less than one grey level.
 DATASET_DEFAULTS = {
     "digits": dict(eps=0.2, alpha=0.05),
+    "cifar10-sample": dict(eps=8 / 255, alpha=2 / 255),
     "cifar10": dict(eps=8 / 255, alpha=2 / 255),
     "cifar100": dict(eps=8 / 255, alpha=2 / 255),
     "imagenette": dict(eps=4 / 255, alpha=1 / 255),

@@ -8,6 +8,7 @@ units (8/255 means 8 grey levels out of 255).
 Names understood by `get_data`:
 
     digits       scikit-learn's bundled 8x8 handwritten digits (offline, default)
+    cifar10-sample  2,000 training and 517 test CIFAR-10 photos shipped in the package (offline)
     cifar10      torchvision CIFAR-10, downloaded into `root`
     cifar100     torchvision CIFAR-100, downloaded into `root`
     imagenette   torchvision Imagenette (10 ImageNet classes), resized
@@ -21,7 +22,7 @@ from pathlib import Path
 import torch
 from torch.utils.data import DataLoader, Dataset, Subset, TensorDataset
 
-DATASETS = ("digits", "cifar10", "cifar100", "imagenette", "folder:PATH")
+DATASETS = ("digits", "cifar10-sample", "cifar10", "cifar100", "imagenette", "folder:PATH")
 
 
 class DatasetUnavailable(FileNotFoundError):
@@ -63,6 +64,43 @@ def _digits(seed: int = 0, test_fraction: float = 0.2) -> Data:
     return Data("digits", TensorDataset(x[train_idx], y[train_idx]),
                 TensorDataset(x[test_idx], y[test_idx]),
                 [str(i) for i in range(10)], (1, 8, 8), (mean,), (std,))
+
+
+# ----------------------------------------------------------------------------- cifar10-sample
+
+SAMPLE_FILE = Path(__file__).parent / "assets" / "cifar10_sample.npz"
+
+
+class Augmented(Dataset):
+    """Tensors (N, C, H, W) in [0, 1] with a random transform applied on each access."""
+
+    def __init__(self, x: torch.Tensor, y: torch.Tensor, transform):
+        self.tensors, self.transform = (x, y), transform
+
+    def __len__(self) -> int:
+        return len(self.tensors[1])
+
+    def __getitem__(self, i):
+        return self.transform(self.tensors[0][i]), self.tensors[1][i]
+
+
+def _cifar10_sample(augment: bool) -> Data:
+    """Real CIFAR-10 photos bundled with the package (see data/README.md): the first 200
+    training images of each class (2,000) and 517 test images, 32x32 RGB."""
+    import numpy as np
+    from torchvision import transforms as T
+    arrays = np.load(SAMPLE_FILE)
+
+    def tensors(split):
+        x = torch.from_numpy(arrays[f"x_{split}"]).permute(0, 3, 1, 2).float() / 255  # (N,3,32,32)
+        return x, torch.from_numpy(arrays[f"y_{split}"])
+
+    x, y = tensors("train")
+    crop_flip = T.Compose([T.RandomCrop(32, padding=4), T.RandomHorizontalFlip()])
+    train = Augmented(x, y, crop_flip) if augment else TensorDataset(x, y)
+    classes = [str(c) for c in arrays["classes"]]
+    return Data("cifar10-sample", train, TensorDataset(*tensors("test")), classes, (3, 32, 32),
+                CIFAR10_MEAN, CIFAR10_STD)
 
 
 # ----------------------------------------------------------------------------- torchvision
@@ -179,6 +217,8 @@ def get_data(name: str = "digits", root: str | Path = "data", *, download: bool 
     root = Path(root)
     if name == "digits":
         return _digits(seed)
+    if name == "cifar10-sample":
+        return _cifar10_sample(augment)
     if name in ("cifar10", "cifar100"):
         return _cifar(name, root, download, augment)
     if name == "imagenette":
@@ -211,6 +251,8 @@ def take(dataset: Dataset, n: int | None = None, seed: int = 0) -> tuple[torch.T
     """Stack `n` examples (a fixed random subset) into tensors x (n,C,H,W) in [0,1], y (n,)."""
     ds = subset(dataset, n, seed)
     if isinstance(ds, TensorDataset):
+        return ds.tensors[0].clone(), ds.tensors[1].clone()
+    if isinstance(ds, Augmented):   # stacking skips the random transform
         return ds.tensors[0].clone(), ds.tensors[1].clone()
     xs, ys = zip(*(ds[i] for i in range(len(ds))))
     return torch.stack(xs), torch.as_tensor(ys, dtype=torch.long)

@@ -14,6 +14,8 @@ import math
 import torch
 from torch.utils.data import Dataset, Subset, TensorDataset
 
+from .data import Augmented
+
 
 def fast_loader(model, train_set, batch_size: int, seed: int = 0, aug: str | None = None):
     """The fast path's set-up: channels_last weights, cudnn autotuning, and a DeviceLoader with
@@ -44,13 +46,16 @@ def as_tensors(dataset: Dataset) -> tuple[torch.Tensor, torch.Tensor, str] | Non
     transform applies ('crop_flip', 'flip' or 'none'); None if it cannot be read that way.
 
     Reads the raw pixels of torchvision CIFAR (`.data`), ImageFolder (its files) and
-    TensorDataset, without the per-image transforms; Subsets are followed."""
+    TensorDataset/Augmented, without the per-image transforms; Subsets are followed."""
     from torchvision import datasets
     from torchvision.transforms import functional as TF
     root, idx = _root(dataset)
     if isinstance(root, TensorDataset):
         x, y = root.tensors
         aug = "none"
+    elif isinstance(root, Augmented):             # the bundled cifar10-sample
+        x, y = root.tensors
+        aug = "crop_flip" if "RandomCrop" in repr(root.transform) else "flip"
     elif isinstance(root, (datasets.CIFAR10, datasets.ImageFolder)):
         names = repr(root.transform)
         if "Resize" in names:                     # resizing crops (Imagenette): keep the DataLoader

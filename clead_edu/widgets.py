@@ -4,11 +4,13 @@ A notebook read without a kernel (on a course page, on GitHub) shows no live
 widget, so every explorer here has a `*_static` twin that draws the same point
 as an ordinary matplotlib figure.
 
-    ce.widgets.eps_explorer(model, x, y, data.classes, eps_max=0.3)       # live
+    ce.widgets.eps_explorer(model, x, y, data.classes, eps_max=0.3)       # live, digits
+    ce.widgets.eps_explorer(model, x, y, data.classes, eps_max=16/255, unit=1/255)   # photos
     ce.widgets.eps_explorer_static(model, x[0], y[0], data.classes, [0, .1, .2, .3])
 """
 from __future__ import annotations
 
+from contextlib import contextmanager
 from functools import lru_cache
 
 import matplotlib.pyplot as plt
@@ -50,59 +52,110 @@ def _probs(model, x) -> np.ndarray:
         return model(x).softmax(1)[0].cpu().numpy()
 
 
+@contextmanager
+def _one_thread(device: torch.device):
+    """One CPU thread for one-image work: more only adds overhead (10x slower seen here
+    on 2 busy cores)."""
+    n = torch.get_num_threads()
+    if device.type == "cpu":
+        torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(n)
+
+
 def _attack_one(model, x1, y1, eps, attack: str, steps: int):
     """x1 (C,H,W), y1 int -> (x_adv (C,H,W), class probabilities (K,)) under `attack`."""
     dev = next(model.parameters()).device
     x, y = x1[None].to(dev), torch.tensor([int(y1)], device=dev)
     torch.manual_seed(0)
-    x_adv = ATTACK_CHOICES[attack](model, x, y, eps, steps) if eps > 0 else x
-    return x_adv[0].cpu(), _probs(model, x_adv)
+    with _one_thread(dev):
+        x_adv = ATTACK_CHOICES[attack](model, x, y, eps, steps) if eps > 0 else x
+        return x_adv[0].cpu(), _probs(model, x_adv)
+
+
+def eps_label(eps: float) -> str:
+    """'4/255' when eps is a whole number of 255ths (photos), else '0.200' (digits)."""
+    k = eps * 255
+    return f"{k:.0f}/255" if abs(k - round(k)) < 1e-6 else f"{eps:.3f}"
+
+
+def _verdict(classes, pred: int, y1: int) -> str:
+    """'cat (right)' / 'dog (wrong)': the words carry the verdict, not only the colour."""
+    return f"{classes[pred]} ({'right' if pred == y1 else 'WRONG'})"
 
 
 def draw_attack(model, x1, y1, classes, eps: float, attack: str = "PGD (L-inf)", steps: int = 10,
                 axes=None) -> plt.Figure:
-    """Three panels for one image: adversarial image, perturbation (magnified), class probabilities."""
+    """Four panels for one image x1 (C,H,W) in [0,1] with true class y1: the clean image, the
+    perturbation (magnified to fill the range), the adversarial image, the class probabilities."""
+    y1 = int(y1)
     x_adv, p = _attack_one(model, x1, y1, eps, attack, steps)
-    fig, axes = plt.subplots(1, 3, figsize=(10, 3.2)) if axes is None else (axes[0].figure, axes)
-    pred = int(p.argmax())
-    axes[0].imshow(to_image(x_adv), cmap="gray", vmin=0, vmax=1)
-    axes[0].set_title(f"eps {eps:.3f} ({eps * 255:.0f}/255): {classes[pred]}",
-                      color="green" if pred == int(y1) else "red")
-    delta = x_adv - x1
+    clean = int(_probs(model, x1[None].to(next(model.parameters()).device)).argmax())
+    fig, axes = plt.subplots(1, 4, figsize=(12, 3.2)) if axes is None else (axes[0].figure, axes)
+    pred, delta = int(p.argmax()), x_adv - x1
     scale = float(delta.abs().max().clamp_min(1e-12))
-    axes[1].imshow(to_image(0.5 + 0.5 * delta / scale), cmap="gray", vmin=0, vmax=1)
-    axes[1].set_title(f"perturbation x{1 / scale:.0f}" if eps > 0 else "no perturbation")
-    colors = ["tab:green" if i == int(y1) else "tab:red" if i == pred else "tab:gray" for i in range(len(p))]
-    axes[2].bar(range(len(p)), p, color=colors)
-    axes[2].set(ylim=(0, 1), ylabel="probability", title="prediction (green = true class)")
-    axes[2].set_xticks(range(len(p)), [str(c)[:6] for c in classes], rotation=45, fontsize=7)
-    for ax in axes[:2]:
+    panels = [(x1, f"clean: {_verdict(classes, clean, y1)}"),
+              (0.5 + 0.5 * delta / scale, f"perturbation x{1 / scale:.0f}" if eps > 0 else "no perturbation"),
+              (x_adv, f"eps {eps_label(eps)}: {_verdict(classes, pred, y1)}")]
+    for ax, (im, title) in zip(axes, panels):
+        ax.imshow(to_image(im), cmap="gray", vmin=0, vmax=1)
+        ax.set_title(title, fontsize=10)
         ax.set_xticks([]), ax.set_yticks([])
+    colors = ["#0072B2" if i == y1 else "#D55E00" if i == pred else "#BBBBBB" for i in range(len(p))]
+    bars = axes[3].bar(range(len(p)), p, color=colors)
+    bars[y1].set_hatch("//")
+    axes[3].set(ylim=(0, 1), ylabel="probability", title="prediction (hatched blue = true class)")
+    axes[3].set_xticks(range(len(p)), [str(c)[:6] for c in classes], rotation=45, fontsize=7)
     fig.tight_layout()
     return fig
 
 
-def eps_explorer(model, x, y, classes, *, eps_max: float, steps: int = 10):
+def flip_eps(model, x, y, eps_values, attack: str = "PGD (L-inf)", steps: int = 10) -> list:
+    """For each image of x (N,C,H,W) with true class y (N,): the smallest eps in `eps_values`
+    (ascending) at which `attack` makes the prediction wrong, computed one image at a time
+    exactly as the explorer does. 0.0 for an image already wrong at eps 0, None for one
+    still right at the largest eps."""
+    found = []
+    for x1, y1 in zip(x, y):
+        found.append(next((e for e in [0.0, *eps_values]
+                           if int(_attack_one(model, x1, y1, e, attack, steps)[1].argmax()) != int(y1)), None))
+    return found
+
+
+def eps_explorer(model, x, y, classes, *, eps_max: float, steps: int = 10, unit: float | None = None,
+                 start: int | None = None):
     """Live explorer: sliders for epsilon and the image, a dropdown for the attack.
 
-    x (N, C, H, W) in [0,1], y (N,). The image, the perturbation and the predicted
-    class probabilities are redrawn on every change; the line of text above them
-    states the prediction. Returns the ipywidgets box (display it, or leave it last in a cell).
+    x (N, C, H, W) in [0,1], y (N,). The clean image, the perturbation, the adversarial
+    image and the predicted probabilities are redrawn on every change; the line of text
+    above them states the prediction. With `unit=1/255` (photos) the epsilon slider counts
+    whole 255ths from 0 to eps_max; otherwise it moves in 20 steps. The first image shown
+    is x[start], by default the first one the model classifies correctly. Returns the box.
     """
     import ipywidgets as W
-    eps = W.FloatSlider(value=0.0, min=0.0, max=eps_max, step=eps_max / 20, description="epsilon",
-                        readout_format=".3f", continuous_update=False)
+    if unit:
+        eps = W.IntSlider(value=0, min=0, max=round(eps_max / unit), description="eps (/255)",
+                          continuous_update=False)
+    else:
+        eps = W.FloatSlider(value=0.0, min=0.0, max=eps_max, step=eps_max / 20, description="epsilon",
+                            readout_format=".3f", continuous_update=False)
     attack = W.Dropdown(options=list(ATTACK_CHOICES), value="PGD (L-inf)", description="attack")
-    index = W.IntSlider(value=0, min=0, max=len(x) - 1, description="image", continuous_update=False)
+    if start is None:
+        start = next((i for i, e in enumerate(flip_eps(model, x, y, [])) if e is None), 0)
+    index = W.IntSlider(value=start, min=0, max=len(x) - 1, description="image",
+                        continuous_update=False)
     status, out = W.HTML(), W.Image(format="png")
 
     def redraw(_=None):
-        _, p = _attack_one(model, x[index.value], y[index.value], eps.value, attack.value, steps)
+        e = eps.value * (unit or 1.0)
+        x1, y1 = x[index.value], int(y[index.value])
+        _, p = _attack_one(model, x1, y1, e, attack.value, steps)
         pred = int(p.argmax())
-        status.value = (f"<b>prediction: {classes[pred]}</b> ({100 * p[pred]:.0f}%), "
-                        f"true class: {classes[int(y[index.value])]}")
-        out.value = _png(draw_attack(model, x[index.value], y[index.value], classes, eps.value,
-                                     attack.value, steps))
+        status.value = (f"<b>prediction: {_verdict(classes, pred, y1)}</b> ({100 * p[pred]:.0f}%), "
+                        f"true class: {classes[y1]}, eps {eps_label(e)}")
+        out.value = _png(draw_attack(model, x1, y1, classes, e, attack.value, steps))
     for w in (eps, attack, index):
         w.observe(redraw, names="value")
     redraw()
@@ -112,7 +165,7 @@ def eps_explorer(model, x, y, classes, *, eps_max: float, steps: int = 10):
 def eps_explorer_static(model, x1, y1, classes, eps_values, attack: str = "PGD (L-inf)",
                         steps: int = 10) -> plt.Figure:
     """Static fallback of `eps_explorer`: one row of `draw_attack` per eps value."""
-    fig, axes = plt.subplots(len(eps_values), 3, figsize=(10, 3 * len(eps_values)), squeeze=False)
+    fig, axes = plt.subplots(len(eps_values), 4, figsize=(12, 3 * len(eps_values)), squeeze=False)
     for row, e in zip(axes, eps_values):
         draw_attack(model, x1, y1, classes, e, attack, steps, axes=row)
     return fig
