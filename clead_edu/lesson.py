@@ -24,8 +24,6 @@ from .device import pick_device, seed_everything
 from .models import model_for
 from .train import train
 
-THREADS = torch.get_num_threads()   # torch's default, restored for images larger than digits
-
 
 @dataclass
 class Lesson:
@@ -73,9 +71,9 @@ def setup(preset: str = "quick", dataset: str = "digits", *, seed: int = 0, epoc
     device = pick_device()
     if device.type != "cuda":
         cfg = update(cfg, fast=False)        # bf16 and on-device data are for CUDA only
+    if device.type == "cpu" and preset == "quick":
+        torch.set_num_threads(1)   # small models: one thread is about as fast, and unaffected by other programs
     data = D.get_data(dataset, data_root, seed=seed)
-    if device.type == "cpu":   # 8x8 digits: one thread is as fast, and unaffected by other programs
-        torch.set_num_threads(1 if data.shape[-1] <= 8 else THREADS)
     print(f"{data.name}: {len(data.train)} training / {len(data.test)} test images, "
           f"{data.num_classes} classes, shape {data.shape}; preset {preset}, eps {cfg.eps:.4g}")
     return Lesson(cfg, data, device, Path(run_dir) / f"{Path(dataset).name}-{preset}")

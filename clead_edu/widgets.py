@@ -106,7 +106,7 @@ def draw_attack(model, x1, y1, classes, eps: float, attack: str = "PGD (L-inf)",
     colors = ["#0072B2" if i == y1 else "#D55E00" if i == pred else "#BBBBBB" for i in range(len(p))]
     bars = axes[3].bar(range(len(p)), p, color=colors)
     bars[y1].set_hatch("//")
-    axes[3].set(ylim=(0, 1), ylabel="probability", title="prediction (hatched blue = true class)")
+    axes[3].set(ylim=(0, 1), ylabel="probability", title="probabilities (hatched = true)")
     axes[3].set_xticks(range(len(p)), [str(c)[:6] for c in classes], rotation=45, fontsize=7)
     fig.tight_layout()
     return fig

@@ -2,8 +2,8 @@
 
 Starts JupyterLab on loopback with fresh config/data/runtime/workspace folders, opens
 a copy of notebooks/02_attacks.ipynb, runs all cells, moves the epsilon slider with
-the keyboard and asserts that the widget rendered and that the displayed prediction
-and figure changed. Screenshots go to the artifacts folder (conftest.artifacts): 02_attacks_before.png, _after.png.
+the keyboard (eps 0 -> 8/255 on a CIFAR-10 photo) and asserts that the widget rendered
+and that the displayed prediction and figure changed. Screenshots go to the artifacts folder (conftest.artifacts): 02_attacks_before.png, _after.png.
 Needs Debian's chromium (/usr/bin/chromium) and the Python playwright package;
 `.ci/run` installs both.
 """
@@ -104,7 +104,7 @@ def _run_and_slide(page, base, token, shots):
         except Exception:
             if attempt == 4:
                 raise
-    slider = page.locator(".widget-slider", has_text="epsilon").first
+    slider = page.locator(".widget-slider", has_text="eps (/255)").first
     slider.wait_for(state="attached", timeout=300_000)
     page.wait_for_selector(".jp-Notebook-ExecutionIndicator[data-status='idle']", timeout=300_000)
     errors = page.locator(".jp-OutputArea-output", has_text="Traceback").count()
@@ -116,7 +116,7 @@ def _run_and_slide(page, base, token, shots):
     page.screenshot(path=str(shots / "02_attacks_before.png"))
     handle = slider.locator(".noUi-handle")
     handle.focus()
-    for _ in range(12):                       # 12 steps of eps_max/20: eps 0 -> 0.6 eps_max
+    for _ in range(8):                        # 8 steps of 1/255: eps 0 -> 8/255
         handle.press("ArrowRight")
         page.wait_for_timeout(150)
     readout = slider.locator(".widget-readout").inner_text()
@@ -130,12 +130,12 @@ def _run_and_slide(page, base, token, shots):
     return readout, before, after
 
 
-def test_eps_slider_changes_prediction(lab):
-    """Run All in JupyterLab, move the epsilon slider, and see the prediction and figure change."""
+def test_eps_slider_changes_prediction(lab, artifacts):
+    """Run All in JupyterLab, move the epsilon slider on a photo (cifar10-sample, eps in 255ths),
+    and see the prediction and figure change; screenshots stay in the artifacts folder."""
     from playwright.sync_api import sync_playwright
     base, token = lab
-    shots = ROOT / "artifacts"
-    shots.mkdir(exist_ok=True)
+    shots = artifacts
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=CHROMIUM, args=FLAGS)
         page = browser.new_page(viewport={"width": 1400, "height": 1000})
@@ -146,6 +146,7 @@ def test_eps_slider_changes_prediction(lab):
             raise
         finally:
             browser.close()
-    assert float(readout) > 0, f"slider did not move (readout {readout})"
+    assert float(readout) == 8, f"slider did not move to 8/255 (readout {readout})"
+    assert "eps 8/255" in after[0] and "WRONG" in after[0], after[0]
     assert after[1] != before[1], "the figure did not change"
     assert after[0] != before[0], f"the displayed prediction did not change: {after[0]!r}"

@@ -82,3 +82,30 @@ def test_validation_split_is_disjoint_and_seeded(digits):
     assert held.indices != D.split(digits.train, 0.2, seed=4)[1].indices
     with pytest.raises(ValueError, match="fraction"):
         D.split(digits.train, 1.0)
+
+
+def test_cifar10_sample_is_real_offline_photos():
+    """cifar10-sample: 2,000 class-balanced training and 517 test photos (3, 32, 32) in [0, 1],
+    shipped in the package (no download), the same on every load; augmentation on train only."""
+    d = D.get_data("cifar10-sample", root="/nonexistent", download=False)
+    assert (len(d.train), len(d.test), d.shape, d.num_classes) == (2000, 517, (3, 32, 32), 10)
+    assert d.classes[:3] == ["airplane", "automobile", "bird"]
+    x, y = D.take(d.train)
+    assert torch.bincount(y).tolist() == [200] * 10
+    assert x.dtype == torch.float32 and 0 <= x.min() and x.max() <= 1
+    assert torch.allclose(x * 255, (x * 255).round(), atol=1e-4)       # 8-bit photos
+    assert x.std() > 0.15 and len({img.sum().item() for img in x[:50]}) == 50   # real, distinct images
+    xt, yt = D.take(d.test)
+    assert torch.equal(xt, D.take(D.get_data("cifar10-sample").test)[0])
+    augmented = torch.stack([d.train[0][0] for _ in range(8)])
+    assert not all(torch.equal(augmented[0], a) for a in augmented[1:]), "random crop/flip on train"
+    assert torch.equal(d.test[0][0], d.test[0][0])
+    plain = D.get_data("cifar10-sample", augment=False)
+    assert torch.equal(plain.train[0][0], x[0])
+
+
+def test_cifar10_sample_on_the_fast_path():
+    """The fast path reads the photos whole, with their crop-and-flip augmentation."""
+    from clead_edu.fast import as_tensors
+    x, y, aug = as_tensors(D.subset(D.get_data("cifar10-sample").train, 100, seed=0))
+    assert x.shape == (100, 3, 32, 32) and y.shape == (100,) and aug == "crop_flip"

@@ -46,6 +46,21 @@ def test_notebook_runs_in_quick_preset(notebook, run_dir, tmp_path):
     print(f"{notebook.stem}: {TIMES[notebook.stem]} s")
 
 
+@pytest.mark.notebook
+def test_attacks_notebook_on_photos(run_dir, tmp_path):
+    """02 with the bundled CIFAR-10 photos as its dataset (offline): the whole lesson, the
+    explorer included, runs on them (time recorded as 02_attacks[cifar10-sample])."""
+    import papermill as pm
+    nb = ROOT / "notebooks" / "02_attacks.ipynb"
+    start = time.time()
+    pm.execute_notebook(str(nb), str(tmp_path / nb.name), cwd=str(nb.parent), kernel_name="python3",
+                        parameters={"preset": "quick", "dataset": "cifar10-sample", "run_dir": str(run_dir)},
+                        progress_bar=False)
+    TIMES["02_attacks[cifar10-sample]"] = round(time.time() - start, 1)
+    text = json.dumps(json.loads((tmp_path / nb.name).read_text())["cells"])
+    assert "cifar10-sample: 2000 training / 517 test images" in text
+
+
 def figures(path: Path) -> list[bytes]:
     """The PNG figures a executed notebook shows, in order."""
     import base64

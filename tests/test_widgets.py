@@ -1,0 +1,69 @@
+"""The epsilon explorer on photos: a quick standard model on cifar10-sample, flipped by
+perturbations of a few 255ths; the explorer's panels, slider units and first image."""
+import matplotlib.pyplot as plt
+import pytest
+import torch
+
+from clead_edu import data as D
+from clead_edu import evaluate, widgets
+from conftest import train_small_cnn
+
+LEVELS = [k / 255 for k in range(1, 17)]
+
+
+@pytest.fixture(scope="module")
+def photos():
+    """A small CNN trained briefly on the bundled photos, and 40 test photos."""
+    data = D.get_data("cifar10-sample")
+    model = train_small_cnn(data, "standard", epochs=4, eps=8 / 255, alpha=2 / 255)
+    x, y = D.take(data.test, 40, seed=0)
+    return model, x, y, data.classes
+
+
+def test_quick_photo_model_beats_chance_and_flips_at_small_eps(photos):
+    """Above chance (10%) on clean photos; most correct photos turn wrong at eps <= 4/255."""
+    model, x, y, _ = photos
+    flips = widgets.flip_eps(model, x, y, LEVELS, steps=10)
+    right = [e for e in flips if e != 0.0]
+    assert len(right) / len(y) == pytest.approx(evaluate.accuracy(model, x, y)) and len(right) > 0.2 * len(y)
+    small = [e for e in right if e is not None and e <= 4 / 255 + 1e-9]
+    assert len(small) > len(right) / 2, flips
+
+
+def test_flip_eps_is_where_the_prediction_turns(photos):
+    """At the eps flip_eps reports the prediction is wrong, one level below it still right."""
+    model, x, y, _ = photos
+    flips = widgets.flip_eps(model, x[:12], y[:12], LEVELS, steps=10)
+    for x1, y1, e in zip(x[:12], y[:12], flips):
+        if e is None or e == 0.0:
+            continue
+        probs = lambda eps: widgets._attack_one(model, x1, y1, eps, "PGD (L-inf)", 10)[1]
+        assert probs(e).argmax() != y1
+        below = LEVELS[LEVELS.index(e) - 1] if e > LEVELS[0] else 0.0
+        assert probs(below).argmax() == y1
+
+
+def test_draw_attack_shows_clean_perturbation_adversarial_and_probabilities(photos):
+    model, x, y, classes = photos
+    fig = widgets.draw_attack(model, x[0], y[0], classes, 4 / 255)
+    titles = [ax.get_title() for ax in fig.axes]
+    assert titles[0].startswith("clean:") and titles[1].startswith("perturbation x")
+    assert titles[2].startswith("eps 4/255:") and "true" in titles[3]
+    assert ("(right)" in titles[2]) != ("(WRONG)" in titles[2])        # the verdict is in words
+    plt.close(fig)
+
+
+def test_explorer_counts_255ths_and_starts_on_a_correct_photo(photos):
+    model, x, y, classes = photos
+    box = widgets.eps_explorer(model, x, y, classes, eps_max=16 / 255, unit=1 / 255, steps=5)
+    eps, _, index = box.children[0].children
+    assert (eps.min, eps.max, eps.value, eps.description) == (0, 16, 0, "eps (/255)")
+    assert evaluate.predict(model, x[index.value:index.value + 1]).item() == y[index.value].item()
+    before = box.children[2].value
+    eps.value = 16
+    assert "eps 16/255" in box.children[1].value and box.children[2].value != before
+
+
+def test_eps_label():
+    assert widgets.eps_label(4 / 255) == "4/255" and widgets.eps_label(0.2) == "51/255"
+    assert widgets.eps_label(0.123) == "0.123"
