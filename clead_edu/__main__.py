@@ -39,7 +39,7 @@ RENAMED = {"train_steps": "steps"}   # command-line name -> config field
 
 def add_run_options(r: argparse.ArgumentParser) -> None:
     """The options shared by `run`, `study` and `ablate` (defaults: the preset and dataset)."""
-    r.add_argument("--dataset", default="digits", help="digits (offline) | cifar10 | cifar100 | imagenette | folder:PATH")
+    r.add_argument("--dataset", default="digits", help="digits, cifar10-sample (both offline) | cifar10 | cifar100 | imagenette | folder:PATH")
     r.add_argument("--preset", default="quick", choices=sorted(C.PRESETS), help="quick: CPU, minutes; full: GPU, paper scale")
     r.add_argument("--device", default="auto", help="auto (cuda, then mps, then cpu) | cpu | cuda | cuda:1 ...")
     r.add_argument("--out", help="output folder (default: runs/<dataset>-<preset>-...)")
