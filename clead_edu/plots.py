@@ -101,3 +101,169 @@ def training_curves(histories: dict[str, list[dict]], key: str = "train_loss") -
     ax.legend()
     fig.tight_layout()
     return fig
+
+
+# ----------------------------------------------------------------------------- the lessons' figures
+
+def image_grid(x, classes, y, pred=None, *, cols: int = 8, title: str = "") -> plt.Figure:
+    """Images x (N, C, H, W) in [0,1] with their class as title; with `pred`, the title is the
+    prediction, followed by a cross when it is wrong (not colour alone)."""
+    rows = -(-len(x) // cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(1.25 * cols, 1.5 * rows), squeeze=False)
+    for ax in axes.flat:
+        ax.axis("off")
+    for i, (ax, img) in enumerate(zip(axes.flat, x)):
+        ax.imshow(to_image(img), cmap="gray", vmin=0, vmax=1)
+        wrong = pred is not None and int(pred[i]) != int(y[i])
+        label = classes[int(pred[i] if pred is not None else y[i])]
+        ax.set_title(f"{label} ✗" if wrong else label, color="#D55E00" if wrong else "black", fontsize=9)
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
+    return fig
+
+
+def confusion(y, pred, classes) -> plt.Figure:
+    """Confusion matrix: rows the true class, columns the predicted one (counts)."""
+    from sklearn.metrics import confusion_matrix
+    cm = confusion_matrix(np.asarray(y), np.asarray(pred), labels=range(len(classes)))
+    fig, ax = plt.subplots(figsize=(5, 4))
+    sns.heatmap(cm, annot=len(classes) <= 10, fmt="d", cmap="Blues", cbar=False,
+                xticklabels=classes, yticklabels=classes, ax=ax)
+    ax.set(xlabel="predicted", ylabel="true", title="confusion matrix")
+    fig.tight_layout()
+    return fig
+
+
+def accuracy_bars(results: dict[str, dict], columns: dict[str, str], *, title: str = "") -> plt.Figure:
+    """Grouped bars: one group per model of `results` ({model: {key: accuracy in [0,1]}}),
+    one bar per entry of `columns` ({key: legend label}), labelled with the percentage."""
+    names, w = list(results), 0.8 / len(columns)
+    fig, ax = plt.subplots(figsize=(8.5, 3.8))
+    for j, ((key, label), hatch) in enumerate(zip(columns.items(), ["", "//", "..", "xx"])):
+        vals = [100 * results[n][key] for n in names]
+        bars = ax.bar(np.arange(len(names)) + (j - (len(columns) - 1) / 2) * w, vals, w, label=label, hatch=hatch)
+        ax.bar_label(bars, fmt="%.0f", fontsize=8)
+    ax.set_xticks(np.arange(len(names)), names, rotation=15 if len(names) > 4 else 0)
+    ax.set(ylabel="test accuracy (%)", ylim=(0, 110), title=title)
+    ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1))
+    fig.tight_layout()
+    return fig
+
+
+def epoch_logs(logs: dict[str, dict[str, list[float]]], *, ylabel: str, title: str = "") -> plt.Figure:
+    """Side-by-side panels, one per run: {run: {quantity: per-epoch accuracy in [0,1]}}."""
+    fig, axes = plt.subplots(1, len(logs), figsize=(5.5 * len(logs), 4), sharey=True, squeeze=False)
+    for ax, (name, log) in zip(axes[0], logs.items()):
+        for (key, values), style in zip(log.items(), ["s:", "o-", "^-", "D--"]):
+            ax.plot(np.arange(1, len(values) + 1), 100 * np.asarray(values), style, label=f"{key} accuracy")
+        ax.set(title=name, xlabel="epoch", ylim=(-3, 103))
+        ax.grid(alpha=0.3)
+    axes[0, 0].set_ylabel(ylabel)
+    axes[0, -1].legend(loc="center right")
+    fig.suptitle(title)
+    fig.tight_layout()
+    return fig
+
+
+def steps_curve(steps: list[int], acc_by_restarts: dict[int, list[float]], *, title: str = "") -> plt.Figure:
+    """Robust accuracy versus the number of PGD steps (log axis), one line per number of restarts."""
+    fig, ax = plt.subplots(figsize=(6, 4))
+    for (r, accs), m in zip(acc_by_restarts.items(), "osD^"):
+        ax.plot(steps, [100 * a for a in accs], f"{m}-", label=f"PGD, {r} restart{'s' * (r > 1)}")
+    ax.set(xscale="log", xlabel="PGD steps k (log scale)", ylabel="robust accuracy (%)", title=title)
+    ax.set_xticks(steps, [str(k) for k in steps])
+    ax.grid(alpha=0.3)
+    ax.legend()
+    return fig
+
+
+def cosine_histograms(cosines: dict[str, torch.Tensor], *, title: str = "") -> plt.Figure:
+    """Histograms of per-image cosine similarities in [0,1], one per model, means in the legend."""
+    fig, ax = plt.subplots(figsize=(7, 4))
+    bins = np.linspace(0, 1, 41)
+    for (name, c), hatch in zip(cosines.items(), ["", "//", "..", "xx"]):
+        ax.hist(c.numpy(), bins=bins, alpha=0.6, hatch=hatch, label=f"{name} (mean {c.mean():.2f})")
+    ax.set(xlabel="cosine similarity of z(x) and z(x_adv)", ylabel="number of test images", title=title)
+    ax.legend()
+    fig.tight_layout()
+    return fig
+
+
+def softmax_geometry(anchor, views, names, is_pos, p, q, tau: float) -> plt.Figure:
+    """Left: 2-D unit vectors, the anchor and its views (solid = positive, dashed = negative).
+    Right: the anchor's softmax over the views, p = softmax(cos/tau), against the target q."""
+    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(11, 4.2), gridspec_kw={"width_ratios": [1, 1.4]})
+    t = np.linspace(0, 2 * np.pi, 200)
+    ax1.plot(np.cos(t), np.sin(t), color="lightgray", lw=1)
+    ax1.annotate("", xy=list(map(float, anchor)), xytext=(0, 0), arrowprops=dict(arrowstyle="->", lw=2))
+    ax1.text(1.05, -0.12, "anchor", fontsize=9)
+    for name, v, pos, pi in zip(names, views, is_pos, p):
+        c, ls = ("#009E73", "-") if pos else ("#D55E00", "--")
+        ax1.annotate("", xy=list(map(float, v)), xytext=(0, 0),
+                     arrowprops=dict(arrowstyle="->", color=c, lw=1.5, linestyle=ls))
+        ax1.text(1.12 * v[0] - 0.15, 1.12 * v[1], f"{name}{' +' if pos else ''}\np={pi:.2f}", fontsize=7.5, color=c)
+    ax1.set(xlim=(-1.5, 1.6), ylim=(-1.4, 1.4), aspect="equal", xlabel="z[0]", ylabel="z[1]",
+            title="2-D unit embeddings (+ solid = positive, dashed = negative)")
+    xs = np.arange(len(names))
+    ax2.bar(xs - 0.2, p, 0.4, label="p = softmax(cos/τ)")
+    ax2.bar(xs + 0.2, q, 0.4, hatch="//", label="target q (uniform over positives)")
+    ax2.set_xticks(xs, list(names), rotation=25, ha="right", fontsize=8)
+    ax2.set(ylabel="probability", title=f"the anchor's softmax versus its target (τ = {tau})")
+    ax2.legend()
+    fig.tight_layout()
+    return fig
+
+
+def supcon_mask_grid(labels: torch.Tensor, names: list[str], masks: dict) -> plt.Figure:
+    """The positive and denominator masks of SupCon for each mode: masks = {mode: (pos, denom)},
+    each (2B, 2B) over clean views then adversarial views with class `labels` (2B,)."""
+    fig, axes = plt.subplots(1, 2 * len(masks), figsize=(8 * len(masks), 4.4))
+    ticks = [f"{n} ({l})" for n, l in zip(names, labels.tolist())]
+    half = len(labels) / 2 - 0.5
+    for col, (mode, pair) in enumerate(masks.items()):
+        for ax, m, what in zip(axes[2 * col:2 * col + 2], pair, ("positives", "denominator")):
+            ax.imshow(m.numpy(), cmap="Greens" if what == "positives" else "Blues", vmin=0, vmax=1.3)
+            ax.set_xticks(range(len(ticks)), [t.replace(" ", "\n") for t in ticks], fontsize=7)
+            ax.set_yticks(range(len(ticks)), ticks, fontsize=7)
+            ax.axhline(half, color="gray", lw=0.8), ax.axvline(half, color="gray", lw=0.8)
+            ax.set(title=f"positives={mode!r}: {what}", xlabel="view (class)", ylabel="anchor (class)")
+    fig.tight_layout()
+    return fig
+
+
+def temperature_sweep(sim: torch.Tensor, labels: list[str], is_pos, taus=None) -> plt.Figure:
+    """The anchor's softmax weights softmax(sim / tau) over its views as tau varies (log axis);
+    sim (V,) cosines, labels (V,) legend entries, is_pos (V,) solid = positive, dashed = negative."""
+    taus = np.logspace(-2, 0.5, 60) if taus is None else taus
+    shares = np.stack([(sim / t).softmax(0).numpy() for t in taus])
+    fig, ax = plt.subplots(figsize=(10, 4.2))
+    for j, label in enumerate(labels):
+        ax.plot(taus, shares[:, j], "-" if is_pos[j] else "--", lw=2, label=label)
+    for t in (0.05, 0.2, 1.0):
+        ax.axvline(t, color="gray", lw=0.6, ls=":")
+    ax.set(xscale="log", xlabel="temperature τ (log scale)", ylabel="softmax weight p_a",
+           title="the anchor's softmax weights versus τ (solid = positive, dashed = negative)")
+    ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1))
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    return fig
+
+
+def unit_embeddings(panels: dict[str, np.ndarray], labels: np.ndarray, *, rows: int, title: str = "") -> plt.Figure:
+    """2-D unit embeddings on the circle, one panel per entry of `panels` ({subtitle: z (N, 2)}),
+    coloured and shaped by class `labels` (N,)."""
+    k = int(labels.max()) + 1
+    colors, markers = np.array(sns.color_palette("colorblind", k)), "os^DvP*X"
+    fig, axes = plt.subplots(rows, -(-len(panels) // rows), figsize=(12, 4.5 * rows), squeeze=False)
+    circle = np.linspace(0, 2 * np.pi, 200)
+    for ax, (sub, z) in zip(axes.flat, panels.items()):
+        ax.plot(np.cos(circle), np.sin(circle), color="lightgray", lw=1)
+        for c in range(k):
+            ax.scatter(z[labels == c, 0], z[labels == c, 1], color=colors[c], marker=markers[c % 8],
+                       s=45, alpha=0.7, label=f"class {c}")
+        ax.set(aspect="equal", xlim=(-1.2, 1.2), ylim=(-1.2, 1.2), xlabel="z[0]", ylabel="z[1]", title=sub)
+    axes[0, 0].legend(fontsize=8, loc="center")
+    fig.suptitle(title)
+    fig.tight_layout()
+    return fig

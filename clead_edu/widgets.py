@@ -17,7 +17,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 import torch
 
-from . import features as F
+from . import features
 from .attacks import eval_mode, fgsm, pgd
 from .plots import to_image, umap_pairs
 
@@ -184,8 +184,8 @@ def feature_explorer(models: dict, x, y, classes, *, eps_values, steps: int = 10
     @lru_cache(maxsize=None)
     def layout(name: str, eps: float):
         torch.manual_seed(seed)
-        pairs = F.embed_pairs(models[name], x, y, eps=eps, steps=steps)
-        return F.umap_2d(pairs, seed=seed), pairs.y.numpy(), F.pair_metrics(pairs)
+        pairs = features.embed_pairs(models[name], x, y, eps=eps, steps=steps)
+        return features.umap_2d(pairs, seed=seed), pairs.y.numpy(), features.pair_metrics(pairs)
 
     model_w = W.Dropdown(options=list(models), description="model")
     class_w = W.Dropdown(options=[("all", -1)] + [(str(c), i) for i, c in enumerate(classes)],
