@@ -1,0 +1,134 @@
+"""The main job: `python -m clead_edu run` trains standard, PGD-AT, TRADES and C-LEAD
+models with the same data, model and budget, evaluates each, and writes
+runs/<name>/report.md, metrics.json and PNG figures.
+
+This file only parses the command line into a `config.RunConfig` and calls
+`pipeline.run`, `study.study` or `study.ablate`; `site`, `export` and `import` are
+defined (and carried out) in `site.py` and `bundle.py`.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+
+from . import config as C
+from . import data as D
+from . import bundle, pipeline
+from . import site as site_cmd
+from . import study as S
+from .device import pick_device
+
+# Options that set a field of RunConfig/TrainConfig/EvalConfig of the same name: (flag, type, help).
+SETTINGS = [
+    ("--arch", str, "small_cnn | preact_resnet18 | wide_resnet | resnet18"),
+    ("--epochs", int, "training epochs per model"),
+    ("--eps", float, "L-inf radius in pixel units, e.g. 0.0314 (=8/255)"),
+    ("--alpha", float, "PGD step inside training, pixel units (default: keeps the preset's step/eps)"),
+    ("--train-steps", int, "PGD steps inside adversarial training"),
+    ("--train-n", int, "training images used (subset)"),
+    ("--eval-n", int, "test images for clean/FGSM/PGD"),
+    ("--extra-pgd-steps", int, "also run PGD with this many steps (e.g. 50)"),
+    ("--extra-restarts", int, "restarts of that PGD (robust = survives all)"),
+    ("--aa-n", int, "test images for AutoAttack (0 = skip)"),
+    ("--umap-n", int, "test images in the UMAP pictures"),
+    ("--batch-size", int, "training batch size"), ("--lr", float, "peak learning rate"),
+    ("--lam", float, "C-LEAD: weight of the contrastive term"), ("--tau", float, "C-LEAD: SupCon temperature"),
+    ("--mu", float, "C-LEAD: weight of the representation term in the attack"),
+    ("--head-dim", int, "C-LEAD: projection head size (0 = none)"), ("--beta", float, "TRADES beta"),
+]
+RENAMED = {"train_steps": "steps"}   # command-line name -> config field
+
+
+def add_run_options(r: argparse.ArgumentParser) -> None:
+    """The options shared by `run`, `study` and `ablate` (defaults: the preset and dataset)."""
+    r.add_argument("--dataset", default="digits", help="digits (offline) | cifar10 | cifar100 | imagenette | folder:PATH")
+    r.add_argument("--preset", default="quick", choices=sorted(C.PRESETS), help="quick: CPU, minutes; full: GPU, paper scale")
+    r.add_argument("--device", default="auto", help="auto (cuda, then mps, then cpu) | cpu | cuda | cuda:1 ...")
+    r.add_argument("--out", help="output folder (default: runs/<dataset>-<preset>-...)")
+    r.add_argument("--overwrite", action="store_true", help="reuse an existing output folder")
+    r.add_argument("--resume", action="store_true", help="continue interrupted training in --out")
+    r.add_argument("--objectives", default=",".join(C.COMPARED), help="comma-separated names from "
+                   + ",".join(C.OBJECTIVES))
+    r.add_argument("--data-root", default="data", help="where datasets are downloaded")
+    for flag, kind, text in SETTINGS:
+        r.add_argument(flag, type=kind, help=text)
+    r.add_argument("--positives", choices=["class", "pair"], help="C-LEAD positives")
+    r.add_argument("--autoattack", choices=["standard", "quick", "none"], help="AutoAttack version")
+    r.add_argument("--fast", default="auto", choices=["auto", "on", "off"],
+                   help="GPU fast path (data on the device, bf16 autocast, channels_last); auto = the preset's, on CUDA")
+    r.add_argument("--compile", action="store_true", help="torch.compile the model for training")
+    r.add_argument("--no-figures", action="store_true", help="skip the example, eps-curve and UMAP figures")
+    r.add_argument("--no-progress", action="store_true", help="hide progress bars")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    ap = argparse.ArgumentParser(prog="python -m clead_edu", description=__doc__,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = ap.add_subparsers(dest="command", required=True)
+    r = sub.add_parser("run", help="train and compare standard / PGD-AT / TRADES / C-LEAD")
+    add_run_options(r)
+    r.add_argument("--seed", type=int, default=0)
+    s = sub.add_parser("study", help="`run` for several seeds, then means and 95%% intervals")
+    a = sub.add_parser("ablate", help="C-LEAD variants on a validation split of the training data")
+    for p in (s, a):
+        add_run_options(p)
+        p.add_argument("--seeds", default="0,1,2", help="comma-separated seeds")
+    a.add_argument("--val-fraction", type=float, default=0.2, help="share of the training images held out")
+    a.add_argument("--variants", default=",".join(S.VARIANTS), help="comma-separated subset of " + ",".join(S.VARIANTS))
+    site_cmd.add_parser(sub)
+    bundle.add_parsers(sub)
+    return ap
+
+
+def to_config(args) -> C.RunConfig:
+    """The preset for args.dataset, changed by every setting given on the command line."""
+    changes = {RENAMED.get(k, k): v for k, v in vars(args).items()
+               if v is not None and k in {f.lstrip("-").replace("-", "_") for f, _, _ in SETTINGS} | {"positives", "seed"}}
+    if args.autoattack is not None:
+        changes.update(autoattack=None, aa_n=0) if args.autoattack == "none" else changes.update(autoattack=args.autoattack)
+    cfg = C.from_preset(args.preset, args.dataset, **changes)
+    on_cuda = pick_device(args.device, verbose=False).type == "cuda"
+    fast = {"on": True, "off": False}.get(args.fast, cfg.train.fast and on_cuda)
+    return C.update(cfg, fast=fast, compile=args.compile)
+
+
+def objectives(text: str) -> list[str]:
+    names = [o.strip() for o in text.split(",") if o.strip()]
+    bad = [o for o in names if o not in C.OBJECTIVES]
+    if bad:
+        raise ValueError(f"unknown objective(s) {bad}; choose from {','.join(C.OBJECTIVES)}")
+    return names
+
+
+def main(argv=None) -> int:
+    args = build_parser().parse_args(argv)
+    import matplotlib
+    matplotlib.use("Agg")
+    command = "python -m clead_edu " + " ".join(sys.argv[1:] if argv is None else argv)
+    try:
+        if hasattr(args, "func"):          # site, export, import
+            return args.func(args)
+        cfg = to_config(args)
+        job = dict(objectives=objectives(args.objectives), device=args.device, data_root=args.data_root,
+                   figures=not args.no_figures, progress=not args.no_progress)
+        if args.command == "run":
+            out = pipeline.out_dir(cfg, args.out, reuse=args.overwrite or args.resume)
+            pipeline.run(cfg, out, resume=args.resume, **job)
+        elif args.command == "study":
+            out = pipeline.out_dir(cfg, args.out, "study", reuse=True)
+            print(S.study(cfg, S.parse_seeds(args.seeds), out, command, overwrite=args.overwrite, **job)
+                  + f"[clead_edu] written: {out / 'summary.md'}")
+        else:
+            out = pipeline.out_dir(cfg, args.out, "ablation", reuse=True)
+            variants = [v.strip() for v in args.variants.split(",") if v.strip()]
+            print(S.ablate(cfg, S.parse_seeds(args.seeds), variants, out, val_fraction=args.val_fraction,
+                           device=args.device, data_root=args.data_root, overwrite=args.overwrite)
+                  + f"[clead_edu] written: {out / 'ablation.md'}")
+    except (D.DatasetUnavailable, ValueError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,182 @@
+"""Every setting in one place: typed dataclasses, the named presets, validated once.
+
+    cfg = config.from_preset("quick", "digits", epochs=5, lam=0.5)
+    cfg.train.eps, cfg.eval.pgd_steps, cfg.arch
+
+A run has three parts: `TrainConfig` (how one model is trained), `EvalConfig` (how
+it is attacked and measured) and `RunConfig` (data, model, seed and the two others).
+The field defaults are the `quick` preset; `PRESETS["full"]` lists what the `full`
+preset changes, and `DATASET_DEFAULTS` the threat model of each dataset. Epsilons
+are in pixel units (8/255), never in normalised units.
+"""
+from __future__ import annotations
+
+import dataclasses
+import math
+from dataclasses import dataclass, field, fields, replace
+
+from .losses import OBJECTIVES
+
+COMPARED = ("standard", "pgd_at", "trades", "clead")       # what `run` trains by default
+
+
+@dataclass
+class TrainConfig:
+    """Every knob of a training run. eps/alpha are in pixel units ([0,1] scale)."""
+    objective: str = "standard"      # a name in losses.OBJECTIVES
+    epochs: int = 10
+    batch_size: int = 64
+    lr: float = 0.05                 # peak SGD learning rate (cosine schedule, linear warm-up)
+    momentum: float = 0.9
+    weight_decay: float = 5e-4
+    warmup_epochs: float = 1.0
+    eps: float = 8 / 255             # L-inf radius of the training attack
+    alpha: float = 2 / 255           # PGD step size
+    steps: int = 5                   # PGD steps (fgsm_at: one step of 1.25*eps from a random start)
+    beta: float = 6.0                # TRADES weight of the KL term
+    lam: float = 1.0                 # C-LEAD weight of the contrastive term
+    tau: float = 0.1                 # C-LEAD SupCon temperature
+    mu: float = 0.0                  # C-LEAD weight of the representation term in the attack
+    positives: str = "class"         # C-LEAD positives: 'class' or 'pair'
+    head_dim: int = 0                # C-LEAD projection head output size; 0 = no head
+    seed: int = 0
+    num_workers: int = 0
+    fast: bool = False               # GPU fast path: data on the device, bf16 autocast, channels_last
+    compile: bool = False            # torch.compile the model for the training steps
+
+    def __post_init__(self):
+        if not isinstance(self.objective, str) or self.objective not in OBJECTIVES:
+            raise ValueError(f"objective must be one of {tuple(OBJECTIVES)}, got {self.objective!r}")
+        for name in ("epochs", "batch_size"):
+            _check_int(name, getattr(self, name), 1)
+        for name in ("steps", "head_dim", "seed", "num_workers"):
+            _check_int(name, getattr(self, name), 0)
+        for name in ("lr", "momentum", "weight_decay", "warmup_epochs", "eps", "alpha", "beta", "lam", "tau", "mu"):
+            _check_number(name, getattr(self, name))
+        if self.eps > 1:
+            raise ValueError(f"eps={self.eps} is in 0-255 units; write {self.eps:g}/255 (= {self.eps / 255:.4f})")
+        if self.lr == 0 or self.tau == 0:
+            raise ValueError("lr and tau must be > 0")
+        if self.positives not in ("class", "pair") or not isinstance(self.positives, str):
+            raise ValueError(f"positives must be 'class' or 'pair', got {self.positives!r}")
+
+
+@dataclass
+class EvalConfig:
+    """How a trained model is measured: test images, attacks, AutoAttack, figures."""
+    eval_n: int | None = 500         # test images for clean/FGSM/PGD (None = all)
+    pgd_steps: int = 20
+    restarts: int = 1
+    extra_pgd_steps: int | None = None   # e.g. PGD-50 ...
+    extra_restarts: int = 1              # ... with 3 restarts
+    autoattack: str | None = "quick"     # 'standard' | 'quick' | None
+    aa_n: int = 200                  # test images for AutoAttack (0 = skip)
+    umap_n: int = 300
+    curve_n: int = 300               # images for the eps curve and the sanity checks
+
+    def __post_init__(self):
+        if self.autoattack not in ("standard", "quick", None):
+            raise ValueError(f"autoattack must be 'standard', 'quick' or None, got {self.autoattack!r}")
+        for name in ("pgd_steps", "restarts", "extra_restarts"):
+            _check_int(name, getattr(self, name), 1)
+        for name in ("eval_n", "extra_pgd_steps", "aa_n", "umap_n", "curve_n"):
+            if getattr(self, name) is not None:
+                _check_int(name, getattr(self, name), 0)
+
+
+@dataclass
+class RunConfig:
+    """One run of the main job: the data, the model, and how each model is trained and measured."""
+    dataset: str = "digits"
+    preset: str = "quick"
+    arch: str = "small_cnn"
+    train_n: int | None = 5000       # training images (None = all)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    eval: EvalConfig = field(default_factory=EvalConfig)
+
+    @property
+    def seed(self) -> int:
+        return self.train.seed
+
+    @property
+    def eps(self) -> float:
+        return self.train.eps
+
+    def for_objective(self, objective: str, **changes) -> TrainConfig:
+        """The TrainConfig of one model of this run (validated again)."""
+        return replace(self.train, objective=objective, **changes)
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "RunConfig":
+        return cls(**{**d, "train": TrainConfig(**d["train"]), "eval": EvalConfig(**d["eval"])})
+
+
+# ----------------------------------------------------------------------------- presets
+
+PRESETS = {
+    "quick": {},                     # the field defaults above: CPU, minutes
+    "full": dict(arch="preact_resnet18", train_n=None, epochs=30, batch_size=128, lr=0.1, steps=10,
+                 fast=True, eval_n=None, extra_pgd_steps=50, extra_restarts=3, autoattack="standard",
+                 aa_n=1000, umap_n=1000, curve_n=1000),   # GPU, paper scale; fast is used on CUDA only
+}
+
+# Per-dataset threat model: L-inf eps and the training PGD step, in pixel units.
+# digits are 8x8 with 17 grey levels, so 8/255 would be less than one grey level.
+DATASET_DEFAULTS = {
+    "digits": dict(eps=0.2, alpha=0.05),
+    "cifar10": dict(eps=8 / 255, alpha=2 / 255),
+    "cifar100": dict(eps=8 / 255, alpha=2 / 255),
+    "imagenette": dict(eps=4 / 255, alpha=1 / 255),
+    "folder": dict(eps=8 / 255, alpha=2 / 255),
+}
+FULL_ARCH = {"imagenette": "resnet18"}
+
+
+def from_preset(preset: str = "quick", dataset: str = "digits", **overrides) -> RunConfig:
+    """The settings of `preset` for `dataset`, then `overrides` (flat names: epochs=5, lam=0.5,
+    pgd_steps=50, ...). Raises ValueError for an unknown preset, dataset or setting."""
+    if preset not in PRESETS:
+        raise ValueError(f"Unknown preset {preset!r}; choose one of {sorted(PRESETS)}")
+    key = "folder" if dataset.startswith("folder:") else dataset
+    if key not in DATASET_DEFAULTS:
+        raise ValueError(f"Unknown dataset {dataset!r}; choose one of: {', '.join(DATASET_DEFAULTS)} "
+                         f"(folder:PATH for your own ImageFolder tree)")
+    base = RunConfig(dataset=dataset, preset=preset)
+    values = {**PRESETS[preset], **DATASET_DEFAULTS[key]}
+    if preset == "full" and key in FULL_ARCH:
+        values["arch"] = FULL_ARCH[key]
+    return update(update(base, **values), **overrides)
+
+
+def update(cfg: RunConfig, **changes) -> RunConfig:
+    """A copy of `cfg` with settings changed by their flat names (each field name is unique
+    across RunConfig, TrainConfig and EvalConfig). Changing eps keeps the step/eps ratio
+    unless alpha is given too."""
+    if "eps" in changes and "alpha" not in changes and changes["eps"] is not None:
+        _check_number("eps", changes["eps"])
+        changes["alpha"] = cfg.train.alpha * (changes["eps"] / cfg.train.eps)
+    parts = {"run": {}, "train": {}, "eval": {}}
+    for name, value in changes.items():
+        parts[_part_of(name)][name] = value
+    return replace(cfg, **parts["run"], train=replace(cfg.train, **parts["train"]),
+                   eval=replace(cfg.eval, **parts["eval"]))
+
+
+def _part_of(name: str) -> str:
+    for part, cls in (("run", RunConfig), ("train", TrainConfig), ("eval", EvalConfig)):
+        if name in {f.name for f in fields(cls)} - {"train", "eval"}:
+            return part
+    raise ValueError(f"unknown setting {name!r}")
+
+
+def _check_int(name: str, v, low: int) -> None:
+    if isinstance(v, bool) or not isinstance(v, int) or v < low:
+        raise ValueError(f"{name} must be an int >= {low}, got {v!r}")
+
+
+def _check_number(name: str, v) -> None:
+    if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) or v < 0:
+        raise ValueError(f"{name} must be a finite number >= 0, got {v!r}")

@@ -1,0 +1,225 @@
+"""Datasets -> loaders of float tensors in [0, 1].
+
+Every dataset here yields images as float tensors of shape (C, H, W) with values
+in [0, 1] and integer labels. Normalisation is *not* done here: it is the first
+layer of every model (see `models.Normalize`), so that epsilon is always in pixel
+units (8/255 means 8 grey levels out of 255).
+
+Names understood by `get_data`:
+
+    digits       scikit-learn's bundled 8x8 handwritten digits (offline, default)
+    cifar10      torchvision CIFAR-10, downloaded into `root`
+    cifar100     torchvision CIFAR-100, downloaded into `root`
+    imagenette   torchvision Imagenette (10 ImageNet classes), resized
+    folder:PATH  any ImageFolder tree with PATH/train/<class>/ and PATH/test/<class>/
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from torch.utils.data import DataLoader, Dataset, Subset, TensorDataset
+
+DATASETS = ("digits", "cifar10", "cifar100", "imagenette", "folder:PATH")
+
+
+class DatasetUnavailable(FileNotFoundError):
+    """The dataset's files are absent and could not be downloaded."""
+
+
+@dataclass
+class Data:
+    """A dataset split in two, with what a model needs to know about it.
+
+    `mean`/`std` are per-channel statistics of the training images in [0, 1]
+    units; models use them in their first (Normalize) layer.
+    """
+    name: str
+    train: Dataset
+    test: Dataset
+    classes: list[str]
+    shape: tuple[int, int, int]  # (C, H, W)
+    mean: tuple[float, ...]
+    std: tuple[float, ...]
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.classes)
+
+
+# ----------------------------------------------------------------------------- digits
+
+def _digits(seed: int = 0, test_fraction: float = 0.2) -> Data:
+    """scikit-learn's 1,797 8x8 digits, grey levels 0..16 scaled to [0, 1]."""
+    from sklearn.datasets import load_digits
+    bunch = load_digits()
+    x = torch.tensor(bunch.images, dtype=torch.float32).unsqueeze(1) / 16.0  # (N,1,8,8)
+    y = torch.tensor(bunch.target, dtype=torch.long)
+    perm = torch.randperm(len(y), generator=torch.Generator().manual_seed(seed))
+    n_test = int(len(y) * test_fraction)
+    test_idx, train_idx = perm[:n_test], perm[n_test:]
+    mean, std = x[train_idx].mean().item(), x[train_idx].std().item()
+    return Data("digits", TensorDataset(x[train_idx], y[train_idx]),
+                TensorDataset(x[test_idx], y[test_idx]),
+                [str(i) for i in range(10)], (1, 8, 8), (mean,), (std,))
+
+
+# ----------------------------------------------------------------------------- torchvision
+
+CIFAR10_MEAN, CIFAR10_STD = (0.4914, 0.4822, 0.4465), (0.2471, 0.2435, 0.2616)
+CIFAR100_MEAN, CIFAR100_STD = (0.5071, 0.4865, 0.4409), (0.2673, 0.2564, 0.2762)
+IMAGENET_MEAN, IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
+
+_SOURCES = {
+    "cifar10": ("https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz",
+                "cifar-10-python.tar.gz", "cifar-10-batches-py"),
+    "cifar100": ("https://www.cs.toronto.edu/~kriz/cifar-100-python.tar.gz",
+                 "cifar-100-python.tar.gz", "cifar-100-python"),
+    "imagenette": ("https://s3.amazonaws.com/fast-ai-imageclas/imagenette2-160.tgz",
+                   "imagenette2-160.tgz", "imagenette2-160"),
+}
+
+
+def _unavailable(name: str, root: Path, err: Exception) -> DatasetUnavailable:
+    url, archive, folder = _SOURCES[name]
+    return DatasetUnavailable(
+        f"Dataset '{name}' is not in {root.resolve()} and could not be downloaded "
+        f"({type(err).__name__}: {str(err).strip()[:200]}). Missing: "
+        f"{root / folder}/ (or the archive {root / archive}). Download {url} on a "
+        f"machine with internet access and put the archive at {root / archive} "
+        f"(it is extracted on first use), or the extracted folder at {root / folder}/. "
+        f"To work offline now, use the bundled dataset instead: --dataset digits "
+        f"(or get_data('digits')).")
+
+
+def _cifar_transforms(augment: bool):
+    from torchvision import transforms as T
+    train = [T.RandomCrop(32, padding=4), T.RandomHorizontalFlip()] if augment else []
+    return T.Compose(train + [T.ToTensor()]), T.ToTensor()
+
+
+def _cifar(name: str, root: Path, download: bool, augment: bool) -> Data:
+    from torchvision import datasets
+    cls = datasets.CIFAR10 if name == "cifar10" else datasets.CIFAR100
+    mean, std = (CIFAR10_MEAN, CIFAR10_STD) if name == "cifar10" else (CIFAR100_MEAN, CIFAR100_STD)
+    tr, te = _cifar_transforms(augment)
+    try:
+        train = cls(root, train=True, transform=tr, download=download)
+        test = cls(root, train=False, transform=te, download=download)
+    except Exception as err:  # URLError, RuntimeError("Dataset not found"), bad checksum...
+        raise _unavailable(name, root, err) from err
+    return Data(name, train, test, list(train.classes), (3, 32, 32), mean, std)
+
+
+def _resize_transforms(size: int, augment: bool):
+    from torchvision import transforms as T
+    train = ([T.RandomResizedCrop(size, scale=(0.35, 1.0)), T.RandomHorizontalFlip()] if augment
+             else [T.Resize(size), T.CenterCrop(size)])
+    return T.Compose(train + [T.ToTensor()]), T.Compose([T.Resize(size), T.CenterCrop(size), T.ToTensor()])
+
+
+def _imagenette(root: Path, download: bool, augment: bool, image_size: int) -> Data:
+    from torchvision import datasets
+    tr, te = _resize_transforms(image_size, augment)
+    present = (root / "imagenette2-160").is_dir()
+    try:
+        train = datasets.Imagenette(root, "train", "160px", download=download and not present, transform=tr)
+        test = datasets.Imagenette(root, "val", "160px", download=False, transform=te)
+    except Exception as err:
+        raise _unavailable("imagenette", root, err) from err
+    classes = [names[0] for names in train.classes]
+    return Data("imagenette", train, test, classes, (3, image_size, image_size), IMAGENET_MEAN, IMAGENET_STD)
+
+
+def _folder(path: Path, augment: bool, image_size: int | None) -> Data:
+    """An ImageFolder tree: path/train/<class>/*.png and path/test/<class>/*.png."""
+    from torchvision import datasets
+    for split in ("train", "test"):
+        if not (path / split).is_dir():
+            raise DatasetUnavailable(
+                f"Folder dataset: {path / split}/ does not exist. 'folder:PATH' needs "
+                f"PATH/train/<class>/<image> and PATH/test/<class>/<image> (torchvision "
+                f"ImageFolder layout). Offline, use --dataset digits instead.")
+    if image_size is None:
+        from torchvision import transforms as T
+        flip = [T.RandomHorizontalFlip()] if augment else []
+        tr, te = T.Compose(flip + [T.ToTensor()]), T.ToTensor()
+    else:
+        tr, te = _resize_transforms(image_size, augment)
+    train = datasets.ImageFolder(path / "train", transform=tr)
+    test = datasets.ImageFolder(path / "test", transform=te)
+    if train.classes != test.classes:
+        raise ValueError(f"{path}: train/ and test/ have different class folders: "
+                         f"{train.classes} vs {test.classes}")
+    probe = datasets.ImageFolder(path / "train", transform=te)
+    x, _ = take(probe, 512, seed=0)
+    mean = tuple(x.mean(dim=(0, 2, 3)).tolist())
+    std = tuple(x.std(dim=(0, 2, 3)).clamp_min(1e-3).tolist())
+    return Data(f"folder:{path}", train, test, train.classes, tuple(x.shape[1:]), mean, std)
+
+
+# ----------------------------------------------------------------------------- public API
+
+def get_data(name: str = "digits", root: str | Path = "data", *, download: bool = True,
+             augment: bool = True, image_size: int | None = None, seed: int = 0) -> Data:
+    """Load a dataset by name; images are float tensors in [0, 1], shape (C, H, W).
+
+    Args:
+        name: one of `DATASETS` ('folder:PATH' with a real path).
+        root: where torchvision datasets are downloaded / looked for.
+        download: try to download missing torchvision datasets.
+        augment: random crop/flip on the training split (CIFAR, Imagenette, folder).
+        image_size: resize side for Imagenette (default 64) and folder datasets
+            (default: keep the files' size, which must then all be equal).
+        seed: seed of the train/test split of `digits`.
+    Raises:
+        ValueError: unknown name.  DatasetUnavailable: files missing, no download.
+    """
+    root = Path(root)
+    if name == "digits":
+        return _digits(seed)
+    if name in ("cifar10", "cifar100"):
+        return _cifar(name, root, download, augment)
+    if name == "imagenette":
+        return _imagenette(root, download, augment, image_size or 64)
+    if name.startswith("folder:"):
+        return _folder(Path(name[len("folder:"):]).expanduser(), augment, image_size)
+    raise ValueError(f"Unknown dataset {name!r}. Choose one of: {', '.join(DATASETS)} "
+                     f"(e.g. 'folder:/path/to/tree' for your own ImageFolder data).")
+
+
+def subset(dataset: Dataset, n: int | None, seed: int = 0) -> Dataset:
+    """A fixed random subset of `n` examples (the whole dataset if n is None or too big)."""
+    if n is None or n >= len(dataset):
+        return dataset
+    idx = torch.randperm(len(dataset), generator=torch.Generator().manual_seed(seed))[:n]
+    return Subset(dataset, idx.tolist())
+
+
+def split(dataset: Dataset, fraction: float, seed: int = 0) -> tuple[Dataset, Dataset]:
+    """Split `dataset` at random into (rest, held_out) with `fraction` of it held out,
+    e.g. a validation split carved from the training data."""
+    if not 0 < fraction < 1:
+        raise ValueError(f"fraction must be in (0, 1), got {fraction}")
+    idx = torch.randperm(len(dataset), generator=torch.Generator().manual_seed(seed)).tolist()
+    n_out = max(1, int(round(len(idx) * fraction)))
+    return Subset(dataset, idx[n_out:]), Subset(dataset, idx[:n_out])
+
+
+def take(dataset: Dataset, n: int | None = None, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+    """Stack `n` examples (a fixed random subset) into tensors x (n,C,H,W) in [0,1], y (n,)."""
+    ds = subset(dataset, n, seed)
+    if isinstance(ds, TensorDataset):
+        return ds.tensors[0].clone(), ds.tensors[1].clone()
+    xs, ys = zip(*(ds[i] for i in range(len(ds))))
+    return torch.stack(xs), torch.as_tensor(ys, dtype=torch.long)
+
+
+def loader(dataset: Dataset, batch_size: int = 128, *, train: bool = True, seed: int = 0,
+           num_workers: int = 0) -> DataLoader:
+    """A DataLoader; shuffled with a seeded generator when `train`, so runs repeat exactly."""
+    gen = torch.Generator().manual_seed(seed) if train else None
+    return DataLoader(dataset, batch_size=batch_size, shuffle=train, generator=gen,
+                      num_workers=num_workers, drop_last=False,
+                      pin_memory=torch.cuda.is_available(), persistent_workers=num_workers > 0)

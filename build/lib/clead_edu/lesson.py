@@ -1,0 +1,79 @@
+"""What every notebook does first, in one call, and the models the notebooks share.
+
+    L = ce.setup(preset="quick", dataset="digits", seed=0)   # settings, seed, device, data
+    model, history = L.model("pgd_at")                       # load if trained before, else train
+    x, y = L.test_images()
+
+A model is looked up before it is trained: in this notebook sequence's checkpoint
+folder (`run_dir/<dataset>-<preset>/<objective>-e<epochs>-seed<seed>...`), then in
+the output folders of `python -m clead_edu run` beside it (`runs/*/<objective>/`).
+Only a checkpoint trained with exactly the same settings and architecture is reused,
+so an exercise that trains with other settings never overwrites another's model.
+"""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import torch
+
+from . import data as D
+from .checkpoints import find_checkpoint, load_checkpoint, read_meta
+from .config import RunConfig, TrainConfig, from_preset, update
+from .device import pick_device, seed_everything
+from .models import model_for
+from .train import train
+
+
+@dataclass
+class Lesson:
+    """A notebook's settings, device, data and checkpoint folder."""
+    cfg: RunConfig
+    data: D.Data
+    device: torch.device
+    ckpt: Path
+
+    def model(self, objective: str, *, progress: bool = True, **changes):
+        """The model trained with `objective` and this lesson's settings changed by `changes`
+        (TrainConfig fields, e.g. lam=0.5): loaded if trained before, else trained now and
+        saved. Returns (model in eval mode, history)."""
+        cfg = self.cfg.for_objective(objective, **changes)
+        seed_everything(cfg.seed)
+        model = model_for(self.data, self.cfg.arch).to(self.device)
+        folder = self.ckpt / checkpoint_name(cfg, changes)
+        found = find_checkpoint([folder, self.ckpt.parent.parent], asdict(cfg), model.config)
+        if found:
+            load_checkpoint(found, model, device=self.device)
+            print(f"[clead_edu] loaded {objective} model from {found.parent}")
+            return model, read_meta(found.with_suffix(".json")).get("history", [])
+        train_set = D.subset(self.data.train, self.cfg.train_n, cfg.seed)
+        print(f"[clead_edu] training {objective} ({cfg.epochs} epochs, {len(train_set)} images) into {folder}")
+        return model, train(model, train_set, cfg, out_dir=folder, resume=True, progress=progress)
+
+    def test_images(self, n: int | None = None):
+        """n test images (default: the preset's eval_n) as tensors x (n, C, H, W) in [0, 1], y (n,)."""
+        return D.take(self.data.test, n or self.cfg.eval.eval_n, self.cfg.seed)
+
+
+def checkpoint_name(cfg: TrainConfig, changes: dict) -> str:
+    """'<objective>-e<epochs>-seed<seed>' plus every changed setting, e.g. 'clead-e5-seed0-lam0.5'."""
+    extra = "".join(f"-{k}{v}" for k, v in sorted(changes.items()) if k not in ("epochs", "seed"))
+    return f"{cfg.objective}-e{cfg.epochs}-seed{cfg.seed}{extra}"
+
+
+def setup(preset: str = "quick", dataset: str = "digits", *, seed: int = 0, epochs: int | None = None,
+          run_dir: str | Path = "../runs/notebooks", data_root: str | Path = "../data",
+          **changes) -> Lesson:
+    """The standard first cell of every notebook: settings from the preset, seeds, the device
+    (the fast path only on CUDA), the data, and the shared checkpoint folder."""
+    cfg = from_preset(preset, dataset, seed=seed, **({"epochs": epochs} if epochs else {}), **changes)
+    seed_everything(seed)
+    device = pick_device()
+    if device.type != "cuda":
+        cfg = update(cfg, fast=False)        # bf16 and on-device data are for CUDA only
+    if device.type == "cpu" and preset == "quick":
+        torch.set_num_threads(1)   # tiny images: one thread is as fast, and unaffected by other programs
+    data = D.get_data(dataset, data_root, seed=seed)
+    print(f"{data.name}: {len(data.train)} training / {len(data.test)} test images, "
+          f"{data.num_classes} classes, shape {data.shape}; preset {preset}, eps {cfg.eps:.4g}")
+    return Lesson(cfg, data, device, Path(run_dir) / f"{Path(dataset).name}-{preset}")

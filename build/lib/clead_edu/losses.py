@@ -1,0 +1,230 @@
+"""Losses: supervised contrastive (SupCon), the C-LEAD objective, TRADES.
+
+Each training objective is a named function at the end of this file
+(`OBJECTIVES["clead"]`, ...): attack, then loss, in a few lines.
+
+A defense is a drop-in loss here: each `*_loss(model, x, y, x_adv, ...)` returns
+a scalar to minimise; none of them touches an optimiser. The inner losses
+(`*_inner`) are what the attack maximises; they follow the attack's `loss_fn`
+signature (model, x_adv, y) -> per-example loss (B,), so they plug into
+`attacks.pgd(..., loss_fn=...)`.
+
+C-LEAD as implemented here (see design.md; arXiv 2510.27249):
+
+    z(x) = normalize(encoder(x))                      (optionally through a small head)
+    inner:  max_d  CE(f(x+d), y) + mu * (1 - cos(z(x), z(x+d)))    ||d||_inf <= eps
+    outer:  min_th CE(f(x_adv), y) + lam * SupCon({z(x_i), z(x_adv_i)}, y; tau)
+"""
+from __future__ import annotations
+
+from typing import Callable
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from .attacks import eval_mode, pgd
+
+POSITIVES = ("class", "pair")
+
+
+# ----------------------------------------------------------------------------- SupCon
+
+def supcon_masks(labels: torch.Tensor, positives: str = "class") -> tuple[torch.Tensor, torch.Tensor]:
+    """Which views are positives and which enter the denominator, for 2B views.
+
+    The views are ordered [clean_1..clean_B, adv_1..adv_B], so the twin of view i is
+    view (i + B) mod 2B.
+
+    Args:
+        labels: (2B,) class of each view (the batch labels repeated twice).
+        positives: 'class' - positives are the twin and every other view of the
+            same class (Khosla et al. 2020); 'pair' - the twin is the only positive,
+            and other same-class views are left out of the denominator too.
+    Returns:
+        pos (2B, 2B) bool: positives of each anchor (row).
+        denom (2B, 2B) bool: the views in each anchor's softmax denominator.
+    """
+    if positives not in POSITIVES:
+        raise ValueError(f"positives must be one of {POSITIVES}, got {positives!r}")
+    n = labels.shape[0]
+    if n % 2:
+        raise ValueError(f"expected 2B views (clean then adversarial), got {n}")
+    eye = torch.eye(n, dtype=torch.bool, device=labels.device)
+    twin = eye.roll(n // 2, dims=1)
+    same = labels[:, None] == labels[None, :]
+    if positives == "class":
+        return same & ~eye, ~eye
+    return twin, (~same | twin)
+
+
+def supcon_loss(z: torch.Tensor, labels: torch.Tensor, tau: float = 0.1,
+                positives: str = "class") -> torch.Tensor:
+    """Supervised contrastive loss over 2B views, taught as a soft-target cross-entropy.
+
+    For each anchor i, the similarities s_ia = z_i . z_a / tau over the views a in
+    its denominator set form logits; the target distribution is uniform over the
+    anchor's positives P(i). The loss is the cross-entropy between that target and
+    softmax(s_i.), averaged over anchors:
+
+        L = mean_i  - 1/|P(i)| sum_{p in P(i)} log( exp(s_ip) / sum_{a in A(i)} exp(s_ia) )
+
+    Args:
+        z: (2B, D) L2-normalised embeddings, ordered [clean_1..clean_B, adv_1..adv_B].
+        labels: (2B,) integer classes.
+        tau: temperature (> 0); smaller tau sharpens the softmax.
+        positives: 'class' or 'pair' (see `supcon_masks`).
+    Returns:
+        scalar loss.
+    """
+    if tau <= 0:
+        raise ValueError(f"tau must be > 0, got {tau}")
+    pos, denom = supcon_masks(labels, positives)
+    logits = (z @ z.T / tau).masked_fill(~denom, float("-inf"))
+    log_prob = logits.log_softmax(dim=1)
+    target = pos.to(z.dtype) / pos.sum(1, keepdim=True).clamp_min(1)
+    per_anchor = -(target * torch.where(pos, log_prob, torch.zeros_like(log_prob))).sum(1)
+    return per_anchor[pos.any(1)].mean()
+
+
+# ----------------------------------------------------------------------------- C-LEAD
+
+class ProjectionHead(nn.Module):
+    """Optional small MLP on top of the features (an ablation; off by default)."""
+
+    def __init__(self, dim_in: int, dim_out: int = 128):
+        super().__init__()
+        self.net = nn.Sequential(nn.Linear(dim_in, dim_in), nn.ReLU(), nn.Linear(dim_in, dim_out))
+
+    def forward(self, h):
+        return self.net(h)
+
+
+def embed(model: nn.Module, x: torch.Tensor, head: nn.Module | None = None) -> torch.Tensor:
+    """z(x) = normalize(head(model.features(x))): (B, C, H, W) -> (B, D), unit L2 norm."""
+    h = model.features(x)
+    return F.normalize(head(h) if head is not None else h, dim=1)
+
+
+def clead_inner(z_clean: torch.Tensor, mu: float = 0.0, head: nn.Module | None = None):
+    """The C-LEAD attack objective, as a `loss_fn` for `attacks.pgd`.
+
+    Returns loss_fn(model, x_adv, y) = CE(f(x_adv), y) + mu * (1 - cos(z_clean, z(x_adv))),
+    per example (B,). `z_clean` (B, D) is z(x) computed once before the attack.
+    """
+    def loss_fn(model, x_adv, y):
+        h = model.features(x_adv)
+        ce = F.cross_entropy(model.fc(h), y, reduction="none")
+        if mu == 0:
+            return ce
+        z_adv = F.normalize(head(h) if head is not None else h, dim=1)
+        return ce + mu * (1 - (z_clean * z_adv).sum(1))
+    return loss_fn
+
+
+def clead_loss(model: nn.Module, x: torch.Tensor, y: torch.Tensor, x_adv: torch.Tensor, *,
+               lam: float = 1.0, tau: float = 0.1, positives: str = "class",
+               head: nn.Module | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """C-LEAD outer objective: CE(f(x_adv), y) + lam * SupCon({z(x), z(x_adv)}, y; tau).
+
+    Clean and adversarial views go through the network in one batch of 2B.
+
+    Args:
+        x, x_adv: (B, C, H, W) in [0, 1]; y: (B,) labels.
+        lam: weight of the contrastive term.  tau: SupCon temperature.
+        positives: 'class' or 'pair'.  head: optional projection head for z.
+    Returns:
+        (loss scalar, logits on x_adv (B, K)).
+    """
+    h = model.features(torch.cat([x, x_adv]))
+    logits_adv = model.fc(h[x.shape[0]:])
+    loss = F.cross_entropy(logits_adv, y)
+    if lam:
+        z = F.normalize(head(h) if head is not None else h, dim=1)
+        loss = loss + lam * supcon_loss(z, torch.cat([y, y]), tau, positives)
+    return loss, logits_adv
+
+
+# ----------------------------------------------------------------------------- TRADES
+
+def trades_inner(p_clean: torch.Tensor):
+    """TRADES attack objective KL(p_clean || f(x_adv)) per example, as a `loss_fn` for pgd.
+
+    `p_clean` (B, K) are the softmax probabilities on the clean images (detached).
+    """
+    def loss_fn(model, x_adv, y):
+        return F.kl_div(model(x_adv).log_softmax(1), p_clean, reduction="none").sum(1)
+    return loss_fn
+
+
+def trades_loss(model: nn.Module, x: torch.Tensor, y: torch.Tensor, x_adv: torch.Tensor, *,
+                beta: float = 6.0) -> tuple[torch.Tensor, torch.Tensor]:
+    """TRADES (Zhang et al., ICML 2019): CE(f(x), y) + beta * KL(f(x) || f(x_adv)).
+
+    Returns (loss scalar, logits on x_adv (B, K)); the KL is averaged over the batch.
+    """
+    logits = model(torch.cat([x, x_adv]))
+    clean, adv = logits[:x.shape[0]], logits[x.shape[0]:]
+    kl = F.kl_div(adv.log_softmax(1), clean.softmax(1), reduction="batchmean")
+    return F.cross_entropy(clean, y) + beta * kl, adv
+
+
+# ----------------------------------------------------------------------------- objectives
+
+Objective = Callable[..., "tuple[torch.Tensor, torch.Tensor]"]
+OBJECTIVES: dict[str, Objective] = {}
+
+
+def objective(name: str):
+    """Register `fn(model, x, y, cfg, head) -> (loss, logits)` as the training objective `name`."""
+    def register(fn: Objective) -> Objective:
+        OBJECTIVES[name] = fn
+        return fn
+    return register
+
+
+def _attack(cfg) -> dict:
+    """The training attack's budget from a TrainConfig (inputs are checked once per epoch)."""
+    return dict(eps=cfg.eps, alpha=cfg.alpha, steps=cfg.steps, validate=False)
+
+
+@objective("standard")
+def standard(model, x, y, cfg, head=None):
+    """Cross-entropy on the clean images. Returns (loss, logits on x)."""
+    logits = model(x)
+    return F.cross_entropy(logits, y), logits
+
+
+@objective("fgsm_at")
+def fgsm_at(model, x, y, cfg, head=None):
+    """"Fast is better than free" (Wong et al. 2020): one step of 1.25 eps from a random start."""
+    x_adv = pgd(model, x, y, eps=cfg.eps, alpha=1.25 * cfg.eps, steps=1, validate=False)
+    logits = model(x_adv)
+    return F.cross_entropy(logits, y), logits
+
+
+@objective("pgd_at")
+def pgd_at(model, x, y, cfg, head=None):
+    """PGD-AT (Madry et al. 2018): cross-entropy on PGD examples. Returns (loss, logits on x_adv)."""
+    x_adv = pgd(model, x, y, **_attack(cfg))
+    logits = model(x_adv)
+    return F.cross_entropy(logits, y), logits
+
+
+@objective("trades")
+def trades(model, x, y, cfg, head=None):
+    """TRADES (Zhang et al. 2019): the attack maximises KL to the clean prediction."""
+    with torch.no_grad(), eval_mode(model):
+        p_clean = model(x).softmax(1)
+    x_adv = pgd(model, x, y, loss_fn=trades_inner(p_clean), **_attack(cfg))
+    return trades_loss(model, x, y, x_adv, beta=cfg.beta)
+
+
+@objective("clead")
+def clead(model, x, y, cfg, head=None):
+    """C-LEAD: perturb to break the prediction (and, with mu > 0, the representation), then
+    pull each clean image and its adversarial twin together. Returns (loss, logits on x_adv)."""
+    with torch.no_grad(), eval_mode(model):
+        z_clean = embed(model, x, head)
+    x_adv = pgd(model, x, y, loss_fn=clead_inner(z_clean, cfg.mu, head), **_attack(cfg))
+    return clead_loss(model, x, y, x_adv, lam=cfg.lam, tau=cfg.tau, positives=cfg.positives, head=head)

@@ -1,0 +1,161 @@
+"""The main job: train every compared model with the same budget, evaluate, draw, write.
+
+    cfg = config.from_preset("quick", "digits")
+    out = pipeline.run(cfg, pipeline.out_dir(cfg, None))    # runs/digits-quick-seed0/
+
+`run` trains standard, PGD-AT, TRADES and C-LEAD models with the same data, model,
+schedule and attack budget, evaluates each (`evaluate_model`), draws the figures
+and writes metrics.json and report.md (`report.write_report`).
+"""
+from __future__ import annotations
+
+import json
+import os
+import re
+import time
+from pathlib import Path
+
+import torch
+
+from . import data as D
+from . import evaluate as E
+from . import features
+from . import plots as P
+from .attacks import pgd
+from .config import COMPARED, RunConfig
+from .device import pick_device, seed_everything
+from .models import model_for
+from .report import LABELS, write_report
+from .train import train
+
+
+def run(cfg: RunConfig, out: Path, *, objectives=COMPARED, device: str = "auto", data_root="data",
+        resume: bool = False, figures: bool = True, progress: bool = True) -> Path:
+    """Train and evaluate every objective in `objectives` into `out`; returns `out`."""
+    t0, dev = time.time(), pick_device(device)
+    data = D.get_data(cfg.dataset, data_root, seed=cfg.seed)
+    print(f"[clead_edu] {cfg.dataset} ({len(data.train)} train / {len(data.test)} test images, "
+          f"{data.num_classes} classes), preset {cfg.preset}, writing to {out}")
+    train_set = D.subset(data.train, cfg.train_n, cfg.seed)
+    x, y = D.take(data.test, cfg.eval.eval_n, cfg.seed)
+    eps_grid = check_grid(cfg.eps) if not figures else [cfg.eps * i / 4 for i in range(9)]  # 0 .. 2 eps
+    models, results, times = {}, {}, {}
+    for obj in objectives:
+        seed_everything(cfg.seed)
+        model = model_for(data, cfg.arch).to(dev)
+        t = time.time()
+        hist = train(model, train_set, cfg.for_objective(obj), out_dir=out / obj, resume=resume,
+                     test_set=D.subset(data.test, cfg.eval.eval_n, cfg.seed), progress=progress)
+        times[obj] = time.time() - t
+        print(f"[clead_edu] evaluating {LABELS[obj]} ...")
+        results[obj] = evaluate_model(model, x, y, cfg, eps_grid) | {"history": hist, "train_seconds": times[obj]}
+        print(f"[clead_edu] {LABELS[obj]}: " + ", ".join(
+            f"{k} {100 * v:.1f}%" for k, v in results[obj]["accuracy"].items()))
+        models[obj] = model
+    pictures, feats = draw_figures(models, results, x, y, cfg, data, out, eps_grid) if figures else ([], {})
+    times["total"] = time.time() - t0
+    metrics = {"settings": cfg.to_dict(), "device": str(dev), "torch": torch.__version__, "eps_grid": eps_grid,
+               "models": results, "feature_space": feats, "seconds": times}
+    (out / "metrics.json").write_text(json.dumps(metrics, indent=1))
+    write_report(out, cfg, results, feats, pictures, times)
+    print(f"[clead_edu] done in {times['total']:.0f} s: {out / 'report.md'}")
+    return out
+
+
+def check_grid(eps: float) -> list[float]:
+    """The eps values the sanity checks need: 0, eps/2, eps, 2 eps."""
+    return [0.0, eps / 2, eps, 2 * eps]
+
+
+def evaluate_model(model, x, y, cfg: RunConfig, eps_grid: list[float]) -> dict:
+    """Clean/FGSM/PGD on the eval images, AutoAttack on the first aa_n, worst case, eps curve, checks."""
+    ev = cfg.eval
+    res = E.robustness(model, x, y, eps=cfg.eps, pgd_steps=ev.pgd_steps, restarts=ev.restarts,
+                       extra_pgd_steps=ev.extra_pgd_steps, extra_restarts=ev.extra_restarts,
+                       autoattack_version=ev.autoattack, aa_n=ev.aa_n, seed=cfg.seed)
+    nc = min(ev.curve_n, len(x))
+    curve = E.eps_curve(model, x[:nc], y[:nc], eps_grid, steps=ev.pgd_steps)
+    at = [curve[eps_grid.index(e)] for e in check_grid(cfg.eps)]   # the grid contains 0, eps/2, eps, 2eps
+    checks = E.sanity_checks(model, x[:nc], y[:nc], eps=cfg.eps, steps=ev.pgd_steps, curve=at)
+    checks += E.attack_checks(res)
+    return {"accuracy": res["accuracy"], "worst_case_n": res["worst_case_n"], "eps_curve": curve,
+            "sanity_checks": checks, "autoattack_flags": res["autoattack_flags"]}
+
+
+def draw_figures(models: dict, results: dict, x, y, cfg: RunConfig, data, out: Path, eps_grid) -> tuple[list, dict]:
+    """The example, eps-curve and UMAP figures in `out`; returns (file names, feature-space metrics)."""
+    files = example_figures(models, x, y, cfg, data, out)
+    P.eps_curves(eps_grid, {LABELS[k]: r["eps_curve"] for k, r in results.items()}, train_eps=cfg.eps,
+                 attack=f"PGD-{cfg.eval.pgd_steps}").savefig(out / "accuracy_vs_eps.png", dpi=110)
+    files.append("accuracy_vs_eps.png")
+    feats = feature_space(models, x, y, cfg, data, out)
+    if (out / "umap_pairs.png").exists():
+        files.append("umap_pairs.png")
+    return files, feats
+
+
+def feature_space(models: dict, x, y, cfg: RunConfig, data, out: Path) -> dict:
+    """Pair metrics for every model; UMAP pictures for standard, PGD-AT and C-LEAD."""
+    n = min(cfg.eval.umap_n, len(x))
+    metrics, panels = {}, {}
+    for name, model in models.items():
+        torch.manual_seed(cfg.seed)
+        pairs = features.embed_pairs(model, x[:n], y[:n], eps=cfg.eps, steps=cfg.eval.pgd_steps)
+        m = metrics[name] = features.pair_metrics(pairs)
+        if name in ("standard", "pgd_at", "clead"):
+            sub = (f"pair dist {m['pair_distance']:.3f} (rel. {m['relative_pair_distance']:.2f}), "
+                   f"adv NN acc {m['adv_nn_accuracy']:.2f}")
+            panels[LABELS[name]] = (features.umap_2d(pairs, seed=cfg.seed), pairs.y.numpy(), sub)
+    if panels:
+        P.umap_side_by_side(panels, data.classes).savefig(out / "umap_pairs.png", dpi=110)
+    return metrics
+
+
+def example_figures(models: dict, x, y, cfg: RunConfig, data, out: Path) -> list[str]:
+    """Clean image, perturbation, adversarial image for 8 test images, standard and C-LEAD models."""
+    files = []
+    for name in [k for k in ("standard", "clead") if k in models]:
+        model = models[name]
+        torch.manual_seed(cfg.seed)
+        x_adv = E.attack_all(model, x[:8], y[:8], pgd, eps=cfg.eps, steps=cfg.eval.pgd_steps)
+        fig = P.adversarial_examples(x[:8], x_adv, y[:8], E.predict(model, x[:8]), E.predict(model, x_adv),
+                                     data.classes, title=f"{LABELS[name]} model under "
+                                     f"PGD-{cfg.eval.pgd_steps}, eps {cfg.eps:.4g}")
+        fig.savefig(out / f"adversarial_examples_{name}.png", dpi=110)
+        files.append(f"adversarial_examples_{name}.png")
+    return files
+
+
+# ----------------------------------------------------------------------------- output folders
+
+def out_dir(cfg: RunConfig, out: str | None, kind: str | None = None, *, reuse: bool = False) -> Path:
+    """The output folder: `out`, or runs/<dataset>-<preset>-<kind>. An existing folder gets a
+    new suffix (-2, -3, ...) unless `reuse` (--overwrite, --resume, or a study/ablation, which
+    continue in theirs)."""
+    kind = kind or f"seed{cfg.seed}"
+    name = re.sub(r"[^A-Za-z0-9_.-]+", "_", f"{Path(cfg.dataset).name}-{cfg.preset}-{kind}")
+    first = Path(out) if out else Path("runs") / name
+    if reuse:
+        first.mkdir(parents=True, exist_ok=True)
+        return first
+    path, i = first, 2
+    while not claim_dir(path):             # in use, or taken a moment ago by a run started at once
+        path, i = Path(f"{first}-{i}"), i + 1
+    if path != first:
+        print(f"[clead_edu] {first} exists; writing to {path} (use --overwrite to reuse it)")
+    return path
+
+
+def claim_dir(out: Path) -> bool:
+    """Make `out` this run's folder if it is new or empty: creates out/.clead_edu_run with
+    O_EXCL, which only one process can do, so two runs started at once never share a folder."""
+    out.mkdir(parents=True, exist_ok=True)
+    if any(f.name != ".clead_edu_run" for f in out.iterdir()):
+        return False
+    try:
+        fd = os.open(out / ".clead_edu_run", os.O_CREAT | os.O_EXCL | os.O_WRONLY)
+    except FileExistsError:
+        return False
+    os.write(fd, f"pid {os.getpid()}\n".encode())
+    os.close(fd)
+    return True

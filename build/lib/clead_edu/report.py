@@ -1,0 +1,145 @@
+"""The report writers: report.md of one run, summary.md of a study, ablation.md.
+
+Each takes the settings as a `config.RunConfig` and the numbers as plain dicts
+(the contents of metrics.json), and writes Markdown with the command beside it.
+"""
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+from .config import RunConfig
+
+LABELS = {"standard": "Standard", "pgd_at": "PGD-AT", "trades": "TRADES", "clead": "C-LEAD",
+          "fgsm_at": "FGSM-AT"}
+
+
+def interval(values: list[float], conf: float = 0.95) -> tuple[float, float]:
+    """Mean and half-width of the Student-t confidence interval (nan with one value)."""
+    from scipy.stats import t
+    n = len(values)
+    mean = sum(values) / n
+    if n < 2:
+        return mean, math.nan
+    sd = math.sqrt(sum((v - mean) ** 2 for v in values) / (n - 1))
+    return mean, t.ppf(0.5 + conf / 2, n - 1) * sd / math.sqrt(n)
+
+
+def fmt(values: list[float], scale: float = 100.0) -> str:
+    """'mean ± half' in percent (or '± n/a' for a single value)."""
+    m, h = interval(values)
+    return f"{scale * m:.1f} ± {scale * h:.1f}" if not math.isnan(h) else f"{scale * m:.1f} ± n/a"
+
+
+def describe(cfg: RunConfig) -> str:
+    """One paragraph: model, budget, threat model, C-LEAD knobs, AutoAttack."""
+    t, e = cfg.train, cfg.eval
+    return (f"Model {cfg.arch}, {t.epochs} epochs, {cfg.train_n or 'all'} training images, L-inf eps "
+            f"{t.eps:.4g} ({t.eps * 255:.1f}/255), training PGD-{t.steps} (step {t.alpha:.4g}), seed "
+            f"{t.seed}. C-LEAD: lam {t.lam}, tau {t.tau}, mu {t.mu}, positives {t.positives}, head "
+            f"{t.head_dim or 'none'}. AutoAttack: {e.autoattack} version on the first {e.aa_n} test "
+            f"images; worst case = per-example minimum over every attack on those images.")
+
+
+def write_report(out: Path, cfg: RunConfig, results: dict, feats: dict, figures: list[str], times: dict) -> None:
+    """report.md: settings, results table, sanity-check warnings, feature numbers, figures."""
+    cols = list(next(iter(results.values()))["accuracy"])
+    lines = [f"# clead_edu run: {cfg.dataset}, preset {cfg.preset}", "", describe(cfg), "",
+             "## Accuracy (%)", "", "| model | " + " | ".join(cols) + " | train time (s) |",
+             "|---|" + "---:|" * (len(cols) + 1)]
+    for name, r in results.items():
+        cells = [f"{100 * r['accuracy'][c]:.1f}" for c in cols]
+        lines.append(f"| {LABELS[name]} | " + " | ".join(cells) + f" | {times[name]:.0f} |")
+    lines += ["", "## Sanity checks", ""] + check_lines(results)
+    lines += ["", "## Feature space (clean vs adversarial twins)", "",
+              "| model | pair distance | relative to class centroids | adv. nearest-clean-neighbour acc. |",
+              "|---|---:|---:|---:|"]
+    for name, m in feats.items():
+        lines.append(f"| {LABELS[name]} | {m['pair_distance']:.3f} | {m['relative_pair_distance']:.3f} | "
+                     f"{100 * m['adv_nn_accuracy']:.1f}% |")
+    lines += ["", "## Figures", ""] + [f"![{f}]({f})" for f in figures]
+    lines += ["", f"Total time: {times['total']:.0f} s."]
+    (out / "report.md").write_text("\n".join(lines) + "\n")
+
+
+def check_lines(results: dict) -> list[str]:
+    """One Markdown bullet per sanity check of every model; failures marked as warnings."""
+    return [f"- {LABELS[name]}: {c['check']}: {'ok' if c['passed'] else '**WARNING: failed**'} ({c['detail']})"
+            for name, r in results.items() for c in r["sanity_checks"]]
+
+
+# ----------------------------------------------------------------------------- several seeds
+
+def summarize(metrics: list[dict]) -> dict:
+    """{'accuracy': {model: {attack: [per-seed values]}}, 'clead_minus_pgd_at': {attack: [..]},
+    'failed_checks': [str]} from the per-seed metrics.json contents."""
+    acc, failed = {}, []
+    for m in metrics:
+        for name, r in m["models"].items():
+            for attack, v in r["accuracy"].items():
+                acc.setdefault(name, {}).setdefault(attack, []).append(v)
+            failed += [f"seed {m['settings']['train']['seed']}, {name}: {c['check']} ({c['detail']})"
+                       for c in r["sanity_checks"] if not c["passed"]]
+    diff = {}
+    if "clead" in acc and "pgd_at" in acc:
+        diff = {k: [a - b for a, b in zip(acc["clead"][k], acc["pgd_at"][k])] for k in acc["clead"]}
+    return {"accuracy": acc, "clead_minus_pgd_at": diff, "failed_checks": failed}
+
+
+def write_summary(out: Path, metrics: list[dict], command: str) -> str:
+    """summary.md and summary.json in `out`; returns the markdown."""
+    s, cfg = summarize(metrics), RunConfig.from_dict(metrics[0]["settings"])
+    seeds = [m["settings"]["train"]["seed"] for m in metrics]
+    cols = list(next(iter(s["accuracy"].values())))
+    n_checks = sum(len(r["sanity_checks"]) for m in metrics for r in m["models"].values())
+    lines = [f"# {cfg.dataset}, preset {cfg.preset}: {len(seeds)} seeds ({', '.join(map(str, seeds))})", "",
+             f"Command: `{command}`", "", describe(cfg).replace(f", seed {cfg.seed}.", "."), "",
+             "Accuracy in %, mean ± half-width of the 95% Student-t interval over seeds.", "",
+             "| model | " + " | ".join(cols) + " |", "|---|" + "---:|" * len(cols)]
+    for name, a in s["accuracy"].items():
+        lines.append(f"| {LABELS[name]} | " + " | ".join(fmt(a[c]) for c in cols) + " |")
+    if s["clead_minus_pgd_at"]:
+        lines.append("| **C-LEAD − PGD-AT** (paired) | " +
+                     " | ".join(fmt(s["clead_minus_pgd_at"][c]) for c in cols) + " |")
+    lines += ["", f"Sanity checks: {n_checks - len(s['failed_checks'])} of {n_checks} passed."]
+    lines += [f"- **WARNING: failed**: {f}" for f in s["failed_checks"]]
+    lines += ["", "Training time per seed (s): " + ", ".join(
+        f"{LABELS[k]} {sum(m['models'][k]['train_seconds'] for m in metrics) / len(metrics):.0f}"
+        for k in s["accuracy"]) + f"; whole job {sum(m['seconds']['total'] for m in metrics) / len(metrics):.0f} "
+        f"per seed, on {metrics[0]['device']} (torch {metrics[0]['torch']})."]
+    text = "\n".join(lines) + "\n"
+    (out / "summary.md").write_text(text)
+    (out / "summary.json").write_text(json.dumps({"seeds": seeds, "settings": cfg.to_dict(), **s}, indent=1))
+    return text
+
+
+# ----------------------------------------------------------------------------- ablation
+
+def write_ablation(out: Path, cfg: RunConfig, rows: list[dict], variants: dict, seeds: list[int],
+                   val_fraction: float) -> str:
+    """ablation.md: one row per variant, with its validation PGD accuracy minus PGD-AT's on the
+    same seed and split (paired), when the PGD-AT reference was run. `variants`: name -> changes."""
+    by = {v: [r for r in rows if r["variant"] == v] for v in variants}
+    clead = [v for v in variants if "objective" not in variants[v] and by[v]]
+    best = max(clead, key=lambda v: interval([r["val_pgd"] for r in by[v]])[0]) if clead else None
+    ref = {r["seed"]: r["val_pgd"] for r in rows if r["variant"] == "PGD-AT (reference)"}
+    t, k = cfg.train, cfg.eval.pgd_steps
+    lines = [f"# C-LEAD ablation: {cfg.dataset}, preset {cfg.preset}", "",
+             f"Trained on {100 * (1 - val_fraction):.0f}% of the training images, scored on the held-out "
+             f"{100 * val_fraction:.0f}% (validation; the test split is not used). Seeds "
+             f"{','.join(map(str, seeds))}; every variant starts from lam {t.lam}, tau {t.tau}, mu {t.mu}, "
+             f"positives {t.positives}, head {t.head_dim or 'none'}; {t.epochs} epochs, eps {t.eps:.4g}, "
+             f"training PGD-{t.steps}. Accuracy in %, mean ± 95% interval over seeds; the last "
+             f"column is paired (same seed, same split).", "",
+             f"| variant | val clean | val PGD-{k} | val PGD-{k} minus PGD-AT | train time (s) |",
+             "|---|---:|---:|---:|---:|"]
+    for v in [v for v in variants if by[v]]:
+        r, mark = by[v], " **(chosen)**" if v == best else ""
+        diff = [x["val_pgd"] - ref[x["seed"]] for x in r if x["seed"] in ref]
+        lines.append(f"| {v}{mark} | {fmt([x['val_clean'] for x in r])} | {fmt([x['val_pgd'] for x in r])} "
+                     f"| {fmt(diff) if diff else 'n/a'} | {sum(x['train_seconds'] for x in r) / len(r):.0f} |")
+    lines += ["", f"Chosen by mean validation PGD-{k} accuracy: **{best}** ({variants.get(best) or 'no change'})."]
+    text = "\n".join(lines) + "\n"
+    (out / "ablation.md").write_text(text)
+    return text

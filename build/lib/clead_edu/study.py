@@ -1,0 +1,135 @@
+"""Several seeds and the C-LEAD ablation: the numbers in docs/results.md.
+
+    python -m clead_edu study --dataset digits --seeds 0,1,2    # runs/digits-quick-study/summary.md
+    python -m clead_edu ablate --dataset digits --seeds 0,1,2   # runs/digits-quick-ablation/ablation.md
+
+`study` runs the main job once per seed (each seed in its own folder, reused if it
+is complete and has the same settings) and reports the mean and a 95% Student-t
+interval over seeds of every accuracy, plus the paired C-LEAD minus PGD-AT
+difference. `ablate` trains C-LEAD variants on a split of the *training* images and
+scores them on the held-out part, so the test images never choose a setting.
+Both raise ValueError for bad arguments; only the command line exits.
+"""
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import replace
+from pathlib import Path
+
+import torch
+
+from . import data as D
+from . import evaluate as E
+from .attacks import pgd
+from .config import RunConfig, update
+from .device import pick_device, seed_everything
+from .models import model_for
+from .pipeline import run
+from .report import write_ablation, write_summary
+from .train import train
+
+# C-LEAD variants for the ablation: changes from the command line's settings.
+VARIANTS = {
+    "default": {}, "lam=0.5": {"lam": 0.5}, "lam=2": {"lam": 2.0},
+    "tau=0.05": {"tau": 0.05}, "tau=0.5": {"tau": 0.5}, "positives=pair": {"positives": "pair"},
+    "mu=1": {"mu": 1.0}, "head=128": {"head_dim": 128},
+    "lam=0": {"lam": 0.0},   # control: C-LEAD's batch (clean + adversarial views) without the contrastive term
+    "PGD-AT (reference)": {"objective": "pgd_at"},
+}
+
+
+def parse_seeds(text: str) -> list[int]:
+    """'0,1,2' -> [0, 1, 2]; ValueError unless distinct integers."""
+    try:
+        seeds = [int(s) for s in text.split(",") if s.strip()]
+    except ValueError:
+        raise ValueError(f"--seeds must be comma-separated integers, got {text!r}") from None
+    if not seeds or len(set(seeds)) != len(seeds):
+        raise ValueError(f"--seeds needs distinct integers, got {text!r}")
+    return seeds
+
+
+def claim(out: Path, settings: dict, overwrite: bool = False) -> Path:
+    """Record the settings in out/settings.json, or check they equal the recorded ones, so
+    that a study or ablation continues only with the settings it was started with."""
+    f = out / "settings.json"
+    if f.exists() and not overwrite and json.loads(f.read_text()) != json.loads(json.dumps(settings)):
+        raise ValueError(f"{out} holds a study with other settings ({f}); pass another --out, "
+                         f"or --overwrite to start it again")
+    if overwrite:
+        for old in ("ablation.jsonl", "summary.md", "summary.json", "ablation.md"):
+            (out / old).unlink(missing_ok=True)
+    f.write_text(json.dumps(settings, indent=1))
+    return out
+
+
+def study(cfg: RunConfig, seeds: list[int], out: Path, command: str, *, overwrite: bool = False,
+          **job) -> str:
+    """The main job for every seed under out/seed<k>, then summary.md; returns its text.
+    `job`: keyword arguments of `pipeline.run` (objectives, device, data_root, figures, progress)."""
+    settings = cfg.to_dict()
+    settings["train"]["seed"] = None       # every seed of the study shares the other settings
+    claim(out, settings, overwrite)
+    metrics = [seed_metrics(update(cfg, seed=s), out / f"seed{s}", overwrite, **job) for s in seeds]
+    return write_summary(out, metrics, command)
+
+
+def seed_metrics(cfg: RunConfig, folder: Path, overwrite: bool, **job) -> dict:
+    """metrics.json of one seed: reused if the folder holds a finished run with the same
+    settings (so an interrupted study continues); other settings raise ValueError."""
+    done = folder / "metrics.json"
+    if done.exists() and overwrite:
+        done.unlink()
+    if done.exists():
+        if json.loads(done.read_text())["settings"] != json.loads(json.dumps(cfg.to_dict())):
+            raise ValueError(f"{done} was made with other settings; pass another --out or delete {folder}")
+        print(f"[clead_edu] seed {cfg.seed}: reusing {done}")
+    else:
+        folder.mkdir(parents=True, exist_ok=True)
+        run(cfg, folder, resume=True, **job)   # an interrupted seed continues from its last epoch
+    return json.loads(done.read_text())
+
+
+# ----------------------------------------------------------------------------- ablation
+
+def ablate(cfg: RunConfig, seeds: list[int], variants: list[str], out: Path, *, val_fraction: float = 0.2,
+           device: str = "auto", data_root="data", overwrite: bool = False) -> str:
+    """Every variant x seed (rows appended to out/ablation.jsonl, so an interrupted ablation
+    continues); writes out/ablation.md and returns it. Choice: highest mean validation PGD accuracy."""
+    bad = [v for v in variants if v not in VARIANTS]
+    if bad or not 0 < val_fraction < 1:
+        raise ValueError(f"unknown variants {bad} (choose from {', '.join(VARIANTS)}) "
+                         f"or --val-fraction {val_fraction} not in (0, 1)")
+    claim(out, cfg.to_dict() | {"val_fraction": val_fraction}, overwrite)
+    log = out / "ablation.jsonl"
+    rows = [json.loads(line) for line in log.read_text().splitlines()] if log.exists() else []
+    done, dev = {(r["variant"], r["seed"]) for r in rows}, pick_device(device)
+    for seed in seeds:
+        data = D.get_data(cfg.dataset, data_root, seed=seed)   # the same train/test split as `run` with this seed
+        for v in [v for v in variants if (v, seed) not in done]:
+            row = ablation_run(update(cfg, seed=seed), data, v, val_fraction, dev)
+            print(f"[clead_edu] {v}, seed {seed}: val clean {100 * row['val_clean']:.1f}%, "
+                  f"val PGD-{cfg.eval.pgd_steps} {100 * row['val_pgd']:.1f}%")
+            rows.append(row)
+            with log.open("a") as f:
+                f.write(json.dumps(row) + "\n")
+    return write_ablation(out, cfg, rows, {v: VARIANTS[v] for v in variants}, seeds, val_fraction)
+
+
+def ablation_run(cfg: RunConfig, data, variant: str, val_fraction: float, device) -> dict:
+    """Train one variant on the training part of a seeded split of the training images; score it
+    on the held-out part. Returns {'variant', 'seed', 'val_clean', 'val_pgd', 'train_seconds'}."""
+    fit, val = D.split(D.subset(data.train, cfg.train_n, cfg.seed), val_fraction, cfg.seed)
+    x, y = D.take(val, cfg.eval.eval_n, cfg.seed)
+    change = dict(VARIANTS[variant])
+    train_cfg = replace(cfg.for_objective(change.pop("objective", "clead")), **change)
+    seed_everything(cfg.seed)
+    model = model_for(data, cfg.arch).to(device)
+    t = time.time()
+    train(model, fit, train_cfg, progress=False)
+    seconds = time.time() - t
+    torch.manual_seed(cfg.seed)
+    return {"variant": variant, "seed": cfg.seed, "val_clean": E.accuracy(model, x, y),
+            "val_pgd": E.accuracy(model, x, y, pgd, eps=cfg.eps, steps=cfg.eval.pgd_steps),
+            "train_seconds": seconds}

@@ -1,0 +1,135 @@
+"""One training loop; the objective (standard, fgsm_at, pgd_at, trades, clead) is chosen by name.
+
+    cfg = TrainConfig(objective="clead", epochs=10, eps=8/255)
+    history = train(model, data.train, cfg, test_set=data.test, out_dir="runs/demo/clead")
+
+Each objective is a short function in `losses.OBJECTIVES`: the attack (in eval mode,
+from `attacks.pgd`) makes x_adv, the loss is computed in train mode. With `out_dir`,
+the training state is written atomically after every epoch (`checkpoints`), so
+`resume=True` continues an interrupted run with the same result.
+"""
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import asdict
+from pathlib import Path
+
+import torch
+from tqdm.auto import tqdm
+
+from . import data as D
+from .checkpoints import load_state, save_checkpoint, save_state
+from .config import TrainConfig
+from .fast import fast_loader
+from .guards import check_inputs
+from .losses import OBJECTIVES, ProjectionHead
+
+
+def run_epoch(loader, model, cfg: TrainConfig, opt=None, sched=None, head=None,
+              desc: str = "", progress: bool = True) -> dict:
+    """One pass over `loader`; trains when `opt` is given. Returns {'loss', 'acc'} averages.
+
+    With cfg.fast, the training steps (attack included) run under bf16 autocast."""
+    device = next(model.parameters()).device
+    autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=cfg.fast and opt is not None)
+    step = OBJECTIVES[cfg.objective]
+    model.train(opt is not None)
+    total_loss, correct, seen = torch.zeros((), device=device), torch.zeros((), device=device), 0
+    bar = tqdm(loader, desc=desc, leave=False, disable=not progress, dynamic_ncols=True)
+    for i, (x, y) in enumerate(bar):
+        x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
+        if i == 0:
+            check_inputs(x, y, cfg.eps, model=model)
+        with torch.set_grad_enabled(opt is not None), autocast:
+            loss, logits = step(model, x, y, cfg, head)
+        if opt is not None:
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            sched.step()
+        total_loss += loss.detach() * len(y)
+        correct += (logits.argmax(1) == y).sum()
+        seen += len(y)
+        if progress and i % 10 == 0:
+            bar.set_postfix(loss=f"{total_loss.item() / seen:.3f}", acc=f"{correct.item() / seen:.3f}")
+    return {"loss": total_loss.item() / max(seen, 1), "acc": correct.item() / max(seen, 1)}
+
+
+def make_optimizer(params, cfg: TrainConfig, steps_per_epoch: int):
+    """SGD with momentum and a per-step schedule: linear warm-up, then cosine decay to 0."""
+    opt = torch.optim.SGD(params, lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay,
+                          nesterov=True)
+    total, warm = cfg.epochs * steps_per_epoch, cfg.warmup_epochs * steps_per_epoch
+
+    def factor(step):
+        if step < warm:
+            return (step + 1) / warm
+        return 0.5 * (1 + math.cos(math.pi * (step - warm) / max(total - warm, 1)))
+    return opt, torch.optim.lr_scheduler.LambdaLR(opt, factor)
+
+
+def make_loader(model, train_set, cfg: TrainConfig):
+    """The fast path's on-device loader when cfg.fast (and possible), else a seeded DataLoader."""
+    loader = fast_loader(model, train_set, cfg.batch_size, cfg.seed) if cfg.fast else None
+    return loader or D.loader(train_set, cfg.batch_size, train=True, seed=cfg.seed, num_workers=cfg.num_workers)
+
+
+def train(model, train_set, cfg: TrainConfig, *, test_set=None, out_dir=None,
+          resume: bool = False, progress: bool = True) -> list[dict]:
+    """Train `model` in place on `train_set` with `cfg.objective`; returns per-epoch history.
+
+    The model stays on its device (move it first). With `out_dir`, the model is saved
+    as out_dir/model.pt + model.json at the end and the training state after every
+    epoch (out_dir/train_state.pt), so that `resume=True` continues an interrupted run.
+    Clean test accuracy is logged each epoch when `test_set` is given.
+    """
+    if len(train_set) == 0:
+        raise ValueError("the training set is empty (check train_n and the dataset's folder)")
+    device = next(model.parameters()).device
+    loader = make_loader(model, train_set, cfg)
+    step_model = torch.compile(model) if cfg.compile else model
+    head = ProjectionHead(model.feature_dim, cfg.head_dim).to(device) if cfg.head_dim else None
+    opt, sched = make_optimizer(list(model.parameters()) + (list(head.parameters()) if head else []),
+                                cfg, len(loader))
+    state_path = Path(out_dir) / "train_state.pt" if out_dir else None
+    history, start = [], 0
+    if resume and state_path and state_path.exists():
+        history, start = load_state(state_path, cfg, model, head, opt, sched)
+    for epoch in range(start, cfg.epochs):
+        t0 = time.time()
+        loader.generator.manual_seed(cfg.seed * 1000 + epoch)   # same order after a resume
+        torch.manual_seed(cfg.seed * 1000 + epoch + 1)          # same random starts
+        stats = run_epoch(loader, step_model, cfg, opt, sched, head,
+                          desc=f"{cfg.objective} {epoch + 1}/{cfg.epochs}", progress=progress)
+        check_finite(stats["loss"], cfg, epoch, state_path)
+        history.append(epoch_row(epoch, stats, sched, model, test_set, cfg))
+        if progress:
+            left = f" (about {(cfg.epochs - epoch - 1) * (time.time() - t0):.0f} s left)" if epoch == start else ""
+            tqdm.write(f"{cfg.objective} epoch {epoch + 1}/{cfg.epochs}: " + ", ".join(
+                f"{k} {v:.4g}" for k, v in history[-1].items() if k != "epoch") + left)
+        if state_path:
+            save_state(state_path, cfg, model, head, opt, sched, history)
+    model.eval()
+    if out_dir:
+        save_checkpoint(model, Path(out_dir) / "model.pt", {"train": asdict(cfg), "history": history})
+    return history
+
+
+def epoch_row(epoch: int, stats: dict, sched, model, test_set, cfg: TrainConfig) -> dict:
+    """The history row of one epoch; clean test accuracy when a test set is given."""
+    row = {"epoch": epoch + 1, "train_loss": stats["loss"], "train_acc": stats["acc"],
+           "lr": sched.get_last_lr()[0]}
+    if test_set is not None:
+        test_cfg = TrainConfig(objective="standard", seed=cfg.seed)
+        row["test_acc"] = run_epoch(D.loader(test_set, 256, train=False), model, test_cfg, progress=False)["acc"]
+    return row
+
+
+def check_finite(loss: float, cfg: TrainConfig, epoch: int, state_path) -> None:
+    """FloatingPointError naming the epoch, the learning rate and the last good state if loss is NaN/inf."""
+    if not math.isfinite(loss):
+        raise FloatingPointError(
+            f"{cfg.objective}: the training loss became {loss} in epoch {epoch + 1}. "
+            f"Lower the learning rate (now {cfg.lr}); the last good state is "
+            f"{state_path if state_path and state_path.exists() else 'not saved (no out_dir)'}.")
