@@ -17,7 +17,7 @@ import torch
 
 from . import features as F
 from .attacks import eval_mode, fgsm, pgd
-from .plots import to_image, umap_pairs
+from .plots import OKABE_ITO, RIGHT, WRONG, to_image, umap_pairs, verdict
 
 ATTACK_CHOICES = {
     "FGSM": lambda m, x, y, e, s: fgsm(m, x, y, eps=e),
@@ -65,16 +65,17 @@ def draw_attack(model, x1, y1, classes, eps: float, attack: str = "PGD (L-inf)",
     x_adv, p = _attack_one(model, x1, y1, eps, attack, steps)
     fig, axes = plt.subplots(1, 3, figsize=(10, 3.2)) if axes is None else (axes[0].figure, axes)
     pred = int(p.argmax())
+    mark, color = verdict(pred, y1)
     axes[0].imshow(to_image(x_adv), cmap="gray", vmin=0, vmax=1)
-    axes[0].set_title(f"eps {eps:.3f} ({eps * 255:.0f}/255): {classes[pred]}",
-                      color="green" if pred == int(y1) else "red")
+    axes[0].set_title(f"eps {eps:.3f} ({eps * 255:.0f}/255): {mark} {classes[pred]}", color=color)
     delta = x_adv - x1
     scale = float(delta.abs().max().clamp_min(1e-12))
     axes[1].imshow(to_image(0.5 + 0.5 * delta / scale), cmap="gray", vmin=0, vmax=1)
     axes[1].set_title(f"perturbation x{1 / scale:.0f}" if eps > 0 else "no perturbation")
-    colors = ["tab:green" if i == int(y1) else "tab:red" if i == pred else "tab:gray" for i in range(len(p))]
-    axes[2].bar(range(len(p)), p, color=colors)
-    axes[2].set(ylim=(0, 1), ylabel="probability", title="prediction (green = true class)")
+    colors = [RIGHT if i == int(y1) else WRONG if i == pred else "0.7" for i in range(len(p))]
+    hatches = ["" if i == int(y1) else "//" if i == pred else "" for i in range(len(p))]
+    axes[2].bar(range(len(p)), p, color=colors, hatch=hatches, edgecolor=OKABE_ITO["black"], linewidth=0.5)
+    axes[2].set(ylim=(0, 1), ylabel="probability", title="probabilities (true: blue, wrong: hatched)")
     axes[2].set_xticks(range(len(p)), [str(c)[:6] for c in classes], rotation=45, fontsize=7)
     for ax in axes[:2]:
         ax.set_xticks([]), ax.set_yticks([])
