@@ -117,8 +117,8 @@ def build_site(out, only: str | None = None, preset: str = "quick", notebooks=NO
     """Execute the chosen notebooks in order (they share checkpoints, as in a course) and write
     DIR/<name>.html and DIR/index.html. Returns the path of index.html."""
     import nbformat
-    out = Path(out)
-    lessons = choose(Path(notebooks), only)
+    out = Path(out).resolve()             # papermill runs in notebooks/: relative paths would move
+    lessons = choose(Path(notebooks).resolve(), only)
     run = out / "_run"
     run.mkdir(parents=True, exist_ok=True)
     pages = []

@@ -119,3 +119,20 @@ def test_site_in_chromium(served, artifacts):
             browser.close()
     assert errors == [], errors
     assert remote == [], remote
+
+
+def test_relative_out_is_resolved_before_papermill_changes_folder(tmp_path, monkeypatch):
+    """papermill runs each notebook in notebooks/, so the run folder it is given must be absolute
+    (else `--out site` would put checkpoints under notebooks/site/). Execution faked here."""
+    import shutil
+    calls = []
+
+    def fake_execute(src, dest, preset, run_dir):
+        calls.append(run_dir)
+        shutil.copy(src, dest)
+        return 0.0
+    monkeypatch.setattr(site, "execute", fake_execute)
+    monkeypatch.chdir(tmp_path)
+    index = site.build_site("course_site", only="01")
+    assert calls == [tmp_path / "course_site" / "_run" / "runs" / "notebooks"]
+    assert index == tmp_path / "course_site" / "index.html" and (tmp_path / "course_site" / "01_standard_training.html").exists()
