@@ -34,13 +34,23 @@ def add_parsers(sub) -> None:
     e = sub.add_parser("export", help="zip every trained checkpoint under --runs, with a SHA-256 manifest")
     e.add_argument("--runs", default="runs/notebooks", help="folder searched for model.pt + model.json")
     e.add_argument("--out", required=True, help="the archive to write, e.g. models.zip")
-    e.set_defaults(func=lambda a: (print(f"[clead_edu] written: {export(a.runs, a.out)}"), 0)[1])
+    e.set_defaults(func=export_command)
     i = sub.add_parser("import", help="check an exported archive, then unpack it into --to")
     i.add_argument("archive", help="a .zip written by `export`")
     i.add_argument("--to", default="runs/notebooks", help="checkpoint folder the notebooks use")
     i.add_argument("--overwrite", action="store_true", help="replace files that differ")
-    i.set_defaults(func=lambda a: (print(f"[clead_edu] imported {len(import_bundle(a.archive, a.to, a.overwrite))} "
-                                         f"files into {a.to}"), 0)[1])
+    i.set_defaults(func=import_command)
+
+
+def export_command(args) -> int:
+    print(f"[clead_edu] written: {export(args.runs, args.out)}")
+    return 0
+
+
+def import_command(args) -> int:
+    written = import_bundle(args.archive, args.to, args.overwrite)
+    print(f"[clead_edu] imported {len(written)} files into {args.to} (every SHA-256 checked)")
+    return 0
 
 
 def _sha256(data: bytes) -> str:

@@ -43,7 +43,12 @@ def add_parser(sub) -> None:
     p.add_argument("--only", help="comma-separated notebook numbers, e.g. 01,04 (default: all)")
     p.add_argument("--preset", default="quick", help="the notebooks' preset parameter")
     p.add_argument("--notebooks", default=str(NOTEBOOKS), help="folder of the lesson notebooks")
-    p.set_defaults(func=lambda args: (build_site(args.out, args.only, args.preset, args.notebooks), 0)[1])
+    p.set_defaults(func=run_command)
+
+
+def run_command(args) -> int:
+    build_site(args.out, args.only, args.preset, args.notebooks)
+    return 0
 
 
 def choose(folder: Path, only: str | None) -> list[Path]:
@@ -95,8 +100,12 @@ def execute(src: Path, dest: Path, preset: str, run_dir: Path) -> float:
     """Run one notebook with papermill from its own folder; returns the seconds it took."""
     import papermill as pm
     start = time.perf_counter()
-    pm.execute_notebook(str(src), str(dest), parameters={"preset": preset, "run_dir": str(run_dir)},
-                        cwd=str(src.parent), progress_bar=False, log_output=False)
+    try:
+        pm.execute_notebook(str(src), str(dest), parameters={"preset": preset, "run_dir": str(run_dir)},
+                            cwd=str(src.parent), progress_bar=False, log_output=False)
+    except pm.PapermillExecutionError as err:
+        raise ValueError(f"{src.name} failed in cell {err.exec_count} ({err.ename}: {err.evalue}); "
+                         f"the partly executed notebook, with the traceback, is {dest}") from None
     return time.perf_counter() - start
 
 

@@ -136,3 +136,18 @@ def test_relative_out_is_resolved_before_papermill_changes_folder(tmp_path, monk
     index = site.build_site("course_site", only="01")
     assert calls == [tmp_path / "course_site" / "_run" / "runs" / "notebooks"]
     assert index == tmp_path / "course_site" / "index.html" and (tmp_path / "course_site" / "01_standard_training.html").exists()
+
+
+def test_a_failing_notebook_names_the_cell_and_the_error(tmp_path, capsys):
+    """A lesson that raises stops the build with its name, the error and where the
+    partly executed copy is; the command exits with status 2."""
+    nbs = tmp_path / "nbs"
+    nbs.mkdir()
+    params = nbformat.v4.new_code_cell('preset = "quick"\nrun_dir = "x"', metadata={"tags": ["parameters"]})
+    nb = nbformat.v4.new_notebook(cells=[params, nbformat.v4.new_code_cell("raise RuntimeError('boom')")])
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    nbformat.write(nb, nbs / "01_fails.ipynb")
+    assert main(["site", "--out", str(tmp_path / "out"), "--notebooks", str(nbs)]) == 2
+    err = capsys.readouterr().err
+    assert "01_fails.ipynb failed in cell" in err and "RuntimeError: boom" in err
+    assert not (tmp_path / "out" / "index.html").exists()
