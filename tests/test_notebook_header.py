@@ -74,7 +74,7 @@ def test_setup_cell_on_colab_installs_without_touching_torch(monkeypatch):
     monkeypatch.setitem(sys.modules, "google.colab", types.ModuleType("google.colab"))
     monkeypatch.setattr(subprocess, "run", lambda cmd, **k: calls.append(cmd))
     monkeypatch.setattr(os, "chdir", dirs.append)
-    monkeypatch.setattr(os.path, "isdir", lambda p: False)
+    monkeypatch.setattr(os.path, "isdir", lambda p: bool(calls))    # the clone exists once cloned
     exec(setup_cell(), {})
     clone, package, others = calls
     assert clone[:2] == ["git", "clone"] and clone[-2:] == [H.repo_url(), "/content/clead_edu"]
@@ -82,6 +82,17 @@ def test_setup_cell_on_colab_installs_without_touching_torch(monkeypatch):
     assert "umap-learn>=0.5.5" in others and not any(a.split(">")[0].split("=")[0] in ("torch", "torchvision")
                                                      for a in others)
     assert dirs == ["/content/clead_edu/notebooks"]
+
+
+def test_setup_cell_on_colab_after_a_restart_only_changes_folder(monkeypatch):
+    """Installed already (a restarted Colab runtime): no install, but back into the clone's notebooks/."""
+    calls, dirs = [], []
+    monkeypatch.setitem(sys.modules, "google.colab", types.ModuleType("google.colab"))
+    monkeypatch.setattr(subprocess, "run", lambda cmd, **k: calls.append(cmd))
+    monkeypatch.setattr(os, "chdir", dirs.append)
+    monkeypatch.setattr(os.path, "isdir", lambda p: p == "/content/clead_edu")
+    exec(setup_cell(), {})
+    assert calls == [] and dirs == ["/content/clead_edu/notebooks"]
 
 
 def test_repository_url_comes_from_pyproject_when_set(tmp_path, monkeypatch):

@@ -50,23 +50,25 @@ def badge_source(name: str, url: str) -> str:
 def setup_source(url: str) -> str:
     reqs = ", ".join(json.dumps(r) for r in requirements())
     return f'''# Colab set-up: does nothing where clead_edu is installed (your machine, JupyterHub, papermill).
+import os, sys
+colab, home = "google.colab" in sys.modules, "/content/clead_edu"
 try:
     import clead_edu  # noqa: F401
 except ImportError:
-    import importlib, os, subprocess, sys
-    if "google.colab" not in sys.modules:
+    if not colab:
         raise ImportError("clead_edu is not installed in this kernel: run `pip install -r requirements.txt -e .` "
                           "in the repository, or pick the kernel registered for it (README, Set-up)") from None
-    repo, home = "{url}", "/content/clead_edu"
+    import importlib, subprocess
     if not os.path.isdir(home):
-        subprocess.run(["git", "clone", "--depth", "1", repo, home], check=True)
+        subprocess.run(["git", "clone", "--depth", "1", "{url}", home], check=True)
     # the package without its dependencies (Colab's torch stays), then the others it needs
     subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-deps", home], check=True)
     needs = [{reqs}]
     subprocess.run([sys.executable, "-m", "pip", "install", "-q", *needs], check=True)
     importlib.invalidate_caches()
-    os.chdir(home + "/notebooks")   # so run_dir "../runs/notebooks" and data "../data" are inside the clone
-    print("clead_edu installed; working in", os.getcwd())'''
+if colab and os.path.isdir(home):   # also after a restart: run_dir "../runs/notebooks" and "../data" in the clone
+    os.chdir(home + "/notebooks")
+    print("clead_edu ready; working in", os.getcwd())'''
 
 
 def ensure_header(nb, name: str, url: str) -> bool:
