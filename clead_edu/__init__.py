@@ -9,16 +9,16 @@
 One module per job: config (settings and presets), data, models, attacks (guards:
 their input checks), losses (and the training objectives), train (the loop),
 checkpoints, fast (the GPU fast path), evaluate, features, plots, widgets,
-lesson (the notebooks' set-up), pipeline (the main job), report, study.
+lesson (the notebooks' set-up), exercises (self-checks), pipeline (the main job), report, study.
 Importing runs nothing.
 """
-from . import (attacks, checkpoints, config, data, evaluate, features, guards, lesson, losses, models,
-               plots, train, widgets)
+from . import (attacks, checkpoints, config, data, evaluate, exercises, features, guards, lesson, losses,
+               models, plots, train, widgets)
 from .attacks import fgsm, pgd
 from .config import from_preset
 from .device import pick_device, seed_everything
 from .lesson import setup
 
 __version__ = "0.1.0"
-__all__ = ["attacks", "checkpoints", "config", "data", "evaluate", "features", "guards", "lesson", "losses",
+__all__ = ["attacks", "checkpoints", "config", "data", "evaluate", "exercises", "features", "guards", "lesson", "losses",
            "models", "plots", "train", "widgets", "fgsm", "pgd", "from_preset", "pick_device", "seed_everything", "setup"]

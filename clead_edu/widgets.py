@@ -19,7 +19,7 @@ import torch
 
 from . import features
 from .attacks import eval_mode, fgsm, pgd
-from .plots import to_image, umap_pairs
+from .plots import OKABE_ITO, RIGHT, WRONG, to_image, umap_pairs, verdict
 
 ATTACK_CHOICES = {
     "FGSM": lambda m, x, y, e, s: fgsm(m, x, y, eps=e),
@@ -83,7 +83,7 @@ def eps_label(eps: float) -> str:
 
 def _verdict(classes, pred: int, y1: int) -> str:
     """'cat (right)' / 'dog (wrong)': the words carry the verdict, not only the colour."""
-    return f"{classes[pred]} ({'right' if pred == y1 else 'WRONG'})"
+    return f"{verdict(pred, y1)[0]} {classes[pred]} ({'right' if pred == y1 else 'WRONG'})"
 
 
 def draw_attack(model, x1, y1, classes, eps: float, attack: str = "PGD (L-inf)", steps: int = 10,
@@ -96,17 +96,18 @@ def draw_attack(model, x1, y1, classes, eps: float, attack: str = "PGD (L-inf)",
     fig, axes = plt.subplots(1, 4, figsize=(12, 3.2)) if axes is None else (axes[0].figure, axes)
     pred, delta = int(p.argmax()), x_adv - x1
     scale = float(delta.abs().max().clamp_min(1e-12))
-    panels = [(x1, f"clean: {_verdict(classes, clean, y1)}"),
-              (0.5 + 0.5 * delta / scale, f"perturbation x{1 / scale:.0f}" if eps > 0 else "no perturbation"),
-              (x_adv, f"eps {eps_label(eps)}: {_verdict(classes, pred, y1)}")]
-    for ax, (im, title) in zip(axes, panels):
+    panels = [(x1, f"clean: {_verdict(classes, clean, y1)}", verdict(clean, y1)[1]),
+              (0.5 + 0.5 * delta / scale, f"perturbation x{1 / scale:.0f}" if eps > 0 else "no perturbation",
+               "black"),
+              (x_adv, f"eps {eps_label(eps)}: {_verdict(classes, pred, y1)}", verdict(pred, y1)[1])]
+    for ax, (im, title, color) in zip(axes, panels):
         ax.imshow(to_image(im), cmap="gray", vmin=0, vmax=1)
-        ax.set_title(title, fontsize=10)
+        ax.set_title(title, fontsize=10, color=color)
         ax.set_xticks([]), ax.set_yticks([])
-    colors = ["#0072B2" if i == y1 else "#D55E00" if i == pred else "#BBBBBB" for i in range(len(p))]
-    bars = axes[3].bar(range(len(p)), p, color=colors)
-    bars[y1].set_hatch("//")
-    axes[3].set(ylim=(0, 1), ylabel="probability", title="probabilities (hatched = true)")
+    colors = [RIGHT if i == y1 else WRONG if i == pred else "0.7" for i in range(len(p))]
+    hatches = ["//" if i == pred != y1 else "" for i in range(len(p))]
+    axes[3].bar(range(len(p)), p, color=colors, hatch=hatches, edgecolor=OKABE_ITO["black"], linewidth=0.5)
+    axes[3].set(ylim=(0, 1), ylabel="probability", title="probabilities (true: blue, wrong: hatched)")
     axes[3].set_xticks(range(len(p)), [str(c)[:6] for c in classes], rotation=45, fontsize=7)
     fig.tight_layout()
     return fig

@@ -1,0 +1,65 @@
+"""Self-checks: right/wrong with a hint, silent on the answer; the solutions agree with them."""
+import json
+import re
+
+import pytest
+import torch
+from conftest import REPO
+
+from clead_edu import exercises as E
+
+SOLUTIONS = REPO / "solutions"
+
+
+def short_answers() -> dict[str, str]:
+    """{key: answer} from the '**Answer (check key NN.K):** text' lines of solutions/*.md."""
+    found = {}
+    for path in sorted(SOLUTIONS.glob("*.md")):
+        for key, text in re.findall(r"\*\*Answer \(check key (\d\d\.\d)\):\*\* `([^`]+)`", path.read_text()):
+            found[key] = text
+    return found
+
+
+def test_every_stored_answer_has_a_worked_solution_that_the_check_accepts(capsys):
+    answers = short_answers()
+    assert set(answers) == set(E.ANSWERS)
+    for key, text in answers.items():
+        assert E.check(key, text) is True, key
+        assert E.check(key, text.upper() + " ") is True         # case and spacing do not matter
+    assert "right!" in capsys.readouterr().out
+
+
+def test_wrong_answer_gets_the_hint_and_no_answer(capsys):
+    assert E.check("05.1", "TRADES") is False
+    out = capsys.readouterr().out
+    assert "not quite" in out and E.ANSWERS["05.1"][1] in out and "pgd_at" not in out.lower().replace(" ", "")
+
+
+def test_unanswered_is_a_reminder_not_a_failure(capsys):
+    assert E.check("02.1", None) is None and E.check("02.1", ...) is None
+    assert "write your answer first" in capsys.readouterr().out
+
+
+def test_answers_are_not_readable_in_the_module_or_the_notebooks():
+    """The check cells and exercises.py hold digests only: no short answer appears in plain text
+    next to its check key."""
+    source = (REPO / "clead_edu" / "exercises.py").read_text()
+    for key, text in short_answers().items():
+        assert f'"{text}"' not in source
+        nb = json.loads((REPO / "notebooks").joinpath(next(p.name for p in (REPO / "notebooks").glob(f"{key[:2]}_*.ipynb"))).read_text())
+        check_cells = ["".join(c["source"]) for c in nb["cells"] if f'"{key}"' in "".join(c["source"])]
+        assert check_cells, f"no check cell for {key}"
+        assert all(re.search(r"answer\w* = None", s) for s in check_cells), key
+
+
+def test_check_value_compares_tensors():
+    ref = torch.tensor([True, False, True])
+    assert E.check_value("06.1", ref.clone(), ref, hint="h") is True
+    assert E.check_value("06.1", torch.tensor([True, True, True]), ref, hint="h") is False
+    assert E.check_value("06.1", torch.tensor([True]), ref, hint="h") is False     # wrong shape
+    assert E.check_value("06.1", None, ref, hint="h") is None
+
+
+def test_unknown_key_fails_clearly():
+    with pytest.raises(KeyError):
+        E.check("99.9", "x")
