@@ -46,7 +46,7 @@ def test_explorer_figure_marks_the_prediction_and_hatches_a_wrong_top_class():
     pred = int(model(x1[None]).argmax())
     label = (pred + 1) % 10                      # make the prediction wrong
     fig = widgets.draw_attack(model, x1, label, CLASSES, eps=0.0)
-    assert "\u2717" in fig.axes[0].get_title()
-    bars = fig.axes[2].patches
+    assert "\u2717" in fig.axes[0].get_title() and "\u2717" in fig.axes[2].get_title()
+    bars = fig.axes[3].patches
     assert bars[pred].get_hatch() == "//" and not bars[label].get_hatch()
     assert mcolors.to_hex(bars[label].get_facecolor()) == plots.RIGHT.lower()
