@@ -61,6 +61,7 @@ device time in all, each call under 9 minutes):
 from __future__ import annotations
 
 import argparse
+import io
 import json
 import math
 import os
@@ -111,9 +112,12 @@ class Results:
     """The suite's JSON record (<out>/<gpu>.json), rewritten atomically after every change, so
     that whatever was measured before a failure or a kill survives."""
 
-    def __init__(self, path: Path):
+    def __init__(self, path: Path, continue_from: str | None = None):
+        """Starts from the file at `path` if there is one, else from `continue_from` (the JSON
+        an earlier call of the suite brought back), else empty."""
         self.path = path
-        self.data = json.loads(path.read_text()) if path.exists() else {}
+        start = path if path.exists() else Path(continue_from) if continue_from else None
+        self.data = json.loads(start.read_text()) if start else {}
 
     def set(self, keys: tuple, value) -> None:
         """data[k1][k2]...[kn] = value, then write the file."""
@@ -416,8 +420,9 @@ def stage_notebooks(suite, st: Stage) -> None:
             suite.res.set(("notebooks", nb.stem), {"status": "skipped (budget)"})
             continue
         memfile = folder / f"{nb.stem}.memory.json"
-        env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]),
-               "IPYTHONDIR": str(ipdir), "CLEAD_SUITE_MEMFILE": str(memfile), "MPLBACKEND": "Agg"}
+        env = {k: v for k, v in os.environ.items() if k != "MPLBACKEND"}     # the kernel's inline figures
+        env.update(PYTHONPATH=os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]),
+                   IPYTHONDIR=str(ipdir), CLEAD_SUITE_MEMFILE=str(memfile))
         cmd = [sys.executable, "-m", "papermill", str(nb), str(folder / nb.name), "--cwd", str(nb.parent),
                "-f", str(folder / "parameters.json"), "-k", "python3", "--no-progress-bar"]
         t = time.time()
@@ -585,15 +590,43 @@ def tiny_folder(root: Path, per_class: int = 8, test_per_class: int = 3) -> Path
     return root
 
 
+BUNDLE_MAX = 15 * 2**20     # the device tool brings back files of at most 16 MiB
+
+
 def bundle(out: Path, stage: str, dest: Path, json_path: Path) -> None:
-    """dest/<stage>.tar.gz of out/<stage>/ without checkpoints, and a copy of the JSON."""
+    """dest/<stage>.tar.gz of out/<stage>/ without checkpoints, and a copy of the JSON. Over
+    15 MiB, the executed notebooks' images are left out (their text outputs stay)."""
     dest.mkdir(parents=True, exist_ok=True)
-    src = out / stage
-    if src.exists():
-        with tarfile.open(dest / f"{stage}.tar.gz", "w:gz") as tar:
-            tar.add(src, arcname=stage, filter=lambda ti: None if ti.name.endswith((".pt", ".pth")) else ti)
+    src, tar_path = out / stage, dest / f"{stage}.tar.gz"
+    for keep_images in (True, False):
+        if not src.exists():
+            break
+        with tarfile.open(tar_path, "w:gz") as tar:
+            for f in sorted(p for p in src.rglob("*") if p.is_file() and not p.name.endswith((".pt", ".pth"))):
+                name = str(f.relative_to(out))
+                if f.suffix == ".ipynb" and not keep_images:
+                    data = without_images(f)
+                    info = tarfile.TarInfo(name)
+                    info.size, info.mtime = len(data), int(f.stat().st_mtime)
+                    tar.addfile(info, io.BytesIO(data))
+                else:
+                    tar.add(f, arcname=name)
+        if tar_path.stat().st_size <= BUNDLE_MAX:
+            break
+        print(f"[gpu_suite] {tar_path} is over 15 MiB; writing it again without the notebooks' images")
     if json_path.exists():
         shutil.copy(json_path, dest / json_path.name)
+
+
+def without_images(notebook: Path) -> bytes:
+    """The notebook's JSON with every image output replaced by a note."""
+    nb = json.loads(notebook.read_text())
+    for cell in nb["cells"]:
+        for o in cell.get("outputs", []):
+            for key in [k for k in o.get("data", {}) if k.startswith("image/")]:
+                o["data"][key.replace("image/", "text/x-removed-")] = "image left out to fit 15 MiB"
+                del o["data"][key]
+    return json.dumps(nb).encode()
 
 
 def parse_budget(text: str | None, stages: list[str]) -> dict:
@@ -622,6 +655,8 @@ def main(argv=None) -> int:
     ap.add_argument("--seeds", help="study seeds (default 0,1,2; dry run 0)")
     ap.add_argument("--notebooks", help="notebook numbers, e.g. 01,04 (default all; dry run 01)")
     ap.add_argument("--epochs", type=int, help="fix the notebooks' and the study's epochs instead of fitting the budget")
+    ap.add_argument("--continue-from", help="an earlier call's JSON: its results are kept, and its measured "
+                                           "images/s size the notebooks and study stages")
     ap.add_argument("--bundle", help="after each stage, write <stage>.tar.gz and the JSON here (the device tool's $OUT)")
     args = ap.parse_args(argv)
     stages = list(STAGES) if args.stage == "all" else [s.strip() for s in args.stage.split(",") if s.strip()]
@@ -637,7 +672,7 @@ def main(argv=None) -> int:
     data = Path(args.data).resolve() if args.data else (tiny_folder(out / "tiny-data") if args.dry_run
                                                          else (ROOT / "local" / "cifar10-mini"))
     info = device_info(device)
-    res = Results(out / json_name(info["device"]))
+    res = Results(out / json_name(info["device"]), args.continue_from)
     res.data.update(info)
     res.set(("dry_run",), args.dry_run)
     command = "python benchmarks/gpu_suite.py " + " ".join(sys.argv[1:] if argv is None else argv)
