@@ -1,7 +1,7 @@
 """The GPU measurement suite of issue 10: one command that measures every GPU path of clead_edu.
 
     python benchmarks/gpu_suite.py --stage all --out /tmp/gpu_suite --bundle $OUT        # on the GPU
-    python benchmarks/gpu_suite.py --dry-run --stage all --out /tmp/suite_dry           # CPU, ~1 minute
+    python benchmarks/gpu_suite.py --dry-run --stage all --out /tmp/suite_dry           # CPU, 1-2 minutes
 
 Stages (`--stage throughput|notebooks|study|all`, or a comma list):
 
@@ -20,17 +20,19 @@ Stages (`--stage throughput|notebooks|study|all`, or a comma list):
               with --fast off (AutoAttack skipped there) to compare fast against plain.
 
 Every stage first prints its plan (sizes, estimated seconds). `--budget-s` is each stage's time
-(one number for all, or `throughput=100,notebooks=280,study=240`): the sizes (timed batches,
-epochs) are chosen to fit it, from the throughput stage's measured images/s when that stage ran
-earlier into the same --out, else from the planning guesses in GUESS below (guesses, never
-reported as measurements); a step whose estimate no longer fits what is left is skipped and
-recorded as skipped. `--dry-run` runs the same code on the CPU at tiny sizes (small CNN,
-batches of 8/16, a synthetic 32x32 ImageFolder of 10 colour-coded classes unless --data is given,
-notebook 01 only, quick preset, one epoch); tests/test_gpu_suite.py runs it.
+(one number for all, or `throughput=90,notebooks=220,study=180`, the defaults): the sizes (timed
+batches, epochs) are chosen to fit it, from the throughput stage's measured images/s when that
+stage ran earlier into the same --out (or into the JSON given with --continue-from), else from
+the planning guesses in GUESS below (guesses, never reported as measurements); a step whose
+estimate no longer fits what is left is skipped and recorded as skipped. `--dry-run` runs the
+same code on the CPU at tiny sizes (small CNN, batches of 8/16, torch.compile with the 'eager'
+backend, a synthetic 32x32 ImageFolder of 10 colour-coded classes unless --data is given,
+notebook 01 only in the quick preset, one epoch, one seed, AutoAttack 'quick');
+tests/test_gpu_suite.py runs it.
 
 Outputs, all under --out: <gpu>.json (e.g. h200.json; cpu.json on a CPU), rewritten after every
-measurement, so a failing or killed stage loses nothing measured before; throughput/ (log),
-notebooks/ (executed .ipynb, parameters, memory records), study/ (the study folders). With
+measurement, so a failing or killed stage loses nothing measured before (the throughput stage
+writes only there); notebooks/ (executed .ipynb, parameters, memory records), study/ (the study folders). With
 --bundle DIR, each finished stage (ok or failed) also leaves DIR/<stage>.tar.gz (checkpoints left
 out) and a copy of the JSON: DIR is the device tool's $OUT, which brings back at most 8 files.
 
@@ -41,22 +43,23 @@ for the kernel, that registers a post_run_cell hook writing torch.cuda.max_memor
 max_memory_reserved() (and the kernel's peak RSS) to notebooks/<name>.memory.json after every cell.
 The notebooks themselves are not changed.
 
-On the GPU machine (see docs/benchmarks.md, "Running the GPU suite"): torch and torchvision are
-there; papermill, ipykernel, umap-learn and pyautoattack are not, so benchmarks/gpu_wheels.sh
-downloads them here into local/wheels, and the data is copied to local/cifar10-mini; both travel
-with `carry: ["local"]`. The device tool's calls, made by a session holding a GPU (15 minutes of
-device time in all, each call under 9 minutes):
+On the GPU machine (docs/benchmarks.md, "Running the GPU suite", has every step): torch and
+torchvision are there; papermill, ipykernel, umap-learn and pyautoattack are not, so
+benchmarks/gpu_wheels.sh downloads them here into local/wheels (16 MB), and the data is copied to
+local/cifar10-mini (13 MB); both travel with `carry: ["local"]`. A session holding a GPU has 15
+minutes of device time in all (the machine's start, a minute or more, included) and calls of
+under 9 minutes, so the suite runs in ONE call of the device tool:
 
-  1. run(carry=["local"], timeout_s=480, command=
-       "python3 -m pip install -q --no-index --no-deps --no-compile --target /tmp/site local/wheels/*.whl
-        && export PYTHONPATH=$PWD:/tmp/site PYTHONUNBUFFERED=1 || exit;
-        nvidia-smi | tee $OUT/nvidia-smi.txt;
-        timeout 450 python3 benchmarks/gpu_suite.py --stage throughput,notebooks
-          --budget-s throughput=100,notebooks=280 --out /tmp/gpu_suite --bundle $OUT 2>&1 | tee $OUT/suite-1.log")
-  2. run(carry=["local"], timeout_s=330, command=
-       "<the same install line>; timeout 300 python3 benchmarks/gpu_suite.py --stage study
-          --budget-s study=240 --out /tmp/gpu_suite --bundle $OUT 2>&1 | tee $OUT/suite-2.log")
-  3. give_back()
+  run(carry=["local"], timeout_s=540, command=
+      "python3 -m pip install -q --no-index --no-deps --no-compile --target /tmp/site local/wheels/*.whl
+       && export PYTHONPATH=$PWD:/tmp/site PYTHONUNBUFFERED=1 || exit; nvidia-smi > $OUT/nvidia-smi.txt;
+       timeout 510 python3 benchmarks/gpu_suite.py --stage all --budget-s throughput=90,notebooks=220,study=180
+       --out /tmp/gpu_suite --bundle $OUT 2>&1 | tee $OUT/suite.log")
+  give_back()
+
+(the command on one line). `timeout 510` stops the suite before the tool would, so tee and the
+bundles of the stages already done still come back; $OUT then holds h200.json, throughput.tar.gz,
+notebooks.tar.gz, study.tar.gz, suite.log and nvidia-smi.txt (6 of the 8 files allowed).
 """
 from __future__ import annotations
 
@@ -83,7 +86,7 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 import throughput as TP  # noqa: E402  (benchmarks/throughput.py: one measurement per call)
 
 STAGES = ("throughput", "notebooks", "study")
-BUDGET_S = {"throughput": 100, "notebooks": 280, "study": 240}
+BUDGET_S = {"throughput": 90, "notebooks": 220, "study": 180}
 NOTEBOOKS = sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))
 WORKLOADS = ("standard", "pgd_at", "clead", "pgd20_eval")
 EPOCH_IMAGES = 50_000
@@ -599,7 +602,7 @@ def bundle(out: Path, stage: str, dest: Path, json_path: Path) -> None:
     dest.mkdir(parents=True, exist_ok=True)
     src, tar_path = out / stage, dest / f"{stage}.tar.gz"
     for keep_images in (True, False):
-        if not src.exists():
+        if not src.exists():           # the throughput stage writes only the JSON
             break
         with tarfile.open(tar_path, "w:gz") as tar:
             for f in sorted(p for p in src.rglob("*") if p.is_file() and not p.name.endswith((".pt", ".pth"))):
@@ -691,7 +694,6 @@ def main(argv=None) -> int:
         st = Stage(name, budget[name], res)
         st.note("status", "running")
         st.note("budget_s", budget[name])
-        (out / name).mkdir(exist_ok=True)
         try:
             runners[name](suite, st)
             st.note("status", "ok" if not res.get(("stages", name, "errors")) else "partial")
