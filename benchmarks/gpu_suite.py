@@ -200,6 +200,20 @@ class Stage:
         self.note("skipped", skipped)
 
 
+def run_group(cmd: list[str], env: dict, timeout_s: float, merge: bool = False) -> tuple[int | None, str, str]:
+    """Run cmd in its own process group; after timeout_s, kill the whole group (papermill's kernel
+    too, so nothing goes on using the GPU). Returns (exit code, or None if killed; stdout; stderr)."""
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT if merge else subprocess.PIPE,
+                            text=True, start_new_session=True)
+    try:
+        out, err = proc.communicate(timeout=timeout_s)
+        return proc.returncode, out or "", err or ""
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, 9)
+        out, err = proc.communicate()
+        return None, out or "", err or ""
+
+
 # ----------------------------------------------------------------------------- stage: throughput
 
 def throughput_sizes(dry: bool, budget_s: float) -> dict:
@@ -430,11 +444,9 @@ def stage_notebooks(suite, st: Stage) -> None:
                "-f", str(folder / "parameters.json"), "-k", "python3", "--no-progress-bar"]
         t = time.time()
         with GpuMemoryPoller() as poll:
-            try:
-                proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=max(5, st.left()))
-                status, tail = ("ok" if proc.returncode == 0 else f"failed (exit {proc.returncode})"), proc.stderr[-3000:]
-            except subprocess.TimeoutExpired as err:
-                status, tail = "killed: stage budget spent", str(err.stderr or "")[-3000:]
+            code, _, err = run_group(cmd, env, max(5, st.left()))
+            status = {0: "ok", None: "killed: stage budget spent"}.get(code, f"failed (exit {code})")
+            tail = err[-3000:]
         rec = {"status": status, "wall_s": time.time() - t, **poll.record(),
                **(json.loads(memfile.read_text()) if memfile.exists() else {"memory_hook": "no record"}),
                "executed": str((folder / nb.name).relative_to(suite.out))}
@@ -444,7 +456,9 @@ def stage_notebooks(suite, st: Stage) -> None:
         suite.res.set(("notebooks", nb.stem), rec)
         print(f"[gpu_suite] {nb.stem}: {status}, {rec['wall_s']:.1f} s, GPU peak (nvidia-smi) "
               f"{rec['nvidia_smi_peak_mib']} MiB, torch peak allocated {rec.get('torch_peak_allocated_mib')} MiB")
-    failed = [n for n, r in suite.res.get(("notebooks",), {}).items() if r["status"] not in ("ok", "skipped (budget)")]
+        if status.startswith("killed"):
+            st.note("errors", st.res.get(("stages", st.name, "errors"), []) + [f"{nb.stem}: {status}"])
+    failed = [n for n in names if suite.res.get(("notebooks", n, "status"), "").startswith("failed")]
     if failed:
         raise RuntimeError(f"notebooks failed: {', '.join(failed)} (see notebooks/*.stderr.txt)")
 
@@ -509,16 +523,17 @@ def stage_study(suite, st: Stage) -> None:
         t = time.time()
         env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])}
         log = folder / f"{re.sub(r'[^a-z0-9]+', '_', what.lower()).strip('_')}.log"
-        try:
-            with log.open("w") as f:
-                proc = subprocess.run(cmd, env=env, stdout=f, stderr=subprocess.STDOUT, text=True,
-                                      timeout=max(5, st.left()))
-            ok = proc.returncode == 0
-        except subprocess.TimeoutExpired:
-            ok = False
+        code, output, _ = run_group(cmd, env, max(5, st.left()), merge=True)
+        log.write_text(output)
+        ok, killed = code == 0, code is None
         secs = time.time() - t
         suite.res.set(("study", "steps", what), {"ok": ok, "wall_s": secs, "command": " ".join(cmd),
-                                                 "log": str(log.relative_to(suite.out))})
+                                                 "log": str(log.relative_to(suite.out)),
+                                                 **({"killed": "stage budget spent"} if killed else {})})
+        if killed:       # not a failure: the seed's training state is kept, and a later run resumes it
+            st.note("errors", st.res.get(("stages", st.name, "errors"), []) + [f"{what}: killed, budget spent"])
+            collect_study(suite.res, folder)
+            return
         if not ok:
             raise RuntimeError(f"study step '{what}' failed or ran out of budget; see {log}:\n"
                                + log.read_text()[-2000:])

@@ -181,3 +181,16 @@ def test_names_and_budgets():
     assert s.parse_budget("30", ["study"]) == {k: 30 for k in s.STAGES}
     with pytest.raises(SystemExit):
         s.parse_budget("bogus=3", ["study"])
+
+
+def test_step_over_budget_is_killed_and_recorded(tmp_path):
+    """A study step still running when the stage's budget ends is killed with its whole process
+    group; the stage is 'partial' (not failed) and the step is marked as killed."""
+    t = time.time()
+    proc = suite("--stage", "study", "--budget-s", "study=1", "--out", tmp_path / "out", timeout=300)
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
+    assert time.time() - t < 60                       # the step was stopped at 5 s, not run to its end
+    res = json.loads((tmp_path / "out" / "cpu.json").read_text())
+    assert res["stages"]["study"]["status"] == "partial"
+    (step,) = res["study"]["steps"].values()
+    assert step["ok"] is False and step["killed"] == "stage budget spent" and step["wall_s"] < 30
