@@ -228,7 +228,7 @@ def throughput_sizes(dry: bool, budget_s: float) -> dict:
 def throughput_plan(sizes: dict) -> list[tuple]:
     """The measurements, most important first: (batch, compile, workload, path)."""
     first = [(b, False, w, p) for b in sizes["batch_sizes"] for w in WORKLOADS for p in ("fast", "baseline")]
-    compiled = [(b, True, w, "fast") for b in sizes["batch_sizes"] for w in WORKLOADS if w != "pgd20_eval"]
+    compiled = [(b, True, w, "fast") for b in sizes["batch_sizes"] for w in ("pgd_at", "clead", "standard")]
     return first + [("autoattack",)] + compiled
 
 
@@ -498,6 +498,7 @@ def stage_study(suite, st: Stage) -> None:
         epochs, est = study_epochs(objectives, len(seeds), st.budget_s, {**GUESS["img_s"], **measured_rates(suite.res)})
         epochs = suite.epochs or epochs
         sizes = []
+    plain_factor = measured_rates(suite.res).get("plain_factor", GUESS["plain_factor"])
     base = [sys.executable, "-m", "clead_edu", "study", "--dataset", f"folder:{suite.data}", "--preset", "full",
             "--epochs", str(epochs), "--objectives", ",".join(objectives), "--no-figures", "--no-progress",
             "--device", suite.device_arg, *sizes]
@@ -515,7 +516,7 @@ def stage_study(suite, st: Stage) -> None:
           f"estimated {est['total_s']:.0f} s of {st.budget_s:.0f} s")
     seed_s = None
     for what, cmd, new_seeds in steps:
-        want = seed_s * (GUESS["plain_factor"] if new_seeds is None else 1) if seed_s else 0
+        want = seed_s * (plain_factor if new_seeds is None else 1) if seed_s else 0
         if seed_s and not st.fits(want):
             st.skip(what, want)
             continue
@@ -562,6 +563,11 @@ def collect_study(res: Results, folder: Path) -> None:
         s = folder / kind / "summary.json"
         if s.exists():
             out.setdefault(kind, {})["summary"] = json.loads(s.read_text())
+    both = sorted(set(out.get("fast", {})) & set(out.get("plain", {})) - {"summary"})
+    for seed in both:          # accuracy on the fast path minus the plain path, same seed and settings
+        f, p = out["fast"][seed]["accuracy"], out["plain"][seed]["accuracy"]
+        out.setdefault("fast_minus_plain", {})[seed] = {
+            m: {a: f[m][a] - p[m][a] for a in p[m] if a in f[m]} for m in p if m in f}
     res.set(("study", "results"), out)
 
 
@@ -707,8 +713,7 @@ def main(argv=None) -> int:
     failed = []
     for name in stages:
         st = Stage(name, budget[name], res)
-        st.note("status", "running")
-        st.note("budget_s", budget[name])
+        res.set(("stages", name), {"status": "running", "budget_s": budget[name]})   # a rerun starts afresh
         try:
             runners[name](suite, st)
             st.note("status", "ok" if not res.get(("stages", name, "errors")) else "partial")

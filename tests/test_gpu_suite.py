@@ -106,6 +106,8 @@ def test_dry_run_study(dry_run):
     for acc in fast["accuracy"].values():
         assert 0 <= acc["clean"] <= 1 and acc["worst_case"] <= acc["clean"] and "autoattack" in acc
     assert "autoattack" not in plain["accuracy"]["clead"]       # the plain run skips AutoAttack
+    diff = res["study"]["results"]["fast_minus_plain"]["seed0"]["clead"]
+    assert diff["clean"] == pytest.approx(fast["accuracy"]["clead"]["clean"] - plain["accuracy"]["clead"]["clean"])
     assert (out / "study" / "fast" / "summary.md").exists() and (out / "study" / "plain" / "summary.md").exists()
 
 
