@@ -689,8 +689,9 @@ def main(argv=None) -> int:
     from clead_edu.device import pick_device
     device_arg = "cpu" if args.dry_run else args.device
     device = pick_device(device_arg)
-    if args.dry_run:
+    if args.dry_run:     # tiny tensors: one thread each, here and in the notebooks' and study's processes
         torch.set_num_threads(1)
+        os.environ.update(OMP_NUM_THREADS="1", MKL_NUM_THREADS="1")
     out = Path(args.out).resolve()
     out.mkdir(parents=True, exist_ok=True)
     data = Path(args.data).resolve() if args.data else (tiny_folder(out / "tiny-data") if args.dry_run
