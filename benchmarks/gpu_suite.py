@@ -58,8 +58,8 @@ under 9 minutes, so the suite runs in ONE call of the device tool:
   give_back()
 
 (the command on one line). `timeout 510` stops the suite before the tool would, so tee and the
-bundles of the stages already done still come back; $OUT then holds h200.json, throughput.tar.gz,
-notebooks.tar.gz, study.tar.gz, suite.log and nvidia-smi.txt (6 of the 8 files allowed).
+bundles of the stages already done still come back; $OUT then holds h200.json, notebooks.tar.gz,
+study.tar.gz, suite.log and nvidia-smi.txt (5 of the 8 files allowed).
 """
 from __future__ import annotations
 
