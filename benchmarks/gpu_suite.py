@@ -409,7 +409,20 @@ def notebook_epochs(names: list[str], budget_s: float, rates: dict) -> tuple[int
     return epochs, per_epoch, fixed
 
 
+def check_ready(suite, modules: list[str]) -> None:
+    """Raise at once, before any time is spent, if the data or a module the stage needs is missing."""
+    import importlib.util
+    if not (suite.data / "train").is_dir() or not (suite.data / "test").is_dir():
+        raise FileNotFoundError(f"{suite.data} has no train/ and test/: copy the data there "
+                                f"(cp -r ../shared/data/cifar10-mini local/) and carry local")
+    missing = [m for m in modules if importlib.util.find_spec(m) is None]
+    if missing:
+        raise ModuleNotFoundError(f"missing {', '.join(missing)}: run benchmarks/gpu_wheels.sh, carry local, "
+                                  f"and pip-install local/wheels/*.whl on the GPU machine (docs/benchmarks.md)")
+
+
 def stage_notebooks(suite, st: Stage) -> None:
+    check_ready(suite, ["papermill", "ipykernel", "umap", "pyautoattack"])
     folder = suite.out / "notebooks"
     folder.mkdir(parents=True, exist_ok=True)
     chosen = [p for p in NOTEBOOKS if p.stem[:2] in suite.notebooks]
@@ -485,6 +498,7 @@ def study_epochs(objectives, seeds: int, budget_s: float, rates: dict, train_n: 
 
 
 def stage_study(suite, st: Stage) -> None:
+    check_ready(suite, ["pyautoattack"])
     folder = suite.out / "study"
     folder.mkdir(parents=True, exist_ok=True)
     objectives = study_objectives()
@@ -653,7 +667,7 @@ def without_images(notebook: Path) -> bytes:
     return json.dumps(nb).encode()
 
 
-def parse_budget(text: str | None, stages: list[str]) -> dict:
+def parse_budget(text: str | None) -> dict:
     """'300' -> every stage 300 s; 'throughput=100,study=240' -> those, defaults for the rest."""
     budget = dict(BUDGET_S)
     if text:
@@ -706,7 +720,7 @@ def main(argv=None) -> int:
         out=out, dry=args.dry_run, device=device, device_arg=device_arg, data=data, res=res, epochs=args.epochs,
         seeds=[int(s) for s in (args.seeds or ("0" if args.dry_run else "0,1,2")).split(",")],
         notebooks=[n.strip() for n in (args.notebooks or ("01" if args.dry_run else "01,02,03,04,05,06,07")).split(",")])
-    budget = parse_budget(args.budget_s, stages)
+    budget = parse_budget(args.budget_s)
     print(f"[gpu_suite] {info['device']}, torch {info['torch']}, CUDA {info.get('cuda')}, driver {info.get('driver')}; "
           f"data {data}; results {res.path}\n[gpu_suite] plan: " + ", ".join(f"{s} ({budget[s]:.0f} s)" for s in stages)
           + f", about {sum(budget[s] for s in stages) / 60:.1f} min in all; each stage prints its own plan first")
