@@ -86,7 +86,8 @@ def train_rate(objective: str, fast: bool, args, x, y, device) -> float:
     else:
         loader = DataLoader(UInt8Images(x[:n], y[:n]), batch_size=args.batch_size, shuffle=True,
                             num_workers=args.workers, pin_memory=device.type == "cuda")
-    step_model = torch.compile(model) if cfg.compile else model
+    backend = getattr(args, "compile_backend", "inductor")   # gpu_suite's dry run: "eager" (no code generation)
+    step_model = torch.compile(model, backend=backend) if cfg.compile else model
     opt, sched = make_optimizer(model.parameters(), cfg, len(loader))
     seconds = timed(lambda: run_epoch(loader, step_model, cfg, opt, sched, progress=False), device)
     return n / seconds
