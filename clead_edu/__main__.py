@@ -51,6 +51,8 @@ def add_run_options(r: argparse.ArgumentParser) -> None:
     for flag, kind, text in SETTINGS:
         r.add_argument(flag, type=kind, help=text)
     r.add_argument("--positives", choices=["class", "pair"], help="C-LEAD positives")
+    r.add_argument("--joint-bn", action="store_true", default=None,
+                   help="TRADES/C-LEAD: clean and adversarial views in one BatchNorm batch (default: separate)")
     r.add_argument("--autoattack", choices=["standard", "quick", "none"], help="AutoAttack version")
     r.add_argument("--fast", default="auto", choices=["auto", "on", "off"],
                    help="GPU fast path (data on the device, bf16 autocast, channels_last); auto = the preset's, on CUDA")
@@ -79,7 +81,7 @@ def build_parser() -> argparse.ArgumentParser:
 def to_config(args) -> C.RunConfig:
     """The preset for args.dataset, changed by every setting given on the command line."""
     changes = {RENAMED.get(k, k): v for k, v in vars(args).items()
-               if v is not None and k in {f.lstrip("-").replace("-", "_") for f, _, _ in SETTINGS} | {"positives", "seed"}}
+               if v is not None and k in {f.lstrip("-").replace("-", "_") for f, _, _ in SETTINGS} | {"positives", "seed", "joint_bn"}}
     if args.autoattack is not None:
         changes.update(autoattack=None, aa_n=0) if args.autoattack == "none" else changes.update(autoattack=args.autoattack)
     cfg = C.from_preset(args.preset, args.dataset, **changes)

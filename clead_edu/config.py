@@ -39,6 +39,7 @@ class TrainConfig:
     mu: float = 0.0                  # C-LEAD weight of the representation term in the attack
     positives: str = "class"         # C-LEAD positives: 'class' or 'pair'
     head_dim: int = 0                # C-LEAD projection head output size; 0 = no head
+    joint_bn: bool = False           # TRADES/C-LEAD: clean and adversarial views in one BatchNorm batch
     seed: int = 0
     num_workers: int = 0
     fast: bool = False               # GPU fast path: data on the device, bf16 autocast, channels_last
@@ -57,6 +58,8 @@ class TrainConfig:
             raise ValueError(f"eps={self.eps} is in 0-255 units; write {self.eps:g}/255 (= {self.eps / 255:.4f})")
         if self.lr == 0 or self.tau == 0:
             raise ValueError("lr and tau must be > 0")
+        if not isinstance(self.joint_bn, bool):
+            raise ValueError(f"joint_bn must be True or False, got {self.joint_bn!r}")
         if self.positives not in ("class", "pair") or not isinstance(self.positives, str):
             raise ValueError(f"positives must be 'class' or 'pair', got {self.positives!r}")
 
