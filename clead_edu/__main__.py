@@ -30,7 +30,8 @@ SETTINGS = [
     ("--aa-n", int, "test images for AutoAttack (0 = skip)"),
     ("--umap-n", int, "test images in the UMAP pictures"),
     ("--batch-size", int, "training batch size"), ("--lr", float, "peak learning rate"),
-    ("--lam", float, "C-LEAD: weight of the contrastive term"), ("--tau", float, "C-LEAD: SupCon temperature"),
+    ("--lam", float, "C-LEAD: weight of the contrastive term"),
+    ("--lam-ramp", int, "C-LEAD/align: lam grows linearly from 0 over this many epochs"), ("--tau", float, "C-LEAD: SupCon temperature"),
     ("--mu", float, "C-LEAD: weight of the representation term in the attack"),
     ("--head-dim", int, "C-LEAD: projection head size (0 = none)"), ("--beta", float, "TRADES beta"),
 ]

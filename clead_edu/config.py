@@ -34,7 +34,8 @@ class TrainConfig:
     alpha: float = 2 / 255           # PGD step size
     steps: int = 5                   # PGD steps (fgsm_at: one step of 1.25*eps from a random start)
     beta: float = 6.0                # TRADES weight of the KL term
-    lam: float = 1.0                 # C-LEAD weight of the contrastive term
+    lam: float = 1.0                 # C-LEAD weight of the contrastive term (align: of the alignment term)
+    lam_ramp: int = 0                # lam grows linearly from 0 over this many epochs (0 = constant)
     tau: float = 0.1                 # C-LEAD SupCon temperature
     mu: float = 0.0                  # C-LEAD weight of the representation term in the attack
     positives: str = "class"         # C-LEAD positives: 'class' or 'pair'
@@ -50,7 +51,7 @@ class TrainConfig:
             raise ValueError(f"objective must be one of {tuple(OBJECTIVES)}, got {self.objective!r}")
         for name in ("epochs", "batch_size"):
             _check_int(name, getattr(self, name), 1)
-        for name in ("steps", "head_dim", "seed", "num_workers"):
+        for name in ("steps", "head_dim", "seed", "num_workers", "lam_ramp"):
             _check_int(name, getattr(self, name), 0)
         for name in ("lr", "momentum", "weight_decay", "warmup_epochs", "eps", "alpha", "beta", "lam", "tau", "mu"):
             _check_number(name, getattr(self, name))

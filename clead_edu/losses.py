@@ -156,6 +156,24 @@ def clead_loss(model: nn.Module, x: torch.Tensor, y: torch.Tensor, x_adv: torch.
     return loss, logits_adv
 
 
+def align_loss(model: nn.Module, x: torch.Tensor, y: torch.Tensor, x_adv: torch.Tensor, *,
+               lam: float = 1.0, head: nn.Module | None = None,
+               joint_bn: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
+    """The control without negatives: CE(f(x_adv), y) + lam * mean_i (1 - cos(z(x_i), z(x_adv_i))).
+
+    Each clean image is pulled towards its own adversarial twin only; no other image of the
+    batch enters the term (no contrast, no classes). Returns (loss, logits on x_adv (B, K)).
+    """
+    h = forward_views(model.features, x, x_adv, joint_bn)
+    logits_adv = model.fc(h[x.shape[0]:])
+    loss = F.cross_entropy(logits_adv, y)
+    if lam:
+        z = F.normalize(head(h) if head is not None else h, dim=1)
+        z_clean, z_adv = z[:x.shape[0]], z[x.shape[0]:]
+        loss = loss + lam * (1 - (z_clean * z_adv).sum(1)).mean()
+    return loss, logits_adv
+
+
 # ----------------------------------------------------------------------------- TRADES
 
 def trades_inner(p_clean: torch.Tensor):
@@ -242,3 +260,13 @@ def clead(model, x, y, cfg, head=None):
     x_adv = pgd(model, x, y, loss_fn=clead_inner(z_clean, cfg.mu, head), **_attack(cfg))
     return clead_loss(model, x, y, x_adv, lam=cfg.lam, tau=cfg.tau, positives=cfg.positives, head=head,
                       joint_bn=cfg.joint_bn)
+
+
+@objective("align")
+def align(model, x, y, cfg, head=None):
+    """Control: C-LEAD's attack and cross-entropy, but the contrastive term replaced by pair-only
+    cosine alignment (no negatives), weight lam. Returns (loss, logits on x_adv)."""
+    with torch.no_grad(), eval_mode(model):
+        z_clean = embed(model, x, head)
+    x_adv = pgd(model, x, y, loss_fn=clead_inner(z_clean, cfg.mu, head), **_attack(cfg))
+    return align_loss(model, x, y, x_adv, lam=cfg.lam, head=head, joint_bn=cfg.joint_bn)

@@ -12,7 +12,7 @@ from pathlib import Path
 from .config import RunConfig
 
 LABELS = {"standard": "Standard", "pgd_at": "PGD-AT", "trades": "TRADES", "clead": "C-LEAD",
-          "fgsm_at": "FGSM-AT"}
+          "fgsm_at": "FGSM-AT", "align": "Align (control)", "clead_released": "C-LEAD (released code)"}
 
 
 def interval(values: list[float], conf: float = 0.95) -> tuple[float, float]:

@@ -34,7 +34,11 @@ VARIANTS = {
     "default": {}, "lam=0.5": {"lam": 0.5}, "lam=2": {"lam": 2.0},
     "tau=0.05": {"tau": 0.05}, "tau=0.5": {"tau": 0.5}, "positives=pair": {"positives": "pair"},
     "mu=1": {"mu": 1.0}, "head=128": {"head_dim": 128},
-    "lam=0": {"lam": 0.0},   # control: C-LEAD's batch (clean + adversarial views) without the contrastive term
+    "lam=4": {"lam": 4.0}, "ramp=3": {"lam_ramp": 3}, "lam=2,ramp=3": {"lam": 2.0, "lam_ramp": 3},
+    "joint-bn": {"joint_bn": True},   # both views in one BatchNorm batch (the earlier default)
+    "lam=0": {"lam": 0.0},   # control: C-LEAD's attack and views without the contrastive term
+    # controls (never chosen): pair-only cosine alignment of clean and adversarial z, no negatives
+    "align": {"objective": "align"}, "align lam=2": {"objective": "align", "lam": 2.0},
     "PGD-AT (reference)": {"objective": "pgd_at"},
 }
 

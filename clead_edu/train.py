@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import math
 import time
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from pathlib import Path
 
 import torch
@@ -100,10 +100,11 @@ def train(model, train_set, cfg: TrainConfig, *, test_set=None, out_dir=None,
         t0 = time.time()
         loader.generator.manual_seed(cfg.seed * 1000 + epoch)   # same order after a resume
         torch.manual_seed(cfg.seed * 1000 + epoch + 1)          # same random starts
-        stats = run_epoch(loader, step_model, cfg, opt, sched, head,
+        epoch_cfg = replace(cfg, lam=lam_at(cfg, epoch))        # the objective reads lam from its cfg
+        stats = run_epoch(loader, step_model, epoch_cfg, opt, sched, head,
                           desc=f"{cfg.objective} {epoch + 1}/{cfg.epochs}", progress=progress)
         check_finite(stats["loss"], cfg, epoch, state_path)
-        history.append(epoch_row(epoch, stats, sched, model, test_set, cfg))
+        history.append(epoch_row(epoch, stats, sched, model, test_set, epoch_cfg))
         if progress:
             left = f" (about {(cfg.epochs - epoch - 1) * (time.time() - t0):.0f} s left)" if epoch == start else ""
             tqdm.write(f"{cfg.objective} epoch {epoch + 1}/{cfg.epochs}: " + ", ".join(
@@ -116,10 +117,17 @@ def train(model, train_set, cfg: TrainConfig, *, test_set=None, out_dir=None,
     return history
 
 
+def lam_at(cfg: TrainConfig, epoch: int) -> float:
+    """lam in epoch `epoch` (0-based): cfg.lam * epoch / lam_ramp during the first lam_ramp
+    epochs (0 in the first), then cfg.lam; cfg.lam throughout when lam_ramp is 0."""
+    return cfg.lam * min(1.0, epoch / cfg.lam_ramp) if cfg.lam_ramp else cfg.lam
+
+
 def epoch_row(epoch: int, stats: dict, sched, model, test_set, cfg: TrainConfig) -> dict:
-    """The history row of one epoch; clean test accuracy when a test set is given."""
+    """The history row of one epoch (with the epoch's lam when it ramps); clean test accuracy
+    when a test set is given."""
     row = {"epoch": epoch + 1, "train_loss": stats["loss"], "train_acc": stats["acc"],
-           "lr": sched.get_last_lr()[0]}
+           "lr": sched.get_last_lr()[0]} | ({"lam": cfg.lam} if cfg.lam_ramp else {})
     if test_set is not None:
         test_cfg = TrainConfig(objective="standard", seed=cfg.seed)
         row["test_acc"] = run_epoch(D.loader(test_set, 256, train=False), model, test_cfg, progress=False)["acc"]

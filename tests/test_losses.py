@@ -237,3 +237,34 @@ def test_trades_objective_starts_at_gaussian_scale_0001(net_and_batch, monkeypat
     start = real(model, x, y, eps=0.2, steps=0, random_start=L.TRADES_START)
     delta = start - x
     assert 0 < delta.abs().max() < 0.006 and delta.std().item() < 0.002
+
+
+# ----------------------------------------------------------------------------- the alignment control
+
+def test_align_loss_by_hand(net_and_batch):
+    """align_loss = CE(f(x_adv), y) + lam * mean_i (1 - cos(h(x_i), h(x_adv_i))), computed by hand."""
+    from clead_edu.losses import align_loss
+    model, x, y, x_adv = net_and_batch
+    with torch.no_grad():
+        loss, logits = align_loss(model, x, y, x_adv, lam=0.7)
+        hc, ha = model.features(x), model.features(x_adv)
+        cos = [float(hc[i] @ ha[i] / (hc[i].norm() * ha[i].norm())) for i in range(len(x))]
+        ce = F.cross_entropy(model(x_adv), y).item()
+    assert torch.allclose(logits, model(x_adv), atol=1e-5)
+    assert loss.item() == pytest.approx(ce + 0.7 * sum(1 - c for c in cos) / len(cos), rel=1e-5)
+
+
+def test_align_has_no_negatives_unlike_supcon(net_and_batch):
+    """No other image enters a pair's alignment term: in eval mode the batch loss is the mean of the
+    loss of each (clean, adversarial) pair alone. C-LEAD's SupCon term (negatives) is not."""
+    from clead_edu.losses import align_loss
+    model, x, y, x_adv = net_and_batch
+    with torch.no_grad():
+        for fn in (align_loss, clead_loss):
+            batch = fn(model, x, y, x_adv, lam=1.0)[0].item()
+            alone = sum(fn(model, x[i:i + 1], y[i:i + 1], x_adv[i:i + 1], lam=1.0)[0].item()
+                        for i in range(len(x))) / len(x)
+            if fn is align_loss:
+                assert batch == pytest.approx(alone, rel=1e-5)
+            else:
+                assert abs(batch - alone) > 1e-2
