@@ -203,6 +203,16 @@ def trades_loss(model: nn.Module, x: torch.Tensor, y: torch.Tensor, x_adv: torch
 
 Objective = Callable[..., "tuple[torch.Tensor, torch.Tensor]"]
 OBJECTIVES: dict[str, Objective] = {}
+# The projection head an objective trains beside the model: name -> fn(feature_dim, cfg) -> module.
+# The default: the optional MLP head of C-LEAD (cfg.head_dim > 0), else none.
+HEADS: dict[str, Callable] = {}
+
+
+def make_head(feature_dim: int, cfg) -> nn.Module | None:
+    """The projection head for cfg.objective (HEADS), else ProjectionHead(cfg.head_dim) or None."""
+    if cfg.objective in HEADS:
+        return HEADS[cfg.objective](feature_dim, cfg)
+    return ProjectionHead(feature_dim, cfg.head_dim) if cfg.head_dim else None
 
 
 def objective(name: str):
@@ -270,3 +280,6 @@ def align(model, x, y, cfg, head=None):
         z_clean = embed(model, x, head)
     x_adv = pgd(model, x, y, loss_fn=clead_inner(z_clean, cfg.mu, head), **_attack(cfg))
     return align_loss(model, x, y, x_adv, lam=cfg.lam, head=head, joint_bn=cfg.joint_bn)
+
+
+from . import released  # noqa: E402,F401  (registers "clead_released"; it builds on this module)

@@ -21,6 +21,7 @@ from . import data as D
 from . import evaluate as E
 from . import features
 from . import plots as P
+from . import released
 from .attacks import pgd
 from .config import COMPARED, RunConfig
 from .device import pick_device, seed_everything
@@ -40,12 +41,16 @@ def run(cfg: RunConfig, out: Path, *, objectives=COMPARED, device: str = "auto",
     x, y = D.take(data.test, cfg.eval.eval_n, cfg.seed)
     eps_grid = check_grid(cfg.eps) if not figures else [cfg.eps * i / 4 for i in range(9)]  # 0 .. 2 eps
     models, results, times = {}, {}, {}
-    for obj in objectives:
+    for obj in order(objectives):
         seed_everything(cfg.seed)
         model = model_for(data, cfg.arch).to(dev)
+        if obj == "clead_released":                    # fine-tunes the standard model of this run
+            model.load_state_dict(models["standard"].state_dict())
         t = time.time()
         hist = train(model, train_set, cfg.for_objective(obj), out_dir=out / obj, resume=resume,
                      test_set=D.subset(data.test, cfg.eval.eval_n, cfg.seed), progress=progress)
+        if obj == "clead_released":                    # then a new linear classifier on its features
+            hist += released.fit_classifier(model, train_set, cfg.for_objective(obj), progress)
         times[obj] = time.time() - t
         print(f"[clead_edu] evaluating {LABELS[obj]} ...")
         results[obj] = evaluate_model(model, x, y, cfg, eps_grid) | {"history": hist, "train_seconds": times[obj]}
@@ -60,6 +65,15 @@ def run(cfg: RunConfig, out: Path, *, objectives=COMPARED, device: str = "auto",
     write_report(out, cfg, results, feats, pictures, times)
     print(f"[clead_edu] done in {times['total']:.0f} s: {out / 'report.md'}")
     return out
+
+
+def order(objectives) -> list[str]:
+    """The objectives in training order: "clead_released" starts from the standard model of the
+    same run, so "standard" is trained (and reported) before it, added if it was not asked for."""
+    objectives = list(objectives)
+    if "clead_released" in objectives:
+        objectives = ["standard"] + [o for o in objectives if o != "standard"]
+    return objectives
 
 
 def check_grid(eps: float) -> list[float]:

@@ -23,7 +23,7 @@ from .checkpoints import load_state, save_checkpoint, save_state
 from .config import TrainConfig
 from .fast import fast_loader
 from .guards import check_inputs
-from .losses import OBJECTIVES, ProjectionHead
+from .losses import OBJECTIVES, make_head
 
 
 def run_epoch(loader, model, cfg: TrainConfig, opt=None, sched=None, head=None,
@@ -89,7 +89,8 @@ def train(model, train_set, cfg: TrainConfig, *, test_set=None, out_dir=None,
     device = next(model.parameters()).device
     loader = make_loader(model, train_set, cfg)
     step_model = torch.compile(model) if cfg.compile else model
-    head = ProjectionHead(model.feature_dim, cfg.head_dim).to(device) if cfg.head_dim else None
+    head = make_head(model.feature_dim, cfg)
+    head = head.to(device) if head is not None else None
     opt, sched = make_optimizer(list(model.parameters()) + (list(head.parameters()) if head else []),
                                 cfg, len(loader))
     state_path = Path(out_dir) / "train_state.pt" if out_dir else None
