@@ -38,7 +38,7 @@ def run(cfg: RunConfig, out: Path, *, objectives=COMPARED, device: str = "auto",
     print(f"[clead_edu] {cfg.dataset} ({len(data.train)} train / {len(data.test)} test images, "
           f"{data.num_classes} classes), preset {cfg.preset}, writing to {out}")
     train_set = D.subset(data.train, cfg.train_n, cfg.seed)
-    x, y = D.take(data.test, cfg.eval.eval_n, cfg.seed)
+    x, y = evaluation_images(data, cfg)
     eps_grid = check_grid(cfg.eps) if not figures else [cfg.eps * i / 4 for i in range(9)]  # 0 .. 2 eps
     models, results, times = {}, {}, {}
     for obj in order(objectives):
@@ -59,12 +59,22 @@ def run(cfg: RunConfig, out: Path, *, objectives=COMPARED, device: str = "auto",
         models[obj] = model
     pictures, feats = draw_figures(models, results, x, y, cfg, data, out, eps_grid) if figures else ([], {})
     times["total"] = time.time() - t0
-    metrics = {"settings": cfg.to_dict(), "device": str(dev), "torch": torch.__version__, "eps_grid": eps_grid,
+    images = {"train": len(train_set), "eval": len(y)}
+    metrics = {"settings": cfg.to_dict(), "images": images, "device": str(dev), "torch": torch.__version__, "eps_grid": eps_grid,
                "models": results, "feature_space": feats, "seconds": times}
     (out / "metrics.json").write_text(json.dumps(metrics, indent=1))
-    write_report(out, cfg, results, feats, pictures, times)
+    write_report(out, cfg, results, feats, pictures, times, images)
     print(f"[clead_edu] done in {times['total']:.0f} s: {out / 'report.md'}")
     return out
+
+
+def evaluation_images(data, cfg: RunConfig) -> tuple[torch.Tensor, torch.Tensor]:
+    """The eval_n test images, in a class-balanced random order (`data.balanced_order`), so the
+    first curve_n (eps curve, sanity checks), aa_n (AutoAttack) and umap_n images are
+    class-balanced random subsets, also when the test set is a class-sorted folder."""
+    x, y = D.take(data.test, cfg.eval.eval_n, cfg.seed)
+    order = D.balanced_order(y, cfg.seed)
+    return x[order], y[order]
 
 
 def order(objectives) -> list[str]:

@@ -134,6 +134,6 @@ def ablation_run(cfg: RunConfig, data, variant: str, val_fraction: float, device
     train(model, fit, train_cfg, progress=False)
     seconds = time.time() - t
     torch.manual_seed(cfg.seed)
-    return {"variant": variant, "seed": cfg.seed, "val_clean": E.accuracy(model, x, y),
+    return {"variant": variant, "seed": cfg.seed, "n_fit": len(fit), "n_val": len(y), "val_clean": E.accuracy(model, x, y),
             "val_pgd": E.accuracy(model, x, y, pgd, eps=cfg.eps, steps=cfg.eval.pgd_steps),
             "train_seconds": seconds}

@@ -23,6 +23,7 @@ def test_study_two_seeds_and_continue(tmp_path, capsys):
                                                         summary["accuracy"]["pgd_at"]["clean"])])
     text = (out / "summary.md").read_text()
     assert "C-LEAD − PGD-AT" in text and "Sanity checks:" in text and "±" in text
+    assert "150 training images and 40 test images" in text        # the numbers used, not the settings
     capsys.readouterr()
     assert main(args) == 0
     assert capsys.readouterr().out.count("reusing") == 2
@@ -40,6 +41,7 @@ def test_ablation_on_validation_split(tmp_path):
     assert all(0 <= r["val_clean"] <= 1 and 0 <= r["val_pgd"] <= 1 for r in rows)
     text = (out / "ablation.md").read_text()
     assert "**(chosen)**" in text and "the test split is not used" in text
+    assert "120 training and 30 validation images" in text          # train_n 150, 20% held out
     assert "PGD-AT (reference) **(chosen)**" not in text
 
 
