@@ -85,3 +85,10 @@ def test_ablation_never_sees_a_test_image(tmp_path, monkeypatch):
             assert rows(x) <= train and not rows(x) & test
         assert not rows(fit) & rows(seen["val"][2 * k])          # validation images are held out of training
     assert not torch.equal(seen["val"][0], seen["val"][4])       # each seed draws its own split
+
+
+def test_variant_names_survive_the_comma_separated_flag():
+    """--variants is split at commas, so no variant name may contain one (and each runs once)."""
+    from clead_edu.study import VARIANTS
+    assert not [v for v in VARIANTS if "," in v]
+    assert ",".join(VARIANTS).split(",") == list(VARIANTS)
