@@ -77,6 +77,8 @@ def check_lines(results: dict) -> list[str]:
 
 # ----------------------------------------------------------------------------- several seeds
 
+PAIRED = ("clead", "clead_released", "align", "trades")   # each minus PGD-AT, same seed and images
+
 def summarize(metrics: list[dict]) -> dict:
     """{'accuracy': {model: {attack: [per-seed values]}}, 'clead_minus_pgd_at': {attack: [..]},
     'failed_checks': [str]} from the per-seed metrics.json contents."""
@@ -87,10 +89,10 @@ def summarize(metrics: list[dict]) -> dict:
                 acc.setdefault(name, {}).setdefault(attack, []).append(v)
             failed += [f"seed {m['settings']['train']['seed']}, {name}: {c['check']} ({c['detail']})"
                        for c in r["sanity_checks"] if not c["passed"]]
-    diff = {}
-    if "clead" in acc and "pgd_at" in acc:
-        diff = {k: [a - b for a, b in zip(acc["clead"][k], acc["pgd_at"][k])] for k in acc["clead"]}
-    return {"accuracy": acc, "clead_minus_pgd_at": diff, "failed_checks": failed}
+    paired = {name: {k: [a - b for a, b in zip(acc[name][k], acc["pgd_at"][k])] for k in acc[name]}
+              for name in PAIRED if name in acc and "pgd_at" in acc}
+    return {"accuracy": acc, "clead_minus_pgd_at": paired.get("clead", {}), "paired_minus_pgd_at": paired,
+            "failed_checks": failed}
 
 
 def write_summary(out: Path, metrics: list[dict], command: str) -> str:
@@ -105,9 +107,8 @@ def write_summary(out: Path, metrics: list[dict], command: str) -> str:
              "| model | " + " | ".join(cols) + " |", "|---|" + "---:|" * len(cols)]
     for name, a in s["accuracy"].items():
         lines.append(f"| {LABELS[name]} | " + " | ".join(fmt(a[c]) for c in cols) + " |")
-    if s["clead_minus_pgd_at"]:
-        lines.append("| **C-LEAD − PGD-AT** (paired) | " +
-                     " | ".join(fmt(s["clead_minus_pgd_at"][c]) for c in cols) + " |")
+    for name, diff in s["paired_minus_pgd_at"].items():
+        lines.append(f"| **{LABELS[name]} − PGD-AT** (paired) | " + " | ".join(fmt(diff[c]) for c in cols) + " |")
     lines += ["", f"Sanity checks: {n_checks - len(s['failed_checks'])} of {n_checks} passed."]
     lines += [f"- **WARNING: failed**: {f}" for f in s["failed_checks"]]
     lines += ["", "Training time per seed (s): " + ", ".join(
