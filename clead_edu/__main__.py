@@ -32,7 +32,8 @@ SETTINGS = [
     ("--aa-n", int, "test images for AutoAttack (0 = skip)"),
     ("--umap-n", int, "test images in the UMAP pictures"),
     ("--batch-size", int, "training batch size"), ("--lr", float, "peak learning rate"),
-    ("--lam", float, "C-LEAD: weight of the contrastive term"), ("--tau", float, "C-LEAD: SupCon temperature"),
+    ("--lam", float, "C-LEAD: weight of the contrastive term"),
+    ("--lam-ramp", int, "C-LEAD/align: lam grows linearly from 0 over this many epochs"), ("--tau", float, "C-LEAD: SupCon temperature"),
     ("--mu", float, "C-LEAD: weight of the representation term in the attack"),
     ("--head-dim", int, "C-LEAD: projection head size (0 = none)"), ("--beta", float, "TRADES beta"),
 ]
@@ -53,6 +54,8 @@ def add_run_options(r: argparse.ArgumentParser) -> None:
     for flag, kind, text in SETTINGS:
         r.add_argument(flag, type=kind, help=text)
     r.add_argument("--positives", choices=["class", "pair"], help="C-LEAD positives")
+    r.add_argument("--joint-bn", action="store_true", default=None,
+                   help="TRADES/C-LEAD: clean and adversarial views in one BatchNorm batch (default: separate)")
     r.add_argument("--autoattack", choices=["standard", "quick", "none"], help="AutoAttack version")
     r.add_argument("--fast", default="auto", choices=["auto", "on", "off"],
                    help="GPU fast path (data on the device, bf16 autocast, channels_last); auto = the preset's, on CUDA")
@@ -83,7 +86,7 @@ def build_parser() -> argparse.ArgumentParser:
 def to_config(args) -> C.RunConfig:
     """The preset for args.dataset, changed by every setting given on the command line."""
     changes = {RENAMED.get(k, k): v for k, v in vars(args).items()
-               if v is not None and k in {f.lstrip("-").replace("-", "_") for f, _, _ in SETTINGS} | {"positives", "seed"}}
+               if v is not None and k in {f.lstrip("-").replace("-", "_") for f, _, _ in SETTINGS} | {"positives", "seed", "joint_bn"}}
     if args.autoattack is not None:
         changes.update(autoattack=None, aa_n=0) if args.autoattack == "none" else changes.update(autoattack=args.autoattack)
     cfg = C.from_preset(args.preset, args.dataset, **changes)

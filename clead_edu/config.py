@@ -34,11 +34,13 @@ class TrainConfig:
     alpha: float = 2 / 255           # PGD step size
     steps: int = 5                   # PGD steps (fgsm_at: one step of 1.25*eps from a random start)
     beta: float = 6.0                # TRADES weight of the KL term
-    lam: float = 1.0                 # C-LEAD weight of the contrastive term
+    lam: float = 1.0                 # C-LEAD weight of the contrastive term (align: of the alignment term)
+    lam_ramp: int = 0                # lam grows linearly from 0 over this many epochs (0 = constant)
     tau: float = 0.1                 # C-LEAD SupCon temperature
     mu: float = 0.0                  # C-LEAD weight of the representation term in the attack
     positives: str = "class"         # C-LEAD positives: 'class' or 'pair'
     head_dim: int = 0                # C-LEAD projection head output size; 0 = no head
+    joint_bn: bool = False           # TRADES/C-LEAD: clean and adversarial views in one BatchNorm batch
     seed: int = 0
     num_workers: int = 0
     fast: bool = False               # GPU fast path: data on the device, bf16 autocast, channels_last
@@ -49,7 +51,7 @@ class TrainConfig:
             raise ValueError(f"objective must be one of {tuple(OBJECTIVES)}, got {self.objective!r}")
         for name in ("epochs", "batch_size"):
             _check_int(name, getattr(self, name), 1)
-        for name in ("steps", "head_dim", "seed", "num_workers"):
+        for name in ("steps", "head_dim", "seed", "num_workers", "lam_ramp"):
             _check_int(name, getattr(self, name), 0)
         for name in ("lr", "momentum", "weight_decay", "warmup_epochs", "eps", "alpha", "beta", "lam", "tau", "mu"):
             _check_number(name, getattr(self, name))
@@ -57,6 +59,8 @@ class TrainConfig:
             raise ValueError(f"eps={self.eps} is in 0-255 units; write {self.eps:g}/255 (= {self.eps / 255:.4f})")
         if self.lr == 0 or self.tau == 0:
             raise ValueError("lr and tau must be > 0")
+        if not isinstance(self.joint_bn, bool):
+            raise ValueError(f"joint_bn must be True or False, got {self.joint_bn!r}")
         if self.positives not in ("class", "pair") or not isinstance(self.positives, str):
             raise ValueError(f"positives must be 'class' or 'pair', got {self.positives!r}")
 

@@ -258,6 +258,20 @@ def take(dataset: Dataset, n: int | None = None, seed: int = 0) -> tuple[torch.T
     return torch.stack(xs), torch.as_tensor(ys, dtype=torch.long)
 
 
+def balanced_order(y: torch.Tensor, seed: int = 0) -> torch.Tensor:
+    """A permutation of range(len(y)) whose every prefix is a class-balanced random subset:
+    each class's examples in a seeded random order, then interleaved class by class
+    (round robin). So x[order][:n] never means "the first n images of a class-sorted folder"."""
+    g = torch.Generator().manual_seed(seed)
+    per_class = [(y == c).nonzero().flatten() for c in torch.unique(y)]
+    per_class = [idx[torch.randperm(len(idx), generator=g)] for idx in per_class]
+    rank = torch.empty(len(y), dtype=torch.float64)
+    offsets = torch.rand(len(per_class), generator=g, dtype=torch.float64)   # the class order within a round
+    for k, idx in enumerate(per_class):
+        rank[idx] = torch.arange(len(idx), dtype=torch.float64) + offsets[k] / 2
+    return torch.argsort(rank, stable=True)
+
+
 def loader(dataset: Dataset, batch_size: int = 128, *, train: bool = True, seed: int = 0,
            num_workers: int = 0) -> DataLoader:
     """A DataLoader; shuffled with a seeded generator when `train`, so runs repeat exactly."""

@@ -12,6 +12,7 @@ from __future__ import annotations
 import math
 import numbers
 import warnings
+from contextlib import contextmanager
 
 import torch
 
@@ -31,6 +32,18 @@ def check_attack(model, x, y, *, eps, norm: str = "linf", alpha=None, steps: int
         raise ValueError(f"alpha (step size) must be finite and >= 0, got {alpha}")
     if len(x):
         probe(model, x, y)
+
+
+LARGE_EPS_WARNING = "lets the attack change any pixel to any value"
+
+
+@contextmanager
+def quiet_large_eps():
+    """Silence the "did you mean eps=.../255?" warning inside the package's own checks and curves,
+    which use eps above 0.5 on purpose (2 eps at MNIST-scale eps 0.3 is 0.6)."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=f".*{LARGE_EPS_WARNING}")
+        yield
 
 
 def check_inputs(x: torch.Tensor, y: torch.Tensor, eps: float, norm: str = "linf", model=None) -> None:
@@ -60,7 +73,7 @@ def check_inputs(x: torch.Tensor, y: torch.Tensor, eps: float, norm: str = "linf
         raise ValueError(f"eps={eps} is larger than the whole [0,1] pixel range. Epsilon is "
                          f"in pixel units: write eps={eps:g}/255 (= {eps / 255:.4f}), not {eps:g}.")
     if norm == "linf" and eps > 0.5:
-        warnings.warn(f"eps={eps} (L-inf) lets the attack change any pixel to any value; "
+        warnings.warn(f"eps={eps} (L-inf) {LARGE_EPS_WARNING}; "
                       f"did you mean eps={eps:g}/255?", stacklevel=4)
     if x.numel() and not torch.isfinite(x).all():
         raise ValueError("x contains NaN or inf values")

@@ -26,6 +26,7 @@ import torch.nn.functional as F
 from .attacks import eval_mode, pgd
 
 POSITIVES = ("class", "pair")
+TRADES_START = 0.001      # the TRADES reference's inner start: x + 0.001 * N(0, 1)
 
 
 # ----------------------------------------------------------------------------- SupCon
@@ -122,26 +123,54 @@ def clead_inner(z_clean: torch.Tensor, mu: float = 0.0, head: nn.Module | None =
     return loss_fn
 
 
+def forward_views(fn, x: torch.Tensor, x_adv: torch.Tensor, joint_bn: bool = False) -> torch.Tensor:
+    """fn (model, model.features, ...) on the clean and the adversarial views, stacked [clean; adv].
+
+    joint_bn=False (default): two forward passes, so in train mode BatchNorm normalises each
+    view with its own batch statistics, as the TRADES reference code does. joint_bn=True: one
+    pass over the concatenated batch of 2B (both views share the statistics)."""
+    if joint_bn:
+        return fn(torch.cat([x, x_adv]))
+    return torch.cat([fn(x), fn(x_adv)])
+
+
 def clead_loss(model: nn.Module, x: torch.Tensor, y: torch.Tensor, x_adv: torch.Tensor, *,
                lam: float = 1.0, tau: float = 0.1, positives: str = "class",
-               head: nn.Module | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+               head: nn.Module | None = None, joint_bn: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
     """C-LEAD outer objective: CE(f(x_adv), y) + lam * SupCon({z(x), z(x_adv)}, y; tau).
-
-    Clean and adversarial views go through the network in one batch of 2B.
 
     Args:
         x, x_adv: (B, C, H, W) in [0, 1]; y: (B,) labels.
         lam: weight of the contrastive term.  tau: SupCon temperature.
         positives: 'class' or 'pair'.  head: optional projection head for z.
+        joint_bn: one forward pass over both views (else two; see `forward_views`).
     Returns:
         (loss scalar, logits on x_adv (B, K)).
     """
-    h = model.features(torch.cat([x, x_adv]))
+    h = forward_views(model.features, x, x_adv, joint_bn)
     logits_adv = model.fc(h[x.shape[0]:])
     loss = F.cross_entropy(logits_adv, y)
     if lam:
         z = F.normalize(head(h) if head is not None else h, dim=1)
         loss = loss + lam * supcon_loss(z, torch.cat([y, y]), tau, positives)
+    return loss, logits_adv
+
+
+def align_loss(model: nn.Module, x: torch.Tensor, y: torch.Tensor, x_adv: torch.Tensor, *,
+               lam: float = 1.0, head: nn.Module | None = None,
+               joint_bn: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
+    """The control without negatives: CE(f(x_adv), y) + lam * mean_i (1 - cos(z(x_i), z(x_adv_i))).
+
+    Each clean image is pulled towards its own adversarial twin only; no other image of the
+    batch enters the term (no contrast, no classes). Returns (loss, logits on x_adv (B, K)).
+    """
+    h = forward_views(model.features, x, x_adv, joint_bn)
+    logits_adv = model.fc(h[x.shape[0]:])
+    loss = F.cross_entropy(logits_adv, y)
+    if lam:
+        z = F.normalize(head(h) if head is not None else h, dim=1)
+        z_clean, z_adv = z[:x.shape[0]], z[x.shape[0]:]
+        loss = loss + lam * (1 - (z_clean * z_adv).sum(1)).mean()
     return loss, logits_adv
 
 
@@ -158,12 +187,13 @@ def trades_inner(p_clean: torch.Tensor):
 
 
 def trades_loss(model: nn.Module, x: torch.Tensor, y: torch.Tensor, x_adv: torch.Tensor, *,
-                beta: float = 6.0) -> tuple[torch.Tensor, torch.Tensor]:
+                beta: float = 6.0, joint_bn: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
     """TRADES (Zhang et al., ICML 2019): CE(f(x), y) + beta * KL(f(x) || f(x_adv)).
 
     Returns (loss scalar, logits on x_adv (B, K)); the KL is averaged over the batch.
+    The views are forwarded separately unless joint_bn (see `forward_views`).
     """
-    logits = model(torch.cat([x, x_adv]))
+    logits = forward_views(model, x, x_adv, joint_bn)
     clean, adv = logits[:x.shape[0]], logits[x.shape[0]:]
     kl = F.kl_div(adv.log_softmax(1), clean.softmax(1), reduction="batchmean")
     return F.cross_entropy(clean, y) + beta * kl, adv
@@ -173,6 +203,16 @@ def trades_loss(model: nn.Module, x: torch.Tensor, y: torch.Tensor, x_adv: torch
 
 Objective = Callable[..., "tuple[torch.Tensor, torch.Tensor]"]
 OBJECTIVES: dict[str, Objective] = {}
+# The projection head an objective trains beside the model: name -> fn(feature_dim, cfg) -> module.
+# The default: the optional MLP head of C-LEAD (cfg.head_dim > 0), else none.
+HEADS: dict[str, Callable] = {}
+
+
+def make_head(feature_dim: int, cfg) -> nn.Module | None:
+    """The projection head for cfg.objective (HEADS), else ProjectionHead(cfg.head_dim) or None."""
+    if cfg.objective in HEADS:
+        return HEADS[cfg.objective](feature_dim, cfg)
+    return ProjectionHead(feature_dim, cfg.head_dim) if cfg.head_dim else None
 
 
 def objective(name: str):
@@ -213,11 +253,12 @@ def pgd_at(model, x, y, cfg, head=None):
 
 @objective("trades")
 def trades(model, x, y, cfg, head=None):
-    """TRADES (Zhang et al. 2019): the attack maximises KL to the clean prediction."""
+    """TRADES (Zhang et al. 2019): the attack maximises KL to the clean prediction, starting
+    at x + 0.001 N(0, 1) as the reference code does."""
     with torch.no_grad(), eval_mode(model):
         p_clean = model(x).softmax(1)
-    x_adv = pgd(model, x, y, loss_fn=trades_inner(p_clean), **_attack(cfg))
-    return trades_loss(model, x, y, x_adv, beta=cfg.beta)
+    x_adv = pgd(model, x, y, loss_fn=trades_inner(p_clean), random_start=TRADES_START, **_attack(cfg))
+    return trades_loss(model, x, y, x_adv, beta=cfg.beta, joint_bn=cfg.joint_bn)
 
 
 @objective("clead")
@@ -227,4 +268,18 @@ def clead(model, x, y, cfg, head=None):
     with torch.no_grad(), eval_mode(model):
         z_clean = embed(model, x, head)
     x_adv = pgd(model, x, y, loss_fn=clead_inner(z_clean, cfg.mu, head), **_attack(cfg))
-    return clead_loss(model, x, y, x_adv, lam=cfg.lam, tau=cfg.tau, positives=cfg.positives, head=head)
+    return clead_loss(model, x, y, x_adv, lam=cfg.lam, tau=cfg.tau, positives=cfg.positives, head=head,
+                      joint_bn=cfg.joint_bn)
+
+
+@objective("align")
+def align(model, x, y, cfg, head=None):
+    """Control: C-LEAD's attack and cross-entropy, but the contrastive term replaced by pair-only
+    cosine alignment (no negatives), weight lam. Returns (loss, logits on x_adv)."""
+    with torch.no_grad(), eval_mode(model):
+        z_clean = embed(model, x, head)
+    x_adv = pgd(model, x, y, loss_fn=clead_inner(z_clean, cfg.mu, head), **_attack(cfg))
+    return align_loss(model, x, y, x_adv, lam=cfg.lam, head=head, joint_bn=cfg.joint_bn)
+
+
+from . import released  # noqa: E402,F401  (registers "clead_released"; it builds on this module)

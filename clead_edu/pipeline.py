@@ -21,6 +21,7 @@ from . import data as D
 from . import evaluate as E
 from . import features
 from . import plots as P
+from . import released
 from .attacks import pgd
 from .config import COMPARED, RunConfig
 from .device import pick_device, seed_everything
@@ -37,15 +38,19 @@ def run(cfg: RunConfig, out: Path, *, objectives=COMPARED, device: str = "auto",
     print(f"[clead_edu] {cfg.dataset} ({len(data.train)} train / {len(data.test)} test images, "
           f"{data.num_classes} classes), preset {cfg.preset}, writing to {out}")
     train_set = D.subset(data.train, cfg.train_n, cfg.seed)
-    x, y = D.take(data.test, cfg.eval.eval_n, cfg.seed)
+    x, y = evaluation_images(data, cfg)
     eps_grid = check_grid(cfg.eps) if not figures else [cfg.eps * i / 4 for i in range(9)]  # 0 .. 2 eps
     models, results, times = {}, {}, {}
-    for obj in objectives:
+    for obj in order(objectives):
         seed_everything(cfg.seed)
         model = model_for(data, cfg.arch).to(dev)
+        if obj == "clead_released":                    # fine-tunes the standard model of this run
+            model.load_state_dict(models["standard"].state_dict())
         t = time.time()
         hist = train(model, train_set, cfg.for_objective(obj), out_dir=out / obj, resume=resume,
                      test_set=D.subset(data.test, cfg.eval.eval_n, cfg.seed), progress=progress)
+        if obj == "clead_released":                    # then a new linear classifier on its features
+            hist += released.fit_classifier(model, train_set, cfg.for_objective(obj), progress)
         times[obj] = time.time() - t
         print(f"[clead_edu] evaluating {LABELS[obj]} ...")
         results[obj] = evaluate_model(model, x, y, cfg, eps_grid) | {"history": hist, "train_seconds": times[obj]}
@@ -54,12 +59,31 @@ def run(cfg: RunConfig, out: Path, *, objectives=COMPARED, device: str = "auto",
         models[obj] = model
     pictures, feats = draw_figures(models, results, x, y, cfg, data, out, eps_grid) if figures else ([], {})
     times["total"] = time.time() - t0
-    metrics = {"settings": cfg.to_dict(), "device": str(dev), "torch": torch.__version__, "eps_grid": eps_grid,
+    images = {"train": len(train_set), "eval": len(y)}
+    metrics = {"settings": cfg.to_dict(), "images": images, "device": str(dev), "torch": torch.__version__, "eps_grid": eps_grid,
                "models": results, "feature_space": feats, "seconds": times}
     (out / "metrics.json").write_text(json.dumps(metrics, indent=1))
-    write_report(out, cfg, results, feats, pictures, times)
+    write_report(out, cfg, results, feats, pictures, times, images)
     print(f"[clead_edu] done in {times['total']:.0f} s: {out / 'report.md'}")
     return out
+
+
+def evaluation_images(data, cfg: RunConfig) -> tuple[torch.Tensor, torch.Tensor]:
+    """The eval_n test images, in a class-balanced random order (`data.balanced_order`), so the
+    first curve_n (eps curve, sanity checks), aa_n (AutoAttack) and umap_n images are
+    class-balanced random subsets, also when the test set is a class-sorted folder."""
+    x, y = D.take(data.test, cfg.eval.eval_n, cfg.seed)
+    order = D.balanced_order(y, cfg.seed)
+    return x[order], y[order]
+
+
+def order(objectives) -> list[str]:
+    """The objectives in training order: "clead_released" starts from the standard model of the
+    same run, so "standard" is trained (and reported) before it, added if it was not asked for."""
+    objectives = list(objectives)
+    if "clead_released" in objectives:
+        objectives = ["standard"] + [o for o in objectives if o != "standard"]
+    return objectives
 
 
 def check_grid(eps: float) -> list[float]:

@@ -12,7 +12,7 @@ from pathlib import Path
 from .config import RunConfig
 
 LABELS = {"standard": "Standard", "pgd_at": "PGD-AT", "trades": "TRADES", "clead": "C-LEAD",
-          "fgsm_at": "FGSM-AT"}
+          "fgsm_at": "FGSM-AT", "align": "Align (control)", "clead_released": "C-LEAD (released code)"}
 
 
 def interval(values: list[float], conf: float = 0.95) -> tuple[float, float]:
@@ -32,20 +32,26 @@ def fmt(values: list[float], scale: float = 100.0) -> str:
     return f"{scale * m:.1f} ± {scale * h:.1f}" if not math.isnan(h) else f"{scale * m:.1f} ± n/a"
 
 
-def describe(cfg: RunConfig) -> str:
-    """One paragraph: model, budget, threat model, C-LEAD knobs, AutoAttack."""
+def describe(cfg: RunConfig, images: dict | None = None) -> str:
+    """One paragraph: model, budget, threat model, C-LEAD knobs, AutoAttack. `images`: the numbers
+    of images actually used ({'train': n, 'eval': n}, from metrics.json), else the settings."""
     t, e = cfg.train, cfg.eval
-    return (f"Model {cfg.arch}, {t.epochs} epochs, {cfg.train_n or 'all'} training images, L-inf eps "
+    n_train = images["train"] if images else (cfg.train_n or "all")
+    used = f" and {images['eval']} test images" if images else ""
+    return (f"Model {cfg.arch}, {t.epochs} epochs, {n_train} training images{used}, L-inf eps "
             f"{t.eps:.4g} ({t.eps * 255:.1f}/255), training PGD-{t.steps} (step {t.alpha:.4g}), seed "
-            f"{t.seed}. C-LEAD: lam {t.lam}, tau {t.tau}, mu {t.mu}, positives {t.positives}, head "
-            f"{t.head_dim or 'none'}. AutoAttack: {e.autoattack} version on the first {e.aa_n} test "
-            f"images; worst case = per-example minimum over every attack on those images.")
+            f"{t.seed}. C-LEAD: lam {t.lam}{f' (ramped over {t.lam_ramp} epochs)' if t.lam_ramp else ''}, tau "
+            f"{t.tau}, mu {t.mu}, positives {t.positives}, head {t.head_dim or 'none'}; clean and adversarial "
+            f"views {'in one BatchNorm batch' if t.joint_bn else 'through BatchNorm separately'}. AutoAttack: "
+            f"{e.autoattack} version on the first {e.aa_n} test images (all of them if fewer); worst case = "
+            f"per-example minimum over every attack on those images.")
 
 
-def write_report(out: Path, cfg: RunConfig, results: dict, feats: dict, figures: list[str], times: dict) -> None:
+def write_report(out: Path, cfg: RunConfig, results: dict, feats: dict, figures: list[str], times: dict,
+                 images: dict | None = None) -> None:
     """report.md: settings, results table, sanity-check warnings, feature numbers, figures."""
     cols = list(next(iter(results.values()))["accuracy"])
-    lines = [f"# clead_edu run: {cfg.dataset}, preset {cfg.preset}", "", describe(cfg), "",
+    lines = [f"# clead_edu run: {cfg.dataset}, preset {cfg.preset}", "", describe(cfg, images), "",
              "## Accuracy (%)", "", "| model | " + " | ".join(cols) + " | train time (s) |",
              "|---|" + "---:|" * (len(cols) + 1)]
     for name, r in results.items():
@@ -71,6 +77,8 @@ def check_lines(results: dict) -> list[str]:
 
 # ----------------------------------------------------------------------------- several seeds
 
+PAIRED = ("clead", "clead_released", "align", "trades")   # each minus PGD-AT, same seed and images
+
 def summarize(metrics: list[dict]) -> dict:
     """{'accuracy': {model: {attack: [per-seed values]}}, 'clead_minus_pgd_at': {attack: [..]},
     'failed_checks': [str]} from the per-seed metrics.json contents."""
@@ -81,10 +89,10 @@ def summarize(metrics: list[dict]) -> dict:
                 acc.setdefault(name, {}).setdefault(attack, []).append(v)
             failed += [f"seed {m['settings']['train']['seed']}, {name}: {c['check']} ({c['detail']})"
                        for c in r["sanity_checks"] if not c["passed"]]
-    diff = {}
-    if "clead" in acc and "pgd_at" in acc:
-        diff = {k: [a - b for a, b in zip(acc["clead"][k], acc["pgd_at"][k])] for k in acc["clead"]}
-    return {"accuracy": acc, "clead_minus_pgd_at": diff, "failed_checks": failed}
+    paired = {name: {k: [a - b for a, b in zip(acc[name][k], acc["pgd_at"][k])] for k in acc[name]}
+              for name in PAIRED if name in acc and "pgd_at" in acc}
+    return {"accuracy": acc, "clead_minus_pgd_at": paired.get("clead", {}), "paired_minus_pgd_at": paired,
+            "failed_checks": failed}
 
 
 def write_summary(out: Path, metrics: list[dict], command: str) -> str:
@@ -94,14 +102,13 @@ def write_summary(out: Path, metrics: list[dict], command: str) -> str:
     cols = list(next(iter(s["accuracy"].values())))
     n_checks = sum(len(r["sanity_checks"]) for m in metrics for r in m["models"].values())
     lines = [f"# {cfg.dataset}, preset {cfg.preset}: {len(seeds)} seeds ({', '.join(map(str, seeds))})", "",
-             f"Command: `{command}`", "", describe(cfg).replace(f", seed {cfg.seed}.", "."), "",
+             f"Command: `{command}`", "", describe(cfg, metrics[0].get("images")).replace(f", seed {cfg.seed}.", "."), "",
              "Accuracy in %, mean ± half-width of the 95% Student-t interval over seeds.", "",
              "| model | " + " | ".join(cols) + " |", "|---|" + "---:|" * len(cols)]
     for name, a in s["accuracy"].items():
         lines.append(f"| {LABELS[name]} | " + " | ".join(fmt(a[c]) for c in cols) + " |")
-    if s["clead_minus_pgd_at"]:
-        lines.append("| **C-LEAD − PGD-AT** (paired) | " +
-                     " | ".join(fmt(s["clead_minus_pgd_at"][c]) for c in cols) + " |")
+    for name, diff in s["paired_minus_pgd_at"].items():
+        lines.append(f"| **{LABELS[name]} − PGD-AT** (paired) | " + " | ".join(fmt(diff[c]) for c in cols) + " |")
     lines += ["", f"Sanity checks: {n_checks - len(s['failed_checks'])} of {n_checks} passed."]
     lines += [f"- **WARNING: failed**: {f}" for f in s["failed_checks"]]
     lines += ["", "Training time per seed (s): " + ", ".join(
@@ -125,9 +132,12 @@ def write_ablation(out: Path, cfg: RunConfig, rows: list[dict], variants: dict, 
     best = max(clead, key=lambda v: interval([r["val_pgd"] for r in by[v]])[0]) if clead else None
     ref = {r["seed"]: r["val_pgd"] for r in rows if r["variant"] == "PGD-AT (reference)"}
     t, k = cfg.train, cfg.eval.pgd_steps
+    sizes = sorted({(r["n_fit"], r["n_val"]) for r in rows if "n_fit" in r})
+    counts = f" ({', '.join(f'{a} training and {b} validation images' for a, b in sizes)})" if sizes else ""
     lines = [f"# C-LEAD ablation: {cfg.dataset}, preset {cfg.preset}", "",
              f"Trained on {100 * (1 - val_fraction):.0f}% of the training images, scored on the held-out "
-             f"{100 * val_fraction:.0f}% (validation; the test split is not used). Seeds "
+             f"{100 * val_fraction:.0f}%{counts} (validation; the test split is not used; each seed draws its "
+             f"own split of its own training images). Seeds "
              f"{','.join(map(str, seeds))}; every variant starts from lam {t.lam}, tau {t.tau}, mu {t.mu}, "
              f"positives {t.positives}, head {t.head_dim or 'none'}; {t.epochs} epochs, eps {t.eps:.4g}, "
              f"training PGD-{t.steps}. Accuracy in %, mean ± 95% interval over seeds; the last "

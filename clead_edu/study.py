@@ -34,7 +34,11 @@ VARIANTS = {
     "default": {}, "lam=0.5": {"lam": 0.5}, "lam=2": {"lam": 2.0},
     "tau=0.05": {"tau": 0.05}, "tau=0.5": {"tau": 0.5}, "positives=pair": {"positives": "pair"},
     "mu=1": {"mu": 1.0}, "head=128": {"head_dim": 128},
-    "lam=0": {"lam": 0.0},   # control: C-LEAD's batch (clean + adversarial views) without the contrastive term
+    "lam=4": {"lam": 4.0}, "ramp=3": {"lam_ramp": 3}, "lam=2 ramp=3": {"lam": 2.0, "lam_ramp": 3},
+    "joint-bn": {"joint_bn": True},   # both views in one BatchNorm batch (the earlier default)
+    "lam=0": {"lam": 0.0},   # control: C-LEAD's attack and views without the contrastive term
+    # controls (never chosen): pair-only cosine alignment of clean and adversarial z, no negatives
+    "align": {"objective": "align"}, "align lam=2": {"objective": "align", "lam": 2.0},
     "PGD-AT (reference)": {"objective": "pgd_at"},
 }
 
@@ -97,6 +101,7 @@ def ablate(cfg: RunConfig, seeds: list[int], variants: list[str], out: Path, *, 
            device: str = "auto", data_root="data", overwrite: bool = False) -> str:
     """Every variant x seed (rows appended to out/ablation.jsonl, so an interrupted ablation
     continues); writes out/ablation.md and returns it. Choice: highest mean validation PGD accuracy."""
+    variants = list(dict.fromkeys(variants))                   # each variant once
     bad = [v for v in variants if v not in VARIANTS]
     if bad or not 0 < val_fraction < 1:
         raise ValueError(f"unknown variants {bad} (choose from {', '.join(VARIANTS)}) "
@@ -104,6 +109,7 @@ def ablate(cfg: RunConfig, seeds: list[int], variants: list[str], out: Path, *, 
     claim(out, cfg.to_dict() | {"val_fraction": val_fraction}, overwrite)
     log = out / "ablation.jsonl"
     rows = [json.loads(line) for line in log.read_text().splitlines()] if log.exists() else []
+    rows = list({(r["variant"], r["seed"]): r for r in rows}.values())   # one row per variant and seed
     done, dev = {(r["variant"], r["seed"]) for r in rows}, pick_device(device)
     for seed in seeds:
         data = D.get_data(cfg.dataset, data_root, seed=seed)   # the same train/test split as `run` with this seed
@@ -130,6 +136,6 @@ def ablation_run(cfg: RunConfig, data, variant: str, val_fraction: float, device
     train(model, fit, train_cfg, progress=False)
     seconds = time.time() - t
     torch.manual_seed(cfg.seed)
-    return {"variant": variant, "seed": cfg.seed, "val_clean": E.accuracy(model, x, y),
+    return {"variant": variant, "seed": cfg.seed, "n_fit": len(fit), "n_val": len(y), "val_clean": E.accuracy(model, x, y),
             "val_pgd": E.accuracy(model, x, y, pgd, eps=cfg.eps, steps=cfg.eval.pgd_steps),
             "train_seconds": seconds}

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import math
 import time
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from pathlib import Path
 
 import torch
@@ -23,7 +23,7 @@ from .checkpoints import load_state, save_checkpoint, save_state
 from .config import TrainConfig
 from .fast import fast_loader
 from .guards import check_inputs
-from .losses import OBJECTIVES, ProjectionHead
+from .losses import OBJECTIVES, make_head
 
 
 def run_epoch(loader, model, cfg: TrainConfig, opt=None, sched=None, head=None,
@@ -89,7 +89,8 @@ def train(model, train_set, cfg: TrainConfig, *, test_set=None, out_dir=None,
     device = next(model.parameters()).device
     loader = make_loader(model, train_set, cfg)
     step_model = torch.compile(model) if cfg.compile else model
-    head = ProjectionHead(model.feature_dim, cfg.head_dim).to(device) if cfg.head_dim else None
+    head = make_head(model.feature_dim, cfg)
+    head = head.to(device) if head is not None else None
     opt, sched = make_optimizer(list(model.parameters()) + (list(head.parameters()) if head else []),
                                 cfg, len(loader))
     state_path = Path(out_dir) / "train_state.pt" if out_dir else None
@@ -100,10 +101,11 @@ def train(model, train_set, cfg: TrainConfig, *, test_set=None, out_dir=None,
         t0 = time.time()
         loader.generator.manual_seed(cfg.seed * 1000 + epoch)   # same order after a resume
         torch.manual_seed(cfg.seed * 1000 + epoch + 1)          # same random starts
-        stats = run_epoch(loader, step_model, cfg, opt, sched, head,
+        epoch_cfg = replace(cfg, lam=lam_at(cfg, epoch))        # the objective reads lam from its cfg
+        stats = run_epoch(loader, step_model, epoch_cfg, opt, sched, head,
                           desc=f"{cfg.objective} {epoch + 1}/{cfg.epochs}", progress=progress)
         check_finite(stats["loss"], cfg, epoch, state_path)
-        history.append(epoch_row(epoch, stats, sched, model, test_set, cfg))
+        history.append(epoch_row(epoch, stats, sched, model, test_set, epoch_cfg))
         if progress:
             left = f" (about {(cfg.epochs - epoch - 1) * (time.time() - t0):.0f} s left)" if epoch == start else ""
             tqdm.write(f"{cfg.objective} epoch {epoch + 1}/{cfg.epochs}: " + ", ".join(
@@ -116,10 +118,17 @@ def train(model, train_set, cfg: TrainConfig, *, test_set=None, out_dir=None,
     return history
 
 
+def lam_at(cfg: TrainConfig, epoch: int) -> float:
+    """lam in epoch `epoch` (0-based): cfg.lam * epoch / lam_ramp during the first lam_ramp
+    epochs (0 in the first), then cfg.lam; cfg.lam throughout when lam_ramp is 0."""
+    return cfg.lam * min(1.0, epoch / cfg.lam_ramp) if cfg.lam_ramp else cfg.lam
+
+
 def epoch_row(epoch: int, stats: dict, sched, model, test_set, cfg: TrainConfig) -> dict:
-    """The history row of one epoch; clean test accuracy when a test set is given."""
+    """The history row of one epoch (with the epoch's lam when it ramps); clean test accuracy
+    when a test set is given."""
     row = {"epoch": epoch + 1, "train_loss": stats["loss"], "train_acc": stats["acc"],
-           "lr": sched.get_last_lr()[0]}
+           "lr": sched.get_last_lr()[0]} | ({"lam": cfg.lam} if cfg.lam_ramp else {})
     if test_set is not None:
         test_cfg = TrainConfig(objective="standard", seed=cfg.seed)
         row["test_acc"] = run_epoch(D.loader(test_set, 256, train=False), model, test_cfg, progress=False)["acc"]

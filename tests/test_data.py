@@ -109,3 +109,36 @@ def test_cifar10_sample_on_the_fast_path():
     from clead_edu.fast import as_tensors
     x, y, aug = as_tensors(D.subset(D.get_data("cifar10-sample").train, 100, seed=0))
     assert x.shape == (100, 3, 32, 32) and y.shape == (100,) and aug == "crop_flip"
+
+
+def test_balanced_order_prefixes_are_class_balanced():
+    """On class-sorted labels, every prefix of balanced_order holds each class at most once more
+    than any other (while it has images left), is a permutation, and depends on the seed only."""
+    import torch
+
+    from clead_edu.data import balanced_order
+    y = torch.arange(10).repeat_interleave(30)              # a class-sorted folder: 0,0,...,9,9
+    order = balanced_order(y, seed=0)
+    assert sorted(order.tolist()) == list(range(300))
+    for n in (10, 37, 100, 300):
+        counts = torch.bincount(y[order[:n]], minlength=10)
+        assert counts.max() - counts.min() <= 1
+    assert torch.equal(order, balanced_order(y, seed=0)) and not torch.equal(order, balanced_order(y, seed=1))
+    assert len(set(y[:50].tolist())) == 2 and len(set(y[order[:50]].tolist())) == 10
+
+
+def test_evaluation_images_are_balanced_on_a_class_sorted_test_set():
+    """pipeline.evaluation_images: the first curve_n images of a class-sorted test set are balanced."""
+    import torch
+    from torch.utils.data import TensorDataset
+
+    from clead_edu import config as C
+    from clead_edu import data as D
+    from clead_edu.pipeline import evaluation_images
+    y = torch.arange(4).repeat_interleave(25)
+    x = (y.float() / 4).view(-1, 1, 1, 1).expand(-1, 1, 4, 4).contiguous()
+    data = D.Data("sorted", TensorDataset(x, y), TensorDataset(x, y), list("abcd"), (1, 4, 4), (0.5,), (0.5,))
+    cfg = C.from_preset("quick", "digits", eval_n=None, curve_n=20)
+    xe, ye = evaluation_images(data, cfg)
+    assert len(ye) == 100 and torch.equal(torch.bincount(ye[:20]), torch.tensor([5, 5, 5, 5]))
+    assert torch.equal(xe[:, 0, 0, 0], ye.float() / 4)       # images stay with their labels

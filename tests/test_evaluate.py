@@ -84,7 +84,7 @@ def test_sanity_checks_pass_on_pgd_at(pgd_at_model, batch):
     """All sanity checks pass on an honestly trained PGD-AT model."""
     x, y = batch
     checks = E.sanity_checks(pgd_at_model, x, y, eps=EPS)
-    assert len(checks) == 5 and all(c["passed"] for c in checks), checks
+    assert len(checks) == 6 and all(c["passed"] for c in checks), checks
 
 
 def test_sanity_checks_catch_gradient_masking(standard_model, batch):
@@ -125,3 +125,94 @@ def test_restarts_only_lower_accuracy(pgd_at_model, batch):
     torch.manual_seed(0)
     three = E.correct_restarts(pgd_at_model, x, y, partial(E.pgd, eps=EPS, steps=5), restarts=3)
     assert not (three & ~once).any() and three.sum() <= once.sum()
+
+
+# ----------------------------------------------------------------------------- every check can fail
+
+def noisy(model, x, y, *, eps, steps=10, **kw):
+    """A broken attack: adds noise whatever eps is (so even at eps 0 it changes the image)."""
+    return (x + 0.3 * torch.randn_like(x)).clamp(0, 1)
+
+
+def backwards(model, x, y, *, eps, steps=10, **kw):
+    """A broken attack whose radius shrinks as eps grows: 0.4 - eps (accuracy rises with eps)."""
+    return E.pgd(model, x, y, eps=max(0.4 - eps, 0.0), steps=steps) if eps > 0 else x
+
+
+def idle(model, x, y, *, eps, steps=10, **kw):
+    """A broken attack that returns the clean images (weaker than FGSM)."""
+    return x.clone()
+
+
+def tiny_steps(model, x, y, *, eps, steps=10, **kw):
+    """A weak PGD: step size eps/200 whatever the number of steps (20 steps cover a tenth of the ball)."""
+    return E.pgd(model, x, y, eps=eps, steps=steps, alpha=eps / 200)
+
+
+FAILS = {   # check -> (model fixture, attack, model wrapper) that is built to fail it
+    "eps=0 equals clean": ("standard_model", noisy, None),
+    "accuracy non-increasing in eps": ("standard_model", backwards, None),
+    "PGD not weaker than FGSM": ("standard_model", idle, None),
+    "PGD-10 converged (vs PGD-100)": ("pgd_at_model", tiny_steps, None),
+    "very large eps reaches ~0": ("standard_model", E.pgd, Quantised),
+    "input gradients not vanishing": ("standard_model", E.pgd, Quantised),
+}
+
+
+@pytest.mark.parametrize("check", list(FAILS))
+def test_each_sanity_check_fails_when_built_to_fail(check, request, batch):
+    """Each sanity check reports failure on a model or attack made to fail it, and passes on the
+    same model with the honest PGD (for the masked model: on the unmasked one)."""
+    fixture, attack, wrap = FAILS[check]
+    model = request.getfixturevalue(fixture)
+    x, y = batch
+    broken = {c["check"]: c for c in E.sanity_checks(wrap(model).eval() if wrap else model, x, y,
+                                                     eps=EPS, attack=attack)}
+    assert check in broken and not broken[check]["passed"], broken[check]
+    honest = {c["check"]: c for c in E.sanity_checks(model, x, y, eps=EPS)}
+    assert honest[check]["passed"], honest[check]
+
+
+def test_eps0_check_is_per_example(standard_model, batch):
+    """An attack that, at eps 0, changes the prediction of misclassified images to another wrong
+    class leaves the accuracy exactly as it was - an aggregate comparison passes - but the
+    per-example check fails."""
+    model = standard_model
+    x, y = batch
+    y = (y + 1) % 10                             # labels shifted, so that most predictions are wrong
+    pred = E.predict(model, x)
+
+    def relabel(model_, x_, y_, *, eps, steps=10, **kw):
+        out = x_.clone()
+        p = E.predict(model_, x_)
+        for i in (p != y_).nonzero().flatten().tolist():
+            other = ((p != y_[i]) & (p != p[i])).nonzero().flatten()
+            if len(other):
+                out[i] = x_[other[0]]
+        return out
+    x0 = relabel(model, x, y, eps=0.0)
+    assert E.accuracy(model, x0, y) == E.accuracy(model, x, y)               # same accuracy ...
+    assert (E.predict(model, x0) != pred).sum() > 10                          # ... other predictions
+    checks = {c["check"]: c for c in E.sanity_checks(model, x, y, eps=EPS, attack=relabel)}
+    assert not checks["eps=0 equals clean"]["passed"]
+
+
+def test_attack_checks_fail_on_autoattack_flags(pgd_at_model, batch):
+    """A result that carries an AutoAttack warning flag fails the flags check; none passes it."""
+    x, y = batch
+    res = E.robustness(pgd_at_model, x[:32], y[:32], eps=EPS, pgd_steps=5, aa_n=32)
+    assert {c["check"]: c for c in E.attack_checks(res)}["no AutoAttack flags"]["passed"]
+    res["autoattack_flags"] = ["it seems that the model has zero gradients"]
+    failed = {c["check"]: c for c in E.attack_checks(res)}["no AutoAttack flags"]
+    assert not failed["passed"] and "zero gradients" in failed["detail"]
+
+
+def test_own_checks_raise_no_did_you_mean_warning(standard_model, batch, recwarn):
+    """At MNIST-scale eps 0.3 the checks use 2 eps = 0.6 on purpose: no "did you mean /255" warning
+    from the package's own sanity checks and eps curves; a user's own eps 0.6 still warns."""
+    x, y = batch
+    E.sanity_checks(standard_model, x[:32], y[:32], eps=0.3, steps=2, long_steps=4)
+    E.eps_curve(standard_model, x[:32], y[:32], [0.0, 0.3, 0.6], steps=2)
+    assert not [w for w in recwarn if "did you mean" in str(w.message)]
+    with pytest.warns(UserWarning, match="did you mean"):
+        E.pgd(standard_model, x[:4], y[:4], eps=0.6, steps=1)

@@ -166,3 +166,105 @@ def test_clead_inner(net_and_batch):
     assert plain.shape == (8,) and torch.allclose(plain, ce, atol=1e-5)
     assert torch.allclose(with_rep, ce + 2.0 * (1 - cos), atol=1e-5)
     assert (with_rep - plain).abs().max() > 1e-4
+
+
+# ----------------------------------------------------------------------------- BatchNorm and the TRADES start
+
+def no_bn_model():
+    """A tiny model with features/fc and no BatchNorm: forwarding is per-example."""
+    import torch.nn as nn
+
+    class Net(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.body, self.fc = nn.Sequential(nn.Flatten(), nn.Linear(64, 16), nn.ReLU()), nn.Linear(16, 10)
+
+        def features(self, x):
+            return self.body(x)
+
+        def forward(self, x):
+            return self.fc(self.features(x))
+    return Net()
+
+
+@pytest.mark.parametrize("which", ["trades", "clead"])
+def test_separate_and_joint_forwarding(net_and_batch, which):
+    """With BatchNorm in train mode, separate forwarding (the default) and one joint batch give
+    different losses; without BatchNorm (or in eval mode) they are the same loss."""
+    model, x, y, x_adv = net_and_batch
+
+    def both(m):
+        fn = (lambda j: trades_loss(m, x, y, x_adv, joint_bn=j)[0]) if which == "trades" else \
+             (lambda j: clead_loss(m, x, y, x_adv, lam=1.0, joint_bn=j)[0])
+        with torch.no_grad():
+            return fn(False).item(), fn(True).item()
+
+    separate, joint = both(model.train())
+    assert abs(separate - joint) > 1e-4
+    assert both(model.eval())[0] == pytest.approx(both(model.eval())[1], rel=1e-5)
+    torch.manual_seed(0)
+    plain = no_bn_model().train()
+    separate, joint = both(plain)
+    assert separate == pytest.approx(joint, rel=1e-5)
+
+
+def test_separate_forwarding_uses_each_views_own_batch_statistics(net_and_batch):
+    """Separate forwarding equals forwarding each view alone in train mode (BatchNorm sees B, not 2B)."""
+    from clead_edu.losses import forward_views
+    model, x, _, x_adv = net_and_batch
+    model.train()
+    with torch.no_grad():
+        out = forward_views(model, x, x_adv)
+        assert torch.allclose(out, torch.cat([model(x), model(x_adv)]), atol=1e-6)
+        assert torch.allclose(forward_views(model, x, x_adv, joint_bn=True), model(torch.cat([x, x_adv])), atol=1e-6)
+
+
+def test_trades_objective_starts_at_gaussian_scale_0001(net_and_batch, monkeypatch):
+    """The trades objective starts its inner maximisation at x + 0.001 N(0,1) (random_start=0.001),
+    and with zero steps the start is within a few thousandths of x."""
+    from clead_edu import losses as L
+    from clead_edu.config import TrainConfig
+    model, x, y, _ = net_and_batch
+    seen = {}
+    real = L.pgd
+
+    def spy(*args, **kwargs):
+        seen.update(kwargs)
+        return real(*args, **kwargs)
+    monkeypatch.setattr(L, "pgd", spy)
+    L.OBJECTIVES["trades"](model.train(), x, y, TrainConfig(objective="trades", eps=0.2, alpha=0.05), None)
+    assert seen["random_start"] == 0.001 == L.TRADES_START
+    start = real(model, x, y, eps=0.2, steps=0, random_start=L.TRADES_START)
+    delta = start - x
+    assert 0 < delta.abs().max() < 0.006 and delta.std().item() < 0.002
+
+
+# ----------------------------------------------------------------------------- the alignment control
+
+def test_align_loss_by_hand(net_and_batch):
+    """align_loss = CE(f(x_adv), y) + lam * mean_i (1 - cos(h(x_i), h(x_adv_i))), computed by hand."""
+    from clead_edu.losses import align_loss
+    model, x, y, x_adv = net_and_batch
+    with torch.no_grad():
+        loss, logits = align_loss(model, x, y, x_adv, lam=0.7)
+        hc, ha = model.features(x), model.features(x_adv)
+        cos = [float(hc[i] @ ha[i] / (hc[i].norm() * ha[i].norm())) for i in range(len(x))]
+        ce = F.cross_entropy(model(x_adv), y).item()
+    assert torch.allclose(logits, model(x_adv), atol=1e-5)
+    assert loss.item() == pytest.approx(ce + 0.7 * sum(1 - c for c in cos) / len(cos), rel=1e-5)
+
+
+def test_align_has_no_negatives_unlike_supcon(net_and_batch):
+    """No other image enters a pair's alignment term: in eval mode the batch loss is the mean of the
+    loss of each (clean, adversarial) pair alone. C-LEAD's SupCon term (negatives) is not."""
+    from clead_edu.losses import align_loss
+    model, x, y, x_adv = net_and_batch
+    with torch.no_grad():
+        for fn in (align_loss, clead_loss):
+            batch = fn(model, x, y, x_adv, lam=1.0)[0].item()
+            alone = sum(fn(model, x[i:i + 1], y[i:i + 1], x_adv[i:i + 1], lam=1.0)[0].item()
+                        for i in range(len(x))) / len(x)
+            if fn is align_loss:
+                assert batch == pytest.approx(alone, rel=1e-5)
+            else:
+                assert abs(batch - alone) > 1e-2

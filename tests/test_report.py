@@ -13,3 +13,17 @@ def test_interval_matches_textbook_values():
     assert mean == 2.0 and half == pytest.approx(4.3027 / math.sqrt(3), rel=1e-4)
     assert interval([5.0, 5.0])[1] == 0.0
     assert math.isnan(interval([0.5])[1])
+
+
+def test_summary_pairs_every_compared_reading_with_pgd_at():
+    """summarize: paired differences minus PGD-AT, seed by seed, for clead and clead_released."""
+    from clead_edu.report import summarize
+
+    def seed(s, pgd, clead, released):
+        models = {n: {"accuracy": {"clean": v, "pgd20": v / 2}, "sanity_checks": []}
+                  for n, v in (("pgd_at", pgd), ("clead", clead), ("clead_released", released))}
+        return {"settings": {"train": {"seed": s}}, "models": models}
+    out = summarize([seed(0, 0.5, 0.6, 0.2), seed(1, 0.7, 0.6, 0.4)])
+    assert out["paired_minus_pgd_at"]["clead_released"]["clean"] == pytest.approx([-0.3, -0.3])
+    assert out["paired_minus_pgd_at"]["clead"]["pgd20"] == pytest.approx([0.05, -0.05])
+    assert out["clead_minus_pgd_at"] == out["paired_minus_pgd_at"]["clead"]

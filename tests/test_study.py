@@ -23,6 +23,7 @@ def test_study_two_seeds_and_continue(tmp_path, capsys):
                                                         summary["accuracy"]["pgd_at"]["clean"])])
     text = (out / "summary.md").read_text()
     assert "C-LEAD − PGD-AT" in text and "Sanity checks:" in text and "±" in text
+    assert "150 training images and 40 test images" in text        # the numbers used, not the settings
     capsys.readouterr()
     assert main(args) == 0
     assert capsys.readouterr().out.count("reusing") == 2
@@ -40,4 +41,54 @@ def test_ablation_on_validation_split(tmp_path):
     assert all(0 <= r["val_clean"] <= 1 and 0 <= r["val_pgd"] <= 1 for r in rows)
     text = (out / "ablation.md").read_text()
     assert "**(chosen)**" in text and "the test split is not used" in text
+    assert "120 training and 30 validation images" in text          # train_n 150, 20% held out
     assert "PGD-AT (reference) **(chosen)**" not in text
+
+
+def test_ablation_never_sees_a_test_image(tmp_path, monkeypatch):
+    """For every seed, `ablate` trains and scores only on images of that seed's *training* split
+    (the split `run` uses with the same seed): its test set is never even read, and none of the
+    images it trains or validates on is a test image of that seed (digits has no duplicate images)."""
+    from dataclasses import replace
+
+    import torch
+    from torch.utils.data import Dataset
+
+    from clead_edu import config as C
+    from clead_edu import data as D
+    from clead_edu import study as S
+
+    class Forbidden(Dataset):
+        def __len__(self):
+            raise AssertionError("ablate read the test set")
+
+        def __getitem__(self, i):
+            raise AssertionError("ablate read the test set")
+
+    real_get, real_train, real_acc = D.get_data, S.train, S.E.accuracy
+    seen = {"train": [], "val": []}
+    monkeypatch.setattr(S.D, "get_data", lambda *a, **k: replace(real_get(*a, **k), test=Forbidden()))
+    monkeypatch.setattr(S, "train", lambda m, ds, cfg, **k: (seen["train"].append((cfg.seed, D.take(ds)[0])),
+                                                            real_train(m, ds, cfg, **k))[1])
+    monkeypatch.setattr(S.E, "accuracy", lambda m, x, y, *a, **k: (seen["val"].append(x), real_acc(m, x, y, *a, **k))[1])
+    cfg = C.from_preset("quick", "digits", epochs=1, train_n=300, eval_n=40, steps=1)
+    (tmp_path / "abl").mkdir()
+    S.ablate(cfg, [1, 2], ["default", "PGD-AT (reference)"], tmp_path / "abl")
+    assert [s for s, _ in seen["train"]] == [1, 1, 2, 2] and len(seen["val"]) == 8
+
+    def rows(x):
+        return {tuple(r) for r in x.flatten(1).tolist()}
+    for k, (seed, fit) in enumerate(seen["train"]):
+        test = rows(real_get("digits", seed=seed).test.tensors[0])
+        train = rows(real_get("digits", seed=seed).train.tensors[0])
+        for x in (fit, *seen["val"][2 * k:2 * k + 2]):
+            assert rows(x) <= train and not rows(x) & test
+        assert not rows(fit) & rows(seen["val"][2 * k])          # validation images are held out of training
+    assert not torch.equal(seen["val"][0], seen["val"][4])       # each seed draws its own split
+
+
+def test_variant_names_survive_the_comma_separated_flag():
+    """--variants is split at commas, so no variant name may contain one (and each runs once)."""
+    from clead_edu.study import VARIANTS
+    assert not [v for v in VARIANTS if "," in v]
+    assert ",".join(VARIANTS).split(",") == list(VARIANTS)

@@ -1,6 +1,7 @@
 """train: objectives, accuracy after training, checkpoints, resuming an interrupted run, config checks."""
 import json
 import math
+from dataclasses import replace
 
 import pytest
 import torch
@@ -50,8 +51,8 @@ def test_pgd_at_beats_standard_under_pgd(standard_model, pgd_at_model, digits):
 
 @pytest.mark.parametrize("objective,extra", [
     ("standard", {}), ("fgsm_at", {}), ("pgd_at", {}), ("trades", {}), ("clead", {}),
-    ("clead", dict(positives="pair", mu=1.0, head_dim=16)),
-], ids=["standard", "fgsm_at", "pgd_at", "trades", "clead", "clead-pair-mu1-head16"])
+    ("clead", dict(positives="pair", mu=1.0, head_dim=16)), ("clead", dict(joint_bn=True)), ("align", {}),
+], ids=["standard", "fgsm_at", "pgd_at", "trades", "clead", "clead-pair-mu1-head16", "clead-joint-bn", "align"])
 
 
 def test_each_objective_trains(objective, extra, digits):
@@ -154,3 +155,23 @@ def test_nan_loss_stops_and_keeps_last_good_state(digits, tmp_path, monkeypatch)
     resumed = model_for(digits, "small_cnn")
     hist = T.train(resumed, train_set, cfg, out_dir=tmp_path, resume=True, progress=False)
     assert [h["epoch"] for h in hist] == [1, 2, 3] and all(h["train_loss"] == h["train_loss"] for h in hist)
+
+
+def test_lam_ramp_reaches_the_objective(digits, monkeypatch):
+    """With lam_ramp=2 the objective sees lam 0, lam/2, lam, lam in epochs 1-4 (constant lam without
+    a ramp), and the history records the epoch's lam."""
+    from clead_edu import losses as L
+    from clead_edu.train import lam_at
+    seen = []
+    real = L.OBJECTIVES["align"]
+
+    def spy(model, x, y, cfg, head=None):
+        seen.append(cfg.lam)
+        return real(model, x, y, cfg, head)
+    monkeypatch.setitem(L.OBJECTIVES, "align", spy)
+    small = D.subset(digits.train, 64)
+    cfg = TrainConfig(objective="align", epochs=4, batch_size=64, eps=0.2, alpha=0.05, steps=1, lam=2.0, lam_ramp=2)
+    hist = T.train(model_for(digits, "small_cnn"), small, cfg, progress=False)
+    assert seen == [0.0, 1.0, 2.0, 2.0] and [h["lam"] for h in hist] == seen
+    assert [lam_at(replace(cfg, lam_ramp=0), e) for e in range(3)] == [2.0, 2.0, 2.0]
+    assert [lam_at(replace(cfg, lam_ramp=4), e) for e in range(5)] == [0.0, 0.5, 1.0, 1.5, 2.0]

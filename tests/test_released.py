@@ -1,0 +1,137 @@
+"""released: the authors' three-view loss against a literal loop, the three views, the pipeline's steps."""
+import math
+
+import pytest
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from clead_edu import pipeline
+from clead_edu import released as R
+from clead_edu.config import TrainConfig
+from clead_edu.losses import OBJECTIVES, make_head
+from clead_edu.models import build_model
+
+
+def literal_released_loss(z, tau):
+    """Written straight from SimCLRLoss.forward (losses/losses.py of suklav/C_Lead): for the pair
+    (1, 2), anchors features[:, 0] against contrast [features[:, 0]; features[:, 1]]; the positive of
+    anchor i is column b + i; the denominator is every column except i itself; the loss is the mean
+    over anchors of -log p; the same for (1, 3); the two are averaged. Plain Python floats."""
+    b = z.shape[0]
+    z = z.double().tolist()
+
+    def dot(u, v):
+        return sum(p * q for p, q in zip(u, v))
+
+    def pair(j):
+        contrast = [z[k][0] for k in range(b)] + [z[k][j] for k in range(b)]
+        total = 0.0
+        for i in range(b):
+            logits = [dot(z[i][0], c) / tau for c in contrast]
+            den = sum(math.exp(v) for col, v in enumerate(logits) if col != i)
+            total += -(logits[b + i] - math.log(den))
+        return total / b
+    return (pair(1) + pair(2)) / 2
+
+
+@pytest.mark.parametrize("tau", [0.1, 0.5])
+@pytest.mark.parametrize("seed", [0, 1])
+def test_released_loss_matches_literal_loop(tau, seed):
+    g = torch.Generator().manual_seed(seed)
+    z = F.normalize(torch.randn(6, 3, 5, generator=g, dtype=torch.float64), dim=2)
+    assert R.released_loss(z, tau).item() == pytest.approx(literal_released_loss(z, tau), rel=1e-10)
+    assert R.released_loss(z.float(), tau).item() == pytest.approx(literal_released_loss(z, tau), rel=1e-5)
+    with pytest.raises(ValueError, match="B, 3, D"):
+        R.released_loss(z[:, :2], tau)
+
+
+def test_released_temperature_and_head():
+    """Temperature 0.1 (SCAN's simclr config) and a linear head to 128 dimensions."""
+    assert R.TEMPERATURE == 0.1
+    head = make_head(64, TrainConfig(objective="clead_released"))
+    assert isinstance(head, nn.Linear) and (head.in_features, head.out_features) == (64, 128)
+    assert make_head(64, TrainConfig(objective="clead")) is None
+
+
+@pytest.fixture
+def setting():
+    torch.manual_seed(0)
+    model = build_model("small_cnn", 10, 1, (0.3,), (0.37,))
+    head = nn.Linear(model.feature_dim, 128)
+    cfg = TrainConfig(objective="clead_released", eps=0.2, alpha=0.05, steps=3)
+    return model, head, torch.rand(8, 1, 8, 8), cfg
+
+
+def test_three_views_as_documented(setting):
+    """(B, 3, C, H, W): view 1 is the anchor itself; view 2 differs from it for every image and stays
+    in [0, 1]; view 3 is within eps of the anchor (L-inf), in [0, 1], and raises the contrastive term."""
+    model, head, x, cfg = setting
+    model.train()
+    views = R.three_views(model, head, x, cfg)
+    assert views.shape == (8, 3, 1, 8, 8)
+    assert torch.equal(views[:, 0], x)
+    aug, adv = views[:, 1], views[:, 2]
+    assert ((aug - x).flatten(1).abs().amax(1) > 1e-3).all() and aug.min() >= 0 and aug.max() <= 1
+    assert (adv - x).abs().max() <= cfg.eps + 1e-6 and adv.min() >= 0 and adv.max() <= 1
+    assert (adv - x).abs().max() > 0.5 * cfg.eps
+    assert model.training                                   # the attack restored train mode
+    with torch.no_grad():
+        model.eval()
+        z0 = R.project(model, head, x)
+        inner = R.contrastive_inner(z0, head)
+        assert inner(model, adv, None).mean() > inner(model, x, None).mean()
+
+
+def test_augment_flips_colour_images_only():
+    """A left-right ramp: grey images are never mirrored (the ramp keeps rising), colour ones sometimes."""
+    torch.manual_seed(0)
+    ramp = torch.linspace(0.2, 0.8, 16).expand(64, 1, 16, 16)
+    rises = lambda v: (v[..., -1] - v[..., 0]).mean((1, 2)) > 0      # noqa: E731
+    assert rises(R.augment(ramp)).all()
+    colour = R.augment(ramp.expand(64, 3, 16, 16).contiguous())
+    assert 0 < (~rises(colour)).sum() < 64
+
+
+def test_objective_trains_backbone_and_classifier_stage_trains_fc_only(setting, digits):
+    """One step of the objective moves the backbone; fit_classifier changes model.fc only."""
+    model, head, x, cfg = setting
+    model.train()
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    loss, logits = OBJECTIVES["clead_released"](model, x, torch.zeros(8, dtype=torch.long), cfg, head)
+    assert loss.ndim == 0 and logits.shape == (8, 10)
+    loss.backward()
+    assert all(p.grad is not None for p in model.body.parameters())
+    assert sum(p.grad.abs().sum() for p in model.body.parameters()) > 0
+    assert all(p.grad is None for p in model.fc.parameters())          # the loss is label-free
+    assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in head.parameters())
+    from clead_edu import data as D
+    frozen = {k: v.clone() for k, v in model.state_dict().items()}
+    hist = R.fit_classifier(model, D.subset(digits.train, 128), TrainConfig(objective="clead_released", epochs=2))
+    assert [h["stage"] for h in hist] == ["classifier", "classifier"]
+    changed = {k for k, v in model.state_dict().items() if not torch.equal(frozen[k], v)}
+    assert changed == {"fc.weight", "fc.bias"}
+    assert before.keys() == frozen.keys()
+
+
+def test_pipeline_trains_standard_first_and_starts_from_it(monkeypatch, tmp_path):
+    """`run --objectives pgd_at,clead_released` trains standard first (added), and clead_released
+    starts from the standard model's final weights."""
+    assert pipeline.order(["pgd_at", "clead_released"]) == ["standard", "pgd_at", "clead_released"]
+    assert pipeline.order(["clead_released", "standard"]) == ["standard", "clead_released"]
+    assert pipeline.order(["pgd_at", "clead"]) == ["pgd_at", "clead"]
+    starts, finals = {}, {}
+    real = pipeline.train
+
+    def spy(model, train_set, cfg, **kw):
+        starts[cfg.objective] = {k: v.clone() for k, v in model.state_dict().items()}
+        out = real(model, train_set, cfg, **kw)
+        finals[cfg.objective] = {k: v.clone() for k, v in model.state_dict().items()}
+        return out
+    monkeypatch.setattr(pipeline, "train", spy)
+    from clead_edu import config as C
+    cfg = C.from_preset("quick", "digits", epochs=1, train_n=100, eval_n=30, aa_n=0, steps=1)
+    pipeline.run(cfg, tmp_path, objectives=["pgd_at", "clead_released"], figures=False, progress=False)
+    assert list(starts) == ["standard", "pgd_at", "clead_released"]
+    assert all(torch.equal(starts["clead_released"][k], finals["standard"][k]) for k in finals["standard"])
+    assert (tmp_path / "clead_released" / "model.pt").exists()
