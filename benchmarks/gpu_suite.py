@@ -506,7 +506,7 @@ def stage_study(suite, st: Stage) -> None:
     if suite.dry:
         epochs = suite.epochs or 1
         est = {"total_s": 10.0 * (len(seeds) + 1)}
-        sizes = ["--arch", "small_cnn", "--train-n", "40", "--eval-n", "8", "--aa-n", "2", "--batch-size", "16",
+        sizes = ["--arch", "small_cnn", "--train-n", "40", "--eval-n", "8", "--aa-n", "8", "--batch-size", "16",
                  "--train-steps", "2", "--extra-pgd-steps", "3", "--extra-restarts", "2"]
     else:
         epochs, est = study_epochs(objectives, len(seeds), st.budget_s, {**GUESS["img_s"], **measured_rates(suite.res)})
