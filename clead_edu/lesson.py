@@ -18,6 +18,7 @@ from pathlib import Path
 import torch
 
 from . import data as D
+from . import released
 from .checkpoints import find_checkpoint, load_checkpoint, read_meta
 from .config import RunConfig, TrainConfig, from_preset, update
 from .device import pick_device, seed_everything
@@ -47,8 +48,13 @@ class Lesson:
             print(f"[clead_edu] loaded {objective} model from {found.parent}")
             return model, read_meta(found.with_suffix(".json")).get("history", [])
         train_set = D.subset(self.data.train, self.cfg.train_n, cfg.seed)
+        if objective == "clead_released":      # fine-tunes the standard model (docs/clead_released.md)
+            model.load_state_dict(self.model("standard", progress=progress)[0].state_dict())
         print(f"[clead_edu] training {objective} ({cfg.epochs} epochs, {len(train_set)} images) into {folder}")
-        return model, train(model, train_set, cfg, out_dir=folder, resume=True, progress=progress)
+        history = train(model, train_set, cfg, out_dir=folder, resume=True, progress=progress)
+        if objective == "clead_released":      # then its linear classifier
+            history = released.finish(model, train_set, cfg, history, folder)
+        return model, history
 
     def test_images(self, n: int | None = None):
         """n test images (default: the preset's eval_n) as tensors x (n, C, H, W) in [0, 1], y (n,)."""

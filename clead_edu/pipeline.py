@@ -50,7 +50,7 @@ def run(cfg: RunConfig, out: Path, *, objectives=COMPARED, device: str = "auto",
         hist = train(model, train_set, cfg.for_objective(obj), out_dir=out / obj, resume=resume,
                      test_set=D.subset(data.test, cfg.eval.eval_n, cfg.seed), progress=progress)
         if obj == "clead_released":                    # then a new linear classifier on its features
-            hist += released.fit_classifier(model, train_set, cfg.for_objective(obj), progress)
+            hist = released.finish(model, train_set, cfg.for_objective(obj), hist, out / obj)
         times[obj] = time.time() - t
         print(f"[clead_edu] evaluating {LABELS[obj]} ...")
         results[obj] = evaluate_model(model, x, y, cfg, eps_grid) | {"history": hist, "train_seconds": times[obj]}

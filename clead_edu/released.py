@@ -113,6 +113,20 @@ def clead_released(model, x, y, cfg, head=None):
     return released_loss(z), logits
 
 
+def finish(model: nn.Module, train_set, cfg, history: list[dict], out_dir=None) -> list[dict]:
+    """Step 3 after the training loop: `fit_classifier`, then (with out_dir) model.pt saved again
+    with the final classifier, so that a loaded clead_released model is the finished one.
+    Returns the history with the classifier's epochs appended."""
+    from dataclasses import asdict
+    from pathlib import Path
+
+    from .checkpoints import save_checkpoint
+    history = history + fit_classifier(model, train_set, cfg)
+    if out_dir is not None:
+        save_checkpoint(model, Path(out_dir) / "model.pt", {"train": asdict(cfg), "history": history})
+    return history
+
+
 def fit_classifier(model: nn.Module, train_set, cfg, progress: bool = False) -> list[dict]:
     """Step 3: a new linear classifier (model.fc) on the frozen fine-tuned features, clean
     cross-entropy, cfg.epochs epochs with the usual SGD schedule. Returns its history rows."""

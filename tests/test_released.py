@@ -1,4 +1,5 @@
 """released: the authors' three-view loss against a literal loop, the three views, the pipeline's steps."""
+import json
 import math
 
 import pytest
@@ -134,4 +135,16 @@ def test_pipeline_trains_standard_first_and_starts_from_it(monkeypatch, tmp_path
     pipeline.run(cfg, tmp_path, objectives=["pgd_at", "clead_released"], figures=False, progress=False)
     assert list(starts) == ["standard", "pgd_at", "clead_released"]
     assert all(torch.equal(starts["clead_released"][k], finals["standard"][k]) for k in finals["standard"])
-    assert (tmp_path / "clead_released" / "model.pt").exists()
+    saved = json.loads((tmp_path / "clead_released" / "model.json").read_text())
+    assert saved["history"][-1]["stage"] == "classifier"          # model.pt is the finished model
+
+
+def test_lesson_trains_the_released_reading_from_its_standard_model(tmp_path):
+    """L.model("clead_released") starts from L.model("standard"), ends with the classifier stage,
+    and a second call loads the finished model."""
+    import clead_edu as ce
+    L = ce.setup("quick", "digits", epochs=1, run_dir=tmp_path, train_n=100, steps=1)
+    model, hist = L.model("clead_released", progress=False)
+    assert hist[-1]["stage"] == "classifier" and (tmp_path / "digits-quick").exists()
+    again, _ = L.model("clead_released", progress=False)
+    assert all(torch.equal(a, b) for a, b in zip(model.state_dict().values(), again.state_dict().values()))
