@@ -16,7 +16,7 @@ Here, in three steps (the pipeline runs them for the objective "clead_released")
 
     z = normalize(W h(x)),  W: D -> 128 (linear)
     L = 1/2 [ NTXent(z_anchor, z_aug) + NTXent(z_anchor, z_adv) ]
-    NTXent(a, b) = mean_i -log( exp(a_i.b_i/T) / sum_{k != i} exp(a_i.a_k/T) + sum_k exp(a_i.b_k/T) )
+    NTXent(a, b) = mean_i -log( exp(a_i.b_i/T) / (sum_{k != i} exp(a_i.a_k/T) + sum_k exp(a_i.b_k/T)) )
 """
 from __future__ import annotations
 

@@ -143,7 +143,8 @@ def test_lesson_trains_the_released_reading_from_its_standard_model(tmp_path):
     """L.model("clead_released") starts from L.model("standard"), ends with the classifier stage,
     and a second call loads the finished model."""
     import clead_edu as ce
-    L = ce.setup("quick", "digits", epochs=1, run_dir=tmp_path, train_n=100, steps=1)
+    L = ce.setup("quick", "digits", epochs=1, run_dir=tmp_path, train_n=90, steps=1,
+                 lr=0.04)                  # a TrainConfig no other test saves, so it is trained here
     model, hist = L.model("clead_released", progress=False)
     assert hist[-1]["stage"] == "classifier" and (tmp_path / "digits-quick").exists()
     again, _ = L.model("clead_released", progress=False)
