@@ -250,9 +250,7 @@ def split(dataset: Dataset, fraction: float, seed: int = 0) -> tuple[Dataset, Da
 def take(dataset: Dataset, n: int | None = None, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
     """Stack `n` examples (a fixed random subset) into tensors x (n,C,H,W) in [0,1], y (n,)."""
     ds = subset(dataset, n, seed)
-    if isinstance(ds, TensorDataset):
-        return ds.tensors[0].clone(), ds.tensors[1].clone()
-    if isinstance(ds, Augmented):   # stacking skips the random transform
+    if isinstance(ds, (TensorDataset, Augmented)):   # Augmented: the stored images, no random transform
         return ds.tensors[0].clone(), ds.tensors[1].clone()
     xs, ys = zip(*(ds[i] for i in range(len(ds))))
     return torch.stack(xs), torch.as_tensor(ys, dtype=torch.long)

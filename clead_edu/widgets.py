@@ -19,6 +19,7 @@ import torch
 
 from . import features
 from .attacks import eval_mode, fgsm, pgd
+from .evaluate import predict
 from .plots import OKABE_ITO, RIGHT, WRONG, to_image, umap_pairs, verdict
 
 ATTACK_CHOICES = {
@@ -90,8 +91,11 @@ def draw_attack(model, x1, y1, classes, eps: float, attack: str = "PGD (L-inf)",
                 axes=None) -> plt.Figure:
     """Four panels for one image x1 (C,H,W) in [0,1] with true class y1: the clean image, the
     perturbation (magnified to fill the range), the adversarial image, the class probabilities."""
-    y1 = int(y1)
-    x_adv, p = _attack_one(model, x1, y1, eps, attack, steps)
+    return _draw(model, x1, int(y1), classes, eps, *_attack_one(model, x1, y1, eps, attack, steps), axes)
+
+
+def _draw(model, x1, y1: int, classes, eps: float, x_adv, p, axes=None) -> plt.Figure:
+    """`draw_attack` for an attack already run: x_adv (C,H,W) and its probabilities p (K,)."""
     clean = int(_probs(model, x1[None].to(next(model.parameters()).device)).argmax())
     fig, axes = plt.subplots(1, 4, figsize=(12, 3.2)) if axes is None else (axes[0].figure, axes)
     pred, delta = int(p.argmax()), x_adv - x1
@@ -144,7 +148,8 @@ def eps_explorer(model, x, y, classes, *, eps_max: float, steps: int = 10, unit:
                             readout_format=".3f", continuous_update=False)
     attack = W.Dropdown(options=list(ATTACK_CHOICES), value="PGD (L-inf)", description="attack")
     if start is None:
-        start = next((i for i, e in enumerate(flip_eps(model, x, y, [])) if e is None), 0)
+        right = (predict(model, x) == y.cpu()).nonzero()
+        start = int(right[0]) if len(right) else 0
     index = W.IntSlider(value=start, min=0, max=len(x) - 1, description="image",
                         continuous_update=False)
     status, out = W.HTML(), W.Image(format="png")
@@ -152,11 +157,11 @@ def eps_explorer(model, x, y, classes, *, eps_max: float, steps: int = 10, unit:
     def redraw(_=None):
         e = eps.value * (unit or 1.0)
         x1, y1 = x[index.value], int(y[index.value])
-        _, p = _attack_one(model, x1, y1, e, attack.value, steps)
+        x_adv, p = _attack_one(model, x1, y1, e, attack.value, steps)   # once, for the text and the figure
         pred = int(p.argmax())
         status.value = (f"<b>prediction: {_verdict(classes, pred, y1)}</b> ({100 * p[pred]:.0f}%), "
                         f"true class: {classes[y1]}, eps {eps_label(e)}")
-        out.value = _png(draw_attack(model, x1, y1, classes, e, attack.value, steps))
+        out.value = _png(_draw(model, x1, y1, classes, e, x_adv, p))
     for w in (eps, attack, index):
         w.observe(redraw, names="value")
     redraw()
