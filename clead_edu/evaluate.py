@@ -131,8 +131,11 @@ def robustness(model, x, y, *, eps: float, pgd_steps: int = 20, restarts: int = 
     times; an image counts as robust only if it survives every restart (later restarts
     attack only the survivors). AutoAttack runs on the first `aa_n` images (all if
     None, skipped if 0 or version None); the worst case is taken per example over every
-    attack, on those images. Returns {'accuracy': {name: float}, 'correct': {name: (n,)
-    bool}, 'worst_case_n': int, 'autoattack_flags': [str]}.
+    attack, on those images. So that one row never mixes image sets, 'accuracy' gives
+    every attack on those same first `worst_case_n` images; 'accuracy_eval' gives the
+    attacks other than AutoAttack on all N images. Returns {'accuracy': {name: float},
+    'accuracy_eval': {name: float}, 'correct': {name: (N,) or (worst_case_n,) bool},
+    'worst_case_n': int, 'eval_n': N, 'autoattack_flags': [str]}.
     """
     torch.manual_seed(seed)
     runs = {"clean": None, "fgsm": partial(fgsm, eps=eps),
@@ -142,13 +145,15 @@ def robustness(model, x, y, *, eps: float, pgd_steps: int = 20, restarts: int = 
         name = f"pgd{extra_pgd_steps}" + (f"x{extra_restarts}" if extra_restarts > 1 else "")
         ok[name] = correct_restarts(model, x, y, partial(pgd, eps=eps, steps=extra_pgd_steps),
                                     extra_restarts, batch_size)
+    on_all = {k: v.float().mean().item() for k, v in ok.items()}   # before AutoAttack
     n, flags = len(x), []
     if autoattack_version and aa_n != 0:
         n = len(x) if aa_n is None else min(aa_n, len(x))
         ok["autoattack"], flags = autoattack(model, x[:n], y[:n], eps=eps, version=autoattack_version, seed=seed)
     ok["worst_case"] = worst_case({k: v[:n] for k, v in ok.items()})
-    return {"accuracy": {k: v.float().mean().item() for k, v in ok.items()}, "correct": ok,
-            "worst_case_n": n, "autoattack_flags": flags}
+    return {"accuracy": {k: v[:n].float().mean().item() for k, v in ok.items()},
+            "accuracy_eval": on_all, "correct": ok, "worst_case_n": n, "eval_n": len(x),
+            "autoattack_flags": flags}
 
 
 def correct_restarts(model, x, y, attack, restarts: int, batch_size: int = 256) -> torch.Tensor:

@@ -92,7 +92,8 @@ def check_grid(eps: float) -> list[float]:
 
 
 def evaluate_model(model, x, y, cfg: RunConfig, eps_grid: list[float]) -> dict:
-    """Clean/FGSM/PGD on the eval images, AutoAttack on the first aa_n, worst case, eps curve, checks."""
+    """Every attack on the first aa_n eval images ('accuracy'), clean/FGSM/PGD on all of them
+    ('accuracy_eval'), worst case, eps curve, checks."""
     ev = cfg.eval
     res = E.robustness(model, x, y, eps=cfg.eps, pgd_steps=ev.pgd_steps, restarts=ev.restarts,
                        extra_pgd_steps=ev.extra_pgd_steps, extra_restarts=ev.extra_restarts,
@@ -102,7 +103,8 @@ def evaluate_model(model, x, y, cfg: RunConfig, eps_grid: list[float]) -> dict:
     at = [curve[eps_grid.index(e)] for e in check_grid(cfg.eps)]   # the grid contains 0, eps/2, eps, 2eps
     checks = E.sanity_checks(model, x[:nc], y[:nc], eps=cfg.eps, steps=ev.pgd_steps, curve=at)
     checks += E.attack_checks(res)
-    return {"accuracy": res["accuracy"], "worst_case_n": res["worst_case_n"], "eps_curve": curve,
+    return {"accuracy": res["accuracy"], "accuracy_eval": res["accuracy_eval"],
+            "worst_case_n": res["worst_case_n"], "eval_n": res["eval_n"], "eps_curve": curve,
             "sanity_checks": checks, "autoattack_flags": res["autoattack_flags"]}
 
 

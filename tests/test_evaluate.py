@@ -41,10 +41,18 @@ def test_worst_case_is_per_example_and(report):
 
 
 def test_accuracies_are_consistent(report, pgd_at_model, batch):
-    """Reported clean accuracy equals predict(); attacks do not exceed it."""
+    """'accuracy' puts every attack on the 40 AutoAttack images (one image set per row);
+    'accuracy_eval' has clean/FGSM/PGD on all 128. Clean equals predict(); attacks do not exceed it."""
     x, y = batch
-    acc = report["accuracy"]
-    assert acc["clean"] == pytest.approx((E.predict(pgd_at_model, x) == y).float().mean().item())
+    ok = E.predict(pgd_at_model, x) == y
+    acc, on_all = report["accuracy"], report["accuracy_eval"]
+    assert report["eval_n"] == 128 and set(on_all) == {"clean", "fgsm", "pgd10"}
+    assert acc["clean"] == pytest.approx(ok[:40].float().mean().item())
+    assert on_all["clean"] == pytest.approx(ok.float().mean().item())
+    assert acc["clean"] != pytest.approx(on_all["clean"])      # the two image sets differ here
+    for name in ("fgsm", "pgd10"):
+        assert acc[name] == pytest.approx(report["correct"][name][:40].float().mean().item())
+        assert on_all[name] == pytest.approx(report["correct"][name].float().mean().item())
     assert acc["pgd10"] <= acc["fgsm"] + 0.02 <= acc["clean"] + 0.02
 
 

@@ -27,3 +27,21 @@ def test_summary_pairs_every_compared_reading_with_pgd_at():
     assert out["paired_minus_pgd_at"]["clead_released"]["clean"] == pytest.approx([-0.3, -0.3])
     assert out["paired_minus_pgd_at"]["clead"]["pgd20"] == pytest.approx([0.05, -0.05])
     assert out["clead_minus_pgd_at"] == out["paired_minus_pgd_at"]["clead"]
+
+
+def test_report_keeps_one_image_set_per_row(tmp_path):
+    """AutoAttack on 40 of 128 images: the main table holds the 40-image numbers in every
+    column, and the 128-image numbers appear only in a second table without AutoAttack."""
+    from clead_edu.config import RunConfig
+    from clead_edu.report import write_report
+    res = {"accuracy": {"clean": 0.625, "pgd20": 0.375, "autoattack": 0.3, "worst_case": 0.275},
+           "accuracy_eval": {"clean": 0.7, "pgd20": 0.45}, "worst_case_n": 40, "eval_n": 128,
+           "sanity_checks": []}
+    write_report(tmp_path, RunConfig(), {"pgd_at": res}, {}, [], {"pgd_at": 1.0, "total": 2.0})
+    text = (tmp_path / "report.md").read_text()
+    main, rest = text.split("The table above uses the first 40 evaluation images")
+    assert "| PGD-AT | 62.5 | 37.5 | 30.0 | 27.5 | 1 |" in main and "70.0" not in main
+    assert "all 128 evaluation images" in rest and "| PGD-AT | 70.0 | 45.0 |" in rest
+    res.update(worst_case_n=128, accuracy_eval=res["accuracy"])
+    write_report(tmp_path, RunConfig(), {"pgd_at": res}, {}, [], {"pgd_at": 1.0, "total": 2.0})
+    assert "The table above uses" not in (tmp_path / "report.md").read_text()
