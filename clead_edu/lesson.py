@@ -48,12 +48,12 @@ class Lesson:
             print(f"[clead_edu] loaded {objective} model from {found.parent}")
             return model, read_meta(found.with_suffix(".json")).get("history", [])
         train_set = D.subset(self.data.train, self.cfg.train_n, cfg.seed)
-        if objective == "clead_released":      # fine-tunes the standard model (docs/clead_released.md)
-            model.load_state_dict(self.model("standard", progress=progress)[0].state_dict())
+        standard = self.model("standard", progress=progress)[0] if objective == "clead_released" else None
         print(f"[clead_edu] training {objective} ({cfg.epochs} epochs, {len(train_set)} images) into {folder}")
-        history = train(model, train_set, cfg, out_dir=folder, resume=True, progress=progress)
-        if objective == "clead_released":      # then its linear classifier
-            history = released.finish(model, train_set, cfg, history, folder)
+        if standard is not None:               # fine-tunes the standard model (docs/clead_released.md)
+            history = released.train_released(model, standard, train_set, cfg, folder, resume=True, progress=progress)
+        else:
+            history = train(model, train_set, cfg, out_dir=folder, resume=True, progress=progress)
         return model, history
 
     def test_images(self, n: int | None = None):

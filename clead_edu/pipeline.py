@@ -44,13 +44,12 @@ def run(cfg: RunConfig, out: Path, *, objectives=COMPARED, device: str = "auto",
     for obj in order(objectives):
         seed_everything(cfg.seed)
         model = model_for(data, cfg.arch).to(dev)
+        t, how = time.time(), dict(out_dir=out / obj, resume=resume, progress=progress,
+                                   test_set=D.subset(data.test, cfg.eval.eval_n, cfg.seed))
         if obj == "clead_released":                    # fine-tunes the standard model of this run
-            model.load_state_dict(models["standard"].state_dict())
-        t = time.time()
-        hist = train(model, train_set, cfg.for_objective(obj), out_dir=out / obj, resume=resume,
-                     test_set=D.subset(data.test, cfg.eval.eval_n, cfg.seed), progress=progress)
-        if obj == "clead_released":                    # then a new linear classifier on its features
-            hist = released.finish(model, train_set, cfg.for_objective(obj), hist, out / obj)
+            hist = released.train_released(model, models["standard"], train_set, cfg.for_objective(obj), **how)
+        else:
+            hist = train(model, train_set, cfg.for_objective(obj), **how)
         times[obj] = time.time() - t
         print(f"[clead_edu] evaluating {LABELS[obj]} ...")
         results[obj] = evaluate_model(model, x, y, cfg, eps_grid) | {"history": hist, "train_seconds": times[obj]}

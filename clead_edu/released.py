@@ -7,7 +7,7 @@ an augmented view and an adversarial view - averaged over the anchor-vs-view-2 a
 anchor-vs-view-3 terms, with every other image of the batch a negative. The classifier
 trained afterwards is not in the released files.
 
-Here, in three steps (the pipeline runs them for the objective "clead_released"):
+Here, in three steps (`train_released` runs them; the pipeline and the lessons call it):
 
 1. start from the standard model of the same run (`pipeline.run` trains it first);
 2. fine-tune backbone + linear head with `released_loss` (this objective, batch by batch);
@@ -111,6 +111,16 @@ def clead_released(model, x, y, cfg, head=None):
     with torch.no_grad():
         logits = model(x)
     return released_loss(z), logits
+
+
+def train_released(model: nn.Module, standard: nn.Module, train_set, cfg, out_dir=None, **train_kwargs) -> list[dict]:
+    """Steps 1 to 3 for `model` (same architecture as `standard`, the run's standard model):
+    copy the standard weights, fine-tune with this objective (`train.train`, which takes
+    `train_kwargs`), then `finish`. Returns the history (fine-tuning epochs, then classifier)."""
+    from .train import train
+    model.load_state_dict(standard.state_dict())
+    history = train(model, train_set, cfg, out_dir=out_dir, **train_kwargs)
+    return finish(model, train_set, cfg, history, out_dir)
 
 
 def finish(model: nn.Module, train_set, cfg, history: list[dict], out_dir=None) -> list[dict]:
