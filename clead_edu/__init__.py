@@ -7,13 +7,14 @@
     ce.evaluate.robustness(model, x, y, eps=L.cfg.eps)
 
 One module per job: config (settings and presets), data, models, attacks (guards:
-their input checks), losses (and the training objectives), train (the loop),
+their input checks), losses (and the training objectives), released (the authors' released
+reading, objective "clead_released"), train (the loop),
 checkpoints, fast (the GPU fast path), evaluate, features, plots, widgets,
 lesson (the notebooks' set-up), exercises (self-checks), pipeline (the main job), report, study.
 Importing runs nothing.
 """
 from . import (attacks, checkpoints, config, data, evaluate, exercises, features, guards, lesson, losses,
-               models, plots, train, widgets)
+               models, plots, released, train, widgets)   # importing released registers "clead_released"
 from .attacks import fgsm, pgd
 from .config import from_preset
 from .device import pick_device, seed_everything
@@ -21,4 +22,4 @@ from .lesson import setup
 
 __version__ = "0.1.0"
 __all__ = ["attacks", "checkpoints", "config", "data", "evaluate", "exercises", "features", "guards", "lesson", "losses",
-           "models", "plots", "train", "widgets", "fgsm", "pgd", "from_preset", "pick_device", "seed_everything", "setup"]
+           "models", "plots", "released", "train", "widgets", "fgsm", "pgd", "from_preset", "pick_device", "seed_everything", "setup"]

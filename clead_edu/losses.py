@@ -281,5 +281,3 @@ def align(model, x, y, cfg, head=None):
     x_adv = pgd(model, x, y, loss_fn=clead_inner(z_clean, cfg.mu, head), **_attack(cfg))
     return align_loss(model, x, y, x_adv, lam=cfg.lam, head=head, joint_bn=cfg.joint_bn)
 
-
-from . import released  # noqa: E402,F401  (registers "clead_released"; it builds on this module)
