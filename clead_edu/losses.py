@@ -261,13 +261,19 @@ def trades(model, x, y, cfg, head=None):
     return trades_loss(model, x, y, x_adv, beta=cfg.beta, joint_bn=cfg.joint_bn)
 
 
+def clead_attack(model, x, y, cfg, head=None) -> torch.Tensor:
+    """C-LEAD's inner maximisation (shared by `clead` and the `align` control): PGD on
+    `clead_inner` from the clean representation, model in eval mode. x_adv (B, C, H, W)."""
+    with torch.no_grad(), eval_mode(model):
+        z_clean = embed(model, x, head)
+    return pgd(model, x, y, loss_fn=clead_inner(z_clean, cfg.mu, head), **_attack(cfg))
+
+
 @objective("clead")
 def clead(model, x, y, cfg, head=None):
     """C-LEAD: perturb to break the prediction (and, with mu > 0, the representation), then
     pull each clean image and its adversarial twin together. Returns (loss, logits on x_adv)."""
-    with torch.no_grad(), eval_mode(model):
-        z_clean = embed(model, x, head)
-    x_adv = pgd(model, x, y, loss_fn=clead_inner(z_clean, cfg.mu, head), **_attack(cfg))
+    x_adv = clead_attack(model, x, y, cfg, head)
     return clead_loss(model, x, y, x_adv, lam=cfg.lam, tau=cfg.tau, positives=cfg.positives, head=head,
                       joint_bn=cfg.joint_bn)
 
@@ -276,8 +282,5 @@ def clead(model, x, y, cfg, head=None):
 def align(model, x, y, cfg, head=None):
     """Control: C-LEAD's attack and cross-entropy, but the contrastive term replaced by pair-only
     cosine alignment (no negatives), weight lam. Returns (loss, logits on x_adv)."""
-    with torch.no_grad(), eval_mode(model):
-        z_clean = embed(model, x, head)
-    x_adv = pgd(model, x, y, loss_fn=clead_inner(z_clean, cfg.mu, head), **_attack(cfg))
+    x_adv = clead_attack(model, x, y, cfg, head)
     return align_loss(model, x, y, x_adv, lam=cfg.lam, head=head, joint_bn=cfg.joint_bn)
-
