@@ -40,12 +40,12 @@ def run(cfg: RunConfig, out: Path, *, objectives=COMPARED, device: str = "auto",
     train_set = D.subset(data.train, cfg.train_n, cfg.seed)
     x, y = evaluation_images(data, cfg)
     eps_grid = check_grid(cfg.eps) if not figures else [cfg.eps * i / 4 for i in range(9)]  # 0 .. 2 eps
+    test_set = D.subset(data.test, cfg.eval.eval_n, cfg.seed)    # clean test accuracy per epoch
     models, results, times = {}, {}, {}
     for obj in order(objectives):
         seed_everything(cfg.seed)
         model = model_for(data, cfg.arch).to(dev)
-        t, how = time.time(), dict(out_dir=out / obj, resume=resume, progress=progress,
-                                   test_set=D.subset(data.test, cfg.eval.eval_n, cfg.seed))
+        t, how = time.time(), dict(out_dir=out / obj, resume=resume, progress=progress, test_set=test_set)
         if obj == "clead_released":                    # fine-tunes the standard model of this run
             hist = released.train_released(model, models["standard"], train_set, cfg.for_objective(obj), **how)
         else:
