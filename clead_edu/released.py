@@ -20,12 +20,17 @@ Here, in three steps (`train_released` runs them; the pipeline and the lessons c
 """
 from __future__ import annotations
 
+from dataclasses import asdict
+from pathlib import Path
+
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
 from .attacks import eval_mode, pgd
+from .checkpoints import save_checkpoint
 from .losses import HEADS, _attack, objective
+from .train import make_loader, make_optimizer, train
 
 TEMPERATURE = 0.1        # criterion_kwargs.temperature of SCAN's simclr configs (not in the release)
 PROJECTION_DIM = 128     # features_dim of Contrastive_mod_linear_Model (models/models.py)
@@ -117,7 +122,6 @@ def train_released(model: nn.Module, standard: nn.Module, train_set, cfg, out_di
     """Steps 1 to 3 for `model` (same architecture as `standard`, the run's standard model):
     copy the standard weights, fine-tune with this objective (`train.train`, which takes
     `train_kwargs`), then `finish`. Returns the history (fine-tuning epochs, then classifier)."""
-    from .train import train
     model.load_state_dict(standard.state_dict())
     history = train(model, train_set, cfg, out_dir=out_dir, **train_kwargs)
     return finish(model, train_set, cfg, history, out_dir)
@@ -127,10 +131,6 @@ def finish(model: nn.Module, train_set, cfg, history: list[dict], out_dir=None) 
     """Step 3 after the training loop: `fit_classifier`, then (with out_dir) model.pt saved again
     with the final classifier, so that a loaded clead_released model is the finished one.
     Returns the history with the classifier's epochs appended."""
-    from dataclasses import asdict
-    from pathlib import Path
-
-    from .checkpoints import save_checkpoint
     history = history + fit_classifier(model, train_set, cfg)
     if out_dir is not None:
         save_checkpoint(model, Path(out_dir) / "model.pt", {"train": asdict(cfg), "history": history})
@@ -140,7 +140,6 @@ def finish(model: nn.Module, train_set, cfg, history: list[dict], out_dir=None) 
 def fit_classifier(model: nn.Module, train_set, cfg, progress: bool = False) -> list[dict]:
     """Step 3: a new linear classifier (model.fc) on the frozen fine-tuned features, clean
     cross-entropy, cfg.epochs epochs with the usual SGD schedule. Returns its history rows."""
-    from .train import make_loader, make_optimizer
     torch.manual_seed(cfg.seed)
     model.fc.reset_parameters()
     loader = make_loader(model, train_set, cfg)

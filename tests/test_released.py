@@ -130,7 +130,7 @@ def test_pipeline_trains_standard_first_and_starts_from_it(monkeypatch, tmp_path
         finals[cfg.objective] = {k: v.clone() for k, v in model.state_dict().items()}
         return out
     monkeypatch.setattr(pipeline, "train", spy)
-    monkeypatch.setattr("clead_edu.train.train", spy)         # released.train_released calls it
+    monkeypatch.setattr("clead_edu.released.train", spy)      # released.train_released calls it
     from clead_edu import config as C
     cfg = C.from_preset("quick", "digits", epochs=1, train_n=100, eval_n=30, aa_n=0, steps=1)
     pipeline.run(cfg, tmp_path, objectives=["pgd_at", "clead_released"], figures=False, progress=False)
