@@ -39,7 +39,7 @@ def describe(cfg: RunConfig, images: dict | None = None) -> str:
     n_train = images["train"] if images else (cfg.train_n or "all")
     used = f" and {images['eval']} test images" if images else ""
     return (f"Model {cfg.arch}, {t.epochs} epochs, {n_train} training images{used}, L-inf eps "
-            f"{t.eps:.4g} ({t.eps * 255:.1f}/255), training PGD-{t.steps} (step {t.alpha:.4g}), seed "
+            f"{t.eps:.4g} ({t.eps * 255:.1f}/255), training PGD-{t.train_steps} (step {t.alpha:.4g}), seed "
             f"{t.seed}. C-LEAD: lam {t.lam}{f' (ramped over {t.lam_ramp} epochs)' if t.lam_ramp else ''}, tau "
             f"{t.tau}, mu {t.mu}, positives {t.positives}, head {t.head_dim or 'none'}; clean and adversarial "
             f"views {'in one BatchNorm batch' if t.joint_bn else 'through BatchNorm separately'}. AutoAttack: "
@@ -155,7 +155,7 @@ def write_ablation(out: Path, cfg: RunConfig, rows: list[dict], variants: dict, 
              f"own split of its own training images). Seeds "
              f"{','.join(map(str, seeds))}; every variant starts from lam {t.lam}, tau {t.tau}, mu {t.mu}, "
              f"positives {t.positives}, head {t.head_dim or 'none'}; {t.epochs} epochs, eps {t.eps:.4g}, "
-             f"training PGD-{t.steps}. Accuracy in %, mean ± 95% interval over seeds; the last "
+             f"training PGD-{t.train_steps}. Accuracy in %, mean ± 95% interval over seeds; the last "
              f"column is paired (same seed, same split).", "",
              f"| variant | val clean | val PGD-{k} | val PGD-{k} minus PGD-AT | train time (s) |",
              "|---|---:|---:|---:|---:|"]
