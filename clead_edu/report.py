@@ -1,4 +1,5 @@
-"""The report writers: report.md of one run, summary.md of a study, ablation.md.
+"""The report writers: report.md of one run, summary.md of a study, ablation.md; `table`
+for the notebooks' plain-text tables.
 
 Each takes the settings as a `config.RunConfig` and the numbers as plain dicts
 (the contents of metrics.json), and writes Markdown with the command beside it.
@@ -13,6 +14,19 @@ from .config import RunConfig
 
 LABELS = {"standard": "Standard", "pgd_at": "PGD-AT", "trades": "TRADES", "clead": "C-LEAD",
           "fgsm_at": "FGSM-AT", "align": "Align (control)", "clead_released": "C-LEAD (released code)"}
+
+
+def table(rows: dict, formats: dict | None = None) -> str:
+    """rows {name: {column: value}} as aligned plain text, one line per name (the notebooks'
+    tables). `formats` {column: format} picks the columns and writes their values; default:
+    every column of the first row as a percentage ('{:.1%}': 0.453 -> '45.3%')."""
+    formats = formats or dict.fromkeys(next(iter(rows.values())), "{:.1%}")
+    cells = {name: [f.format(r[c]) for c, f in formats.items()] for name, r in rows.items()}
+    first = max(len(n) for n in [*rows, "model"])
+    widths = [max(len(c), *(len(v[i]) for v in cells.values())) for i, c in enumerate(formats)]
+    lines = [[f"{'model':<{first}}", *formats], *([name, *v] for name, v in cells.items())]
+    return "\n".join(f"{line[0]:<{first}}" + "".join(f"  {v:>{w}}" for v, w in zip(line[1:], widths))
+                     for line in lines)
 
 
 def interval(values: list[float], conf: float = 0.95) -> tuple[float, float]:
