@@ -52,9 +52,12 @@ def test_released_loss_matches_literal_loop(tau, seed):
 def test_released_temperature_and_head():
     """Temperature 0.1 (SCAN's simclr config) and a linear head to 128 dimensions."""
     assert R.TEMPERATURE == 0.1
-    head = make_head(64, TrainConfig(objective="clead_released"))
-    assert isinstance(head, nn.Linear) and (head.in_features, head.out_features) == (64, 128)
-    assert make_head(64, TrainConfig(objective="clead")) is None
+    model = build_model("small_cnn", 10, 1, (0.3,), (0.37,))
+    head = make_head(model, TrainConfig(objective="clead_released"))
+    assert isinstance(head, nn.Linear) and (head.in_features, head.out_features) == (model.feature_dim, 128)
+    assert make_head(model, TrainConfig(objective="clead")) is None
+    logits_head = make_head(model, TrainConfig(objective="clead_released_at", released_head_input="logits"))
+    assert (logits_head.in_features, logits_head.out_features) == (10, 128)
 
 
 @pytest.fixture
