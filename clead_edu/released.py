@@ -120,8 +120,8 @@ def forward_three(model: nn.Module, head: nn.Module, views: torch.Tensor,
     h = model.features(views.flatten(0, 1))
     out = h if reads == "features" else model.fc(h)
     with torch.no_grad():
-        logits = (model.fc(h) if reads == "features" else out).view(b, 3, -1)[:, 0]
-    return F.normalize(head(out), dim=1).view(b, 3, -1), logits
+        logits = model.fc(h) if reads == "features" else out.detach()
+    return F.normalize(head(out), dim=1).view(b, 3, -1), logits.view(b, 3, -1)[:, 0]
 
 
 # ----------------------------------------------------------------------------- head and classifier
