@@ -24,7 +24,7 @@ import torch
 from . import data as D
 from . import evaluate as E
 from .attacks import pgd
-from .config import RunConfig, update
+from .config import COMPARED, RunConfig, update
 from .device import pick_device, seed_everything
 from .launch import Launch, run_all
 from .models import model_for
@@ -95,13 +95,19 @@ def study(cfg: RunConfig, seeds: list[int], out: Path, command: str, *, overwrit
 
 def seed_metrics(cfg: RunConfig, folder: Path, overwrite: bool, **job) -> dict:
     """metrics.json of one seed: reused if the folder holds a finished run with the same
-    settings (so an interrupted study continues); other settings raise ValueError."""
+    settings and every objective asked for (so an interrupted study continues); other
+    settings or missing objectives raise ValueError."""
     done = folder / "metrics.json"
     if done.exists() and overwrite:
         done.unlink()
     if done.exists():
-        if json.loads(done.read_text())["settings"] != json.loads(json.dumps(cfg.to_dict())):
+        found = json.loads(done.read_text())
+        if found["settings"] != json.loads(json.dumps(cfg.to_dict())):
             raise ValueError(f"{done} was made with other settings; pass another --out or delete {folder}")
+        missing = [o for o in job.get("objectives", COMPARED) if o not in found["models"]]
+        if missing:
+            raise ValueError(f"{done} has no {', '.join(missing)} (it has {', '.join(found['models'])}); "
+                             f"pass another --out for these objectives")
         print(f"[clead_edu] seed {cfg.seed}: reusing {done}")
     else:
         folder.mkdir(parents=True, exist_ok=True)
