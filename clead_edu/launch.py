@@ -94,7 +94,10 @@ def executor(launch: Launch, folder: Path):
     """An executor with submit(fn, *args) -> a future with done() and result()."""
     if launch.launcher == "processes":
         return ProcessPoolExecutor(launch.jobs, mp_context=multiprocessing.get_context("spawn"))
-    import submitit        # only the cluster launchers need it
+    try:
+        import submitit    # only these launchers need it (pyproject extra `cluster`)
+    except ImportError:
+        raise ValueError(f"--launcher {launch.launcher} needs submitit: pip install submitit") from None
     if launch.launcher == "local":
         ex = submitit.LocalExecutor(folder=folder / "submitit")
         ex.update_parameters(timeout_min=launch.time)

@@ -84,6 +84,12 @@ def test_bad_launch_settings(kw, message):
         L.Launch(**kw)
 
 
+def test_launcher_without_submitit_says_what_to_install(tmp_path, monkeypatch):
+    monkeypatch.setitem(sys.modules, "submitit", None)            # import submitit -> ImportError
+    with pytest.raises(ValueError, match="pip install submitit"):
+        L.executor(L.Launch(launcher="local"), tmp_path)
+
+
 def test_study_help_shows_jobs_and_launcher():
     res = subprocess.run([sys.executable, "-m", "clead_edu", "study", "--help"], cwd=REPO, capture_output=True,
                          text=True, timeout=120, env=ENV)
