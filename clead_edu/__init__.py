@@ -10,7 +10,8 @@ One module per job: config (settings, presets and the names of every choice), da
 attacks (guards: their input checks), losses (the pure losses), released (the losses and views
 of the authors' released reading), objectives (the training steps by name: attack, then loss),
 train (the loop), checkpoints, fast (the GPU fast path), evaluate, features, plots, widgets,
-lesson (the notebooks' set-up), exercises (self-checks), pipeline (the main job), report, study.
+lesson (the notebooks' set-up), exercises (self-checks), pipeline (the main job), report, study
+(launch: its seeds side by side).
 Importing runs nothing.
 """
 from . import (attacks, checkpoints, config, data, evaluate, exercises, features, guards, lesson, losses,

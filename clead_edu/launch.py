@@ -81,7 +81,7 @@ def call(fn: Callable, args: tuple, kwargs: dict, threads: int | None, log: Path
     t = time.time()
     with contextlib.ExitStack() as stack:
         if log:
-            f = stack.enter_context(open(log, "a"))
+            f = stack.enter_context(open(log, "a", buffering=1))     # line by line, to follow it
             stack.enter_context(contextlib.redirect_stdout(f))
             stack.enter_context(contextlib.redirect_stderr(f))
         result = fn(*args, **kwargs)
