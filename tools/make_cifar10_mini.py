@@ -96,7 +96,8 @@ def main(argv=None) -> None:
                     help="folder to write (default data/cifar10-mini)")
     ap.add_argument("--root", type=Path, default=Path("data"),
                     help="where CIFAR-10 is, or is downloaded to (default data, as for --dataset cifar10)")
-    ap.add_argument("--no-download", action="store_true", help="use the files in --root only")
+    ap.add_argument("--no-download", action="store_true",
+                    help="use the extracted cifar-10-batches-py/ in --root only (no download, no extraction)")
     ap.add_argument("--per-batch", type=int, default=1017, help="images from the start of each training batch")
     ap.add_argument("--test", type=int, default=517, help="images from the start of the test batch")
     ap.add_argument("--no-progress", action="store_true")
