@@ -133,7 +133,8 @@ def test_failing_stage_keeps_earlier_outputs(tmp_path):
     assert proc.returncode == 1, proc.stdout[-2000:] + proc.stderr[-2000:]
     res = json.loads((tmp_path / "out" / "cpu.json").read_text())
     assert res["stages"]["throughput"]["status"] == "ok" and res["stages"]["study"]["status"] == "failed"
-    assert "not-built" in res["stages"]["study"]["error"] and "make_cifar10_mini" in res["stages"]["study"]["error"] and res["stages"]["study"]["seconds"] < 5
+    error = res["stages"]["study"]["error"]
+    assert "not-built" in error and "make_cifar10_mini" in error and res["stages"]["study"]["seconds"] < 5
     rows = res["throughput"]["rows"]
     assert rows and all(positive(r["images_per_s"]) for r in rows)
     assert res["stages"]["throughput"]["skipped"]           # the 3-second budget left most measurements out

@@ -1,11 +1,11 @@
 """Build clead_edu/assets/cifar10_sample.npz, the offline photo set behind
 `get_data("cifar10-sample")`, from an ImageFolder copy of real CIFAR-10 images.
 
-    python tools/make_cifar10_mini.py                                     # -> data/cifar10-mini
+    python tools/make_cifar10_mini.py                  # the source tree: data/cifar10-mini
     python tools/make_cifar10_sample.py [data/cifar10-mini] [--per-class 200]
 
-The source tree (the one tools/make_cifar10_mini.py writes) has PATH/train/<class>/bK_NNNN.png (training batch K, index NNNN)
-and PATH/test/<class>/t_NNNN.png, 32x32 RGB PNG, lossless. The sample keeps the
+The source tree has PATH/train/<class>/bK_NNNN.png (training batch K, index NNNN) and
+PATH/test/<class>/t_NNNN.png, 32x32 RGB PNG, lossless. The sample keeps the
 first `per_class` training images of every class (by file name, so a class-balanced
 2,000 at 200 per class) and every test image. Stored as uint8 arrays:
 
