@@ -10,6 +10,7 @@ import os
 import pickle
 import subprocess
 import sys
+from pathlib import Path
 from unittest import mock
 
 import numpy as np
@@ -19,7 +20,7 @@ from PIL import Image
 
 from clead_edu import data as D
 
-REPO = __import__("pathlib").Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[1]
 CLASSES = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"]
 PER_BATCH, TAKE, TEST, TAKE_TEST = 4, 2, 12, 10     # batch sizes of the fake, and how many to take
 
