@@ -2,7 +2,7 @@
 
     python tools/make_cifar10_mini.py                  # once: the real images, data/cifar10-mini
     python benchmarks/gpu_suite.py --stage all --out artifacts/gpu_suite --bundle artifacts/gpu_bundle
-    python benchmarks/gpu_suite.py --dry-run --stage all --out /tmp/suite_dry     # CPU, 1-2 minutes
+    python benchmarks/gpu_suite.py --dry-run --stage all --out /tmp/suite_dry     # the same, tiny, on a CPU
 
 Stages (`--stage throughput|notebooks|study|all`, or a comma list):
 

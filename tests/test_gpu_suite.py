@@ -4,9 +4,9 @@ The dry run executes every stage with the same code as on the GPU, at tiny sizes
 throughput measurements (small CNN, batches of 8 and 16, one timed batch, torch.compile with
 the 'eager' backend), notebook 01 through papermill (quick preset, one epoch, on a synthetic
 colour-coded 32x32 ImageFolder the suite makes), and the study on that folder (one seed fast,
-the same seed plain, AutoAttack 'quick'). Measured: 37 s of CPU time, 70 to 120 s of wall time on
-this repository's 2 cores shared with other jobs (load average 6 to 8). The tests that use it are
-marked `notebook`.
+the same seed plain, AutoAttack 'quick'). This file took 23 minutes on this repository's 2 cores
+shared with other jobs (load average 9 to 12), most of it in that dry run. The tests that use it
+are marked `notebook`.
 """
 import json
 import math
