@@ -10,11 +10,12 @@ One module per job: config (settings and presets), data, models, attacks (guards
 their input checks), losses (and the training objectives), released (the authors' released
 reading, objective "clead_released"), train (the loop),
 checkpoints, fast (the GPU fast path), evaluate, features, plots, widgets,
-lesson (the notebooks' set-up), exercises (self-checks), pipeline (the main job), report, study.
+lesson (the notebooks' set-up), exercises (self-checks), pipeline (the main job), report, study,
+threads (how many CPU threads to use).
 Importing runs nothing.
 """
 from . import (attacks, checkpoints, config, data, evaluate, exercises, features, guards, lesson, losses,
-               models, plots, released, train, widgets)   # importing released registers "clead_released"
+               models, plots, released, threads, train, widgets)   # importing released registers "clead_released"
 from .attacks import fgsm, pgd
 from .config import from_preset
 from .device import pick_device, seed_everything

@@ -27,13 +27,16 @@ from .config import COMPARED, RunConfig
 from .device import pick_device, seed_everything
 from .models import model_for
 from .report import LABELS, write_report
+from .threads import set_threads
 from .train import train
 
 
 def run(cfg: RunConfig, out: Path, *, objectives=COMPARED, device: str = "auto", data_root="data",
-        resume: bool = False, figures: bool = True, progress: bool = True) -> Path:
-    """Train and evaluate every objective in `objectives` into `out`; returns `out`."""
+        resume: bool = False, figures: bool = True, progress: bool = True, threads=None) -> Path:
+    """Train and evaluate every objective in `objectives` into `out`; returns `out`.
+    `threads`: CPU threads (default: `threads.set_threads` sizes them)."""
     t0, dev = time.time(), pick_device(device)
+    set_threads(threads)
     data = D.get_data(cfg.dataset, data_root, seed=cfg.seed)
     print(f"[clead_edu] {cfg.dataset} ({len(data.train)} train / {len(data.test)} test images, "
           f"{data.num_classes} classes), preset {cfg.preset}, writing to {out}")
