@@ -30,7 +30,7 @@ SETTINGS = [
     ("--extra-pgd-steps", int, "also run PGD with this many steps (e.g. 50)"),
     ("--extra-restarts", int, "restarts of that PGD (robust = survives all)"),
     ("--aa-n", int, "test images for AutoAttack (0 = skip)"),
-    ("--umap-n", int, "test images in the UMAP pictures"),
+    ("--umap-n", int, "test images for the feature-space numbers and UMAP pictures"),
     ("--batch-size", int, "training batch size"), ("--lr", float, "peak learning rate"),
     ("--lam", float, "C-LEAD: weight of the contrastive term"),
     ("--lam-ramp", int, "C-LEAD/align: lam grows linearly from 0 over this many epochs"), ("--tau", float, "C-LEAD: SupCon temperature"),

@@ -45,3 +45,31 @@ def test_report_keeps_one_image_set_per_row(tmp_path):
     res.update(worst_case_n=128, accuracy_eval=res["accuracy"])
     write_report(tmp_path, RunConfig(), {"pgd_at": res}, {}, [], {"pgd_at": 1.0, "total": 2.0})
     assert "The table above uses" not in (tmp_path / "report.md").read_text()
+
+
+def table_without_rows(text: str) -> list[str]:
+    """Header lines of Markdown tables in `text` that have no row after their |---| line."""
+    lines = text.splitlines()
+    return [lines[i - 1] for i, line in enumerate(lines)
+            if line.startswith("|---") and not (i + 1 < len(lines) and lines[i + 1].startswith("| "))]
+
+
+def test_report_never_prints_an_empty_table(tmp_path):
+    """With pair metrics: one row per model, the images named. Without (umap_n 0): a sentence
+    saying why, and no table without rows anywhere in the report."""
+    from clead_edu.config import RunConfig, from_preset
+    from clead_edu.report import write_report
+    res = {"accuracy": {"clean": 0.9, "pgd20": 0.4}, "worst_case_n": 60, "eval_n": 60, "sanity_checks": []}
+    feats = {"pgd_at": {"pair_distance": 0.0421, "centroid_distance": 0.5, "relative_pair_distance": 0.0842,
+                        "adv_nn_accuracy": 0.55}}
+    write_report(tmp_path, RunConfig(), {"pgd_at": res}, feats, [], {"pgd_at": 1.0, "total": 2.0},
+                 {"train": 100, "eval": 60})
+    text = (tmp_path / "report.md").read_text()
+    assert "| PGD-AT | 0.042 | 0.084 | 55.0% |" in text and "first 60 evaluation images" in text
+    assert table_without_rows(text) == []
+    cfg = from_preset("quick", "digits", umap_n=0)
+    write_report(tmp_path, cfg, {"pgd_at": res}, {}, [], {"pgd_at": 1.0, "total": 2.0})
+    text = (tmp_path / "report.md").read_text()
+    assert "Not measured in this run" in text and "umap_n was 0" in text
+    assert "pair distance |" not in text and table_without_rows(text) == []
+    assert table_without_rows("| a |\n|---|\n\ntext") == ["| a |"]       # the check itself finds one
