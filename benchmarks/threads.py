@@ -104,17 +104,19 @@ def run_case(args, threads: str, *, preexec=None, default_threads: int) -> dict:
         wall = time.perf_counter() - t
     if p.returncode != 0:
         raise RuntimeError(f"{' '.join(cmd)} failed:\n{p.stdout[-2000:]}\n{p.stderr[-2000:]}")
+    note = threads_note(p.stdout)
     if args.workload == "batches":
-        return json.loads(p.stdout.strip().splitlines()[-1])
-    return {"seconds": wall, "threads": threads_note(p.stdout)}
+        return json.loads(p.stdout.strip().splitlines()[-1]) | {"why": note[1]}
+    return {"seconds": wall, "threads": note[0], "why": note[1]}
 
 
-def threads_note(stdout: str) -> str:
-    """The thread count from the package's '[clead_edu] using N CPU thread(s)' note."""
+def threads_note(stdout: str) -> tuple[str, str]:
+    """(count, reason) from the package's '[clead_edu] using N CPU threads: limited by ...; ...'
+    note; ('?', 'torch default') without one."""
     for line in stdout.splitlines():
-        if "CPU thread" in line and "using" in line:
-            return line.split("using ")[1].split()[0]
-    return "?"
+        if line.startswith("[clead_edu] using") and "CPU thread" in line:
+            return line.split("using ")[1].split()[0], line.split("limited by ")[1].split(";")[0]
+    return "?", "torch default"
 
 
 @contextlib.contextmanager
@@ -190,7 +192,8 @@ def measure(args) -> dict:
 def show(r: dict) -> str:
     if "skipped" in r:
         return f"skipped: {r['skipped']}"
-    return (f"{r['seconds']:8.1f} s" if r["seconds"] is not None else f"  > timeout") + f", {r['threads']} threads"
+    seconds = f"{r['seconds']:8.1f} s" if r["seconds"] is not None else "  > timeout"
+    return f"{seconds}, {r['threads']} threads ({r.get('why', '?')})"
 
 
 def ratios(results: dict) -> list[str]:

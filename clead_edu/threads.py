@@ -1,6 +1,6 @@
 """How many CPU threads to use: as many as this process may really use, at least 1.
 
-    n, why = choose_threads()       # e.g. (1, 'the free CPUs now (1.0 of 2)')
+    n, why = choose_threads()       # e.g. (1, 'the CPUs idle now (1.0 of 2)')
     set_threads()                   # choose, apply to torch and the BLAS/OpenMP pools, print a note
 
 torch starts one thread per core of the host, but a JupyterHub container may get a CPU
@@ -144,7 +144,7 @@ def limits(threads=None, *, cpus: set[int] | None = None, cgroup_root="/sys/fs/c
 
 
 WHY = {"setting": "your setting ({})", "affinity": "the CPUs this process may use ({})",
-       "cgroup quota": "the CPU quota ({:.3g} CPUs)", "free CPUs": "the CPUs idle now ({:.1f} of {})"}
+       "cgroup quota": "the CPU quota ({:.3g} CPU-seconds per second)", "free CPUs": "the CPUs idle now ({:.1f} of {})"}
 
 
 def choose_threads(threads=None, found: dict | None = None) -> tuple[int, str]:
