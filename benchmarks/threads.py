@@ -102,9 +102,10 @@ def run_case(args, threads: str, *, preexec=None, default_threads: int) -> dict:
         except subprocess.TimeoutExpired:
             return {"seconds": None, "threads": "?"}
         wall = time.perf_counter() - t
-    if p.returncode != 0:
-        raise RuntimeError(f"{' '.join(cmd)} failed:\n{p.stdout[-2000:]}\n{p.stderr[-2000:]}")
-    note = threads_note(p.stdout)
+        if p.returncode != 0:
+            raise RuntimeError(f"{' '.join(cmd)} failed:\n{p.stdout[-2000:]}\n{p.stderr[-2000:]}")
+        executed = list(Path(tmp).glob("*.ipynb"))          # a notebook's notes are in its outputs
+        note = threads_note(p.stdout + "".join(f.read_text() for f in executed))
     if args.workload == "batches":
         return json.loads(p.stdout.strip().splitlines()[-1]) | {"why": note[1]}
     return {"seconds": wall, "threads": note[0], "why": note[1]}
@@ -113,8 +114,8 @@ def run_case(args, threads: str, *, preexec=None, default_threads: int) -> dict:
 def threads_note(stdout: str) -> tuple[str, str]:
     """(count, reason) from the package's '[clead_edu] using N CPU threads: limited by ...; ...'
     note; ('?', 'torch default') without one."""
-    for line in stdout.splitlines():
-        if line.startswith("[clead_edu] using") and "CPU thread" in line:
+    for line in stdout.replace("\\n", "\n").splitlines():       # (a notebook's JSON escapes newlines)
+        if "[clead_edu] using" in line and "CPU thread" in line:
             return line.split("using ")[1].split()[0], line.split("limited by ")[1].split(";")[0]
     return "?", "torch default"
 
