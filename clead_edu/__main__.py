@@ -31,7 +31,7 @@ SETTINGS = [
     ("--extra-pgd-steps", int, "also run PGD with this many steps (e.g. 50)"),
     ("--extra-restarts", int, "restarts of that PGD (robust = survives all)"),
     ("--aa-n", int, "test images for AutoAttack (0 = skip)"),
-    ("--umap-n", int, "test images in the UMAP pictures"),
+    ("--umap-n", int, "test images for the feature-space numbers and UMAP pictures"),
     ("--batch-size", int, "training batch size"), ("--lr", float, "peak learning rate"),
     ("--lam", float, "C-LEAD: weight of the contrastive term"),
     ("--lam-ramp", int, "C-LEAD/align: lam grows linearly from 0 over this many epochs"), ("--tau", float, "C-LEAD: SupCon temperature"),
@@ -51,6 +51,7 @@ def add_run_options(r: argparse.ArgumentParser) -> None:
     r.add_argument("--objectives", default=",".join(C.COMPARED), help="comma-separated names from "
                    + ",".join(C.OBJECTIVES))
     r.add_argument("--data-root", default="data", help="where datasets are downloaded")
+    r.add_argument("--threads", help="CPU threads (default: $CLEAD_EDU_THREADS, else what this process may use)")
     for flag, kind, text in SETTINGS:
         r.add_argument(flag, type=kind, help=text)
     r.add_argument("--positives", choices=C.POSITIVES, help="C-LEAD positives")
@@ -113,7 +114,7 @@ def main(argv=None) -> int:
             return args.func(args)
         cfg = to_config(args)
         job = dict(objectives=objectives(args.objectives), device=args.device, data_root=args.data_root,
-                   figures=not args.no_figures, progress=not args.no_progress)
+                   figures=not args.no_figures, progress=not args.no_progress, threads=args.threads)
         if args.command == "run":
             out = pipeline.out_dir(cfg, args.out, reuse=args.overwrite or args.resume)
             pipeline.run(cfg, out, resume=args.resume, **job)
@@ -125,7 +126,8 @@ def main(argv=None) -> int:
             out = pipeline.out_dir(cfg, args.out, "ablation", reuse=True)
             variants = [v.strip() for v in args.variants.split(",") if v.strip()]
             print(S.ablate(cfg, S.parse_seeds(args.seeds), variants, out, val_fraction=args.val_fraction,
-                           device=args.device, data_root=args.data_root, overwrite=args.overwrite)
+                           device=args.device, data_root=args.data_root, overwrite=args.overwrite,
+                           threads=args.threads)
                   + f"[clead_edu] written: {out / 'ablation.md'}")
     except (D.DatasetUnavailable, ValueError) as err:
         print(f"error: {err}", file=sys.stderr)
