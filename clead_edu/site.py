@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import re
 import shutil
+import sysconfig
 import time
 from pathlib import Path, PurePosixPath
 
@@ -26,6 +27,14 @@ DOCS_IN_NAV = {"Instructor guide": "instructor_guide.md", "Results": "results.md
 WIDGET = "application/vnd.jupyter.widget-view+json"
 WIDGET_NOTE = ('<p class="clead-widget-note"><em>Interactive explorer: open the notebook in Jupyter '
                '(or Colab) to use it. The static figure after it shows the same.</em></p>')
+# MathJax's local configuration (config/local/clead_edu.js, named in mkdocs.yml's MathJax address):
+# jupyter-server-mathjax ships the STIX-Web fonts only, so HTML-CSS must not look for its TeX fonts;
+# its placeholder font, url('about:blank'), is refused by Chromium with a console error: local() instead.
+MATHJAX_LOCAL = """MathJax.Hub.Config({"HTML-CSS": {availableFonts: [], preferredFont: null,
+  webFont: "STIX-Web", imageFont: null,
+  styles: {"@font-face": {"font-family": "MathJax_Blank", src: "local('MathJax_Blank')"}}}});
+MathJax.Ajax.loadComplete("[MathJax]/config/local/clead_edu.js");
+"""
 LINK = re.compile(r"(!?)\[([^\]]*)\]\(([^)\s]+)\)")
 
 
@@ -70,6 +79,7 @@ def for_reading(nb):
     """The executed notebook as a reader should see it: no Colab set-up cell or papermill's
     injected parameters (a temporary path), the Colab badge as a text link (no remote image),
     explorer widgets replaced by a note, progress-bar widgets left out. Changes nb in place and returns it."""
+    import nbformat
     nb.cells = [c for c in nb.cells if c.get("id") != "colab-setup"
                 and "injected-parameters" not in c.metadata.get("tags", [])]
     for cell in nb.cells:
@@ -81,7 +91,7 @@ def for_reading(nb):
             if WIDGET not in data:
                 outputs.append(out)
             elif re.match(r"[HV]Box\(", data.get("text/plain", "")):      # an explorer: a note instead
-                outputs.append({**out, "data": {"text/html": WIDGET_NOTE}})
+                outputs.append(nbformat.from_dict({**out, "data": {"text/html": WIDGET_NOTE}}))
             # else a progress bar (tqdm): its text shows only the first state, 0%; left out
         if cell.cell_type == "code":
             cell.outputs = outputs
@@ -127,8 +137,10 @@ def site_links(text: str, here: str, exists) -> str:
     """Markdown `text` from the repository file `here` (e.g. 'README.md') with its relative links
     pointed at the site's copies: docs/X -> X, notebooks/NN_x.ipynb -> lessons/NN_x.ipynb, made
     relative to where `here` lands in the site. A link whose target is not in the site (a module,
-    LICENSE, a folder) keeps its text only. `exists(path)` says whether a site path is a file."""
+    LICENSE, a folder) keeps its text only; README.md is the home page, index.md. `exists(path)` says whether a site path is a file."""
     def site_path(repo_path: str) -> str | None:
+        if repo_path == "README.md":
+            return "index.md"
         for old, new in (("docs/", ""), ("notebooks/", "lessons/")):
             if repo_path.startswith(old):
                 return new + repo_path[len(old):]
@@ -194,6 +206,8 @@ def stage(docs: Path, pages: list, preset: str, replace: dict[str, str]) -> list
         shutil.rmtree(docs)
     shutil.copytree(REPO / "docs", docs)
     shutil.copytree(STATIC_ASSETS_PATH, docs / "assets" / "mathjax")
+    (docs / "assets/mathjax/config/local").mkdir(exist_ok=True)
+    (docs / "assets/mathjax/config/local/clead_edu.js").write_text(MATHJAX_LOCAL, encoding="utf-8")
     (docs / "lessons").mkdir()
     for src, nb, _ in pages:
         nbformat.write(without_paths(for_reading(nb), replace), docs / "lessons" / src.name)
@@ -252,7 +266,8 @@ def build_site(out, only: str | None = None, preset: str = "quick", notebooks=NO
         pages.append((src, nbformat.read(run / src.name, as_version=4), seconds))
         print(f"[clead_edu] {src.name}: {seconds:.0f} s", flush=True)
     print("[clead_edu] building the site with MkDocs ...", flush=True)
-    replace = {f"{run}/": "", f"{Path(notebooks).resolve()}/": "", f"{REPO}/": ""}
+    replace = {f"{run}/": "", f"{Path(notebooks).resolve()}/": "", f"{REPO}/": "",
+               sysconfig.get_paths()["purelib"] + "/": ""}       # warnings name their file
     nav = stage(run / "docs", pages, preset, replace)
     mkdocs_build(run / "docs", run / "site", nav)
     publish(run / "site", out)
