@@ -198,31 +198,35 @@ Built with `python -m clead_edu site --preset {preset}` on {time.strftime("%Y-%m
 
 
 def stage(docs: Path, pages: list, preset: str, replace: dict[str, str]) -> list:
-    """Write the site's sources into `docs`: index.md (the README), docs/ as it is, the lessons
+    """Write the site's sources into `docs`: docs/ as it is, index.md (the README), the lessons
     ready to read in lessons/ with lessons/index.md, MathJax in assets/mathjax. Returns the nav."""
     import nbformat
-    from jupyter_server_mathjax.app import STATIC_ASSETS_PATH   # MathJax 2.7, offline
     if docs.exists():
         shutil.rmtree(docs)
     shutil.copytree(REPO / "docs", docs)
-    shutil.copytree(STATIC_ASSETS_PATH, docs / "assets" / "mathjax")
-    (docs / "assets/mathjax/config/local").mkdir(exist_ok=True)
-    (docs / "assets/mathjax/config/local/clead_edu.js").write_text(MATHJAX_LOCAL, encoding="utf-8")
+    copy_mathjax(docs / "assets" / "mathjax")
     (docs / "lessons").mkdir()
     for src, nb, _ in pages:
         nbformat.write(without_paths(for_reading(nb), replace), docs / "lessons" / src.name)
     (docs / "lessons" / "index.md").write_text(
         lessons_page([(src.stem, title(nb) or src.stem, s) for src, nb, s in pages], preset), encoding="utf-8")
-    exists = lambda p: (docs / p).is_file()  # noqa: E731
-    (docs / "index.md").write_text(site_links((REPO / "README.md").read_text(encoding="utf-8"), "README.md",
-                                              exists), encoding="utf-8")
-    for md in docs.rglob("*.md"):
-        if md.parent.name != "lessons":
-            here = "docs/" + md.relative_to(docs).as_posix()
-            md.write_text(site_links(md.read_text(encoding="utf-8"), here, exists), encoding="utf-8")
+    exists = lambda p: p == "index.md" or (docs / p).is_file()  # noqa: E731
+    for md in [md for md in docs.rglob("*.md") if md.parent != docs / "lessons"]:
+        here = "docs/" + md.relative_to(docs).as_posix()
+        md.write_text(site_links(md.read_text(encoding="utf-8"), here, exists), encoding="utf-8")
+    readme = (REPO / "README.md").read_text(encoding="utf-8")
+    (docs / "index.md").write_text(site_links(readme, "README.md", exists), encoding="utf-8")
     lessons = [{(title(nb) or src.stem).split(":")[0]: f"lessons/{src.name}"} for src, nb, _ in pages]
     return ([{"Home": "index.md"}, {"Lessons": ["lessons/index.md", *lessons]}]
             + [{name: path} for name, path in DOCS_IN_NAV.items() if exists(path)])
+
+
+def copy_mathjax(dest: Path) -> None:
+    """MathJax 2.7 from the jupyter-server-mathjax package, with the local configuration."""
+    from jupyter_server_mathjax.app import STATIC_ASSETS_PATH
+    shutil.copytree(STATIC_ASSETS_PATH, dest)
+    (dest / "config" / "local").mkdir(exist_ok=True)
+    (dest / "config" / "local" / "clead_edu.js").write_text(MATHJAX_LOCAL, encoding="utf-8")
 
 
 def mkdocs_build(docs: Path, site: Path, nav: list) -> None:
