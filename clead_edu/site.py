@@ -27,12 +27,15 @@ DOCS_IN_NAV = {"Instructor guide": "instructor_guide.md", "Results": "results.md
 WIDGET = "application/vnd.jupyter.widget-view+json"
 WIDGET_NOTE = ('<p class="clead-widget-note"><em>Interactive explorer: open the notebook in Jupyter '
                '(or Colab) to use it. The static figure after it shows the same.</em></p>')
-# MathJax's local configuration (config/local/clead_edu.js, named in mkdocs.yml's MathJax address):
-# jupyter-server-mathjax ships the STIX-Web fonts only, so HTML-CSS must not look for its TeX fonts;
-# its placeholder font, url('about:blank'), is refused by Chromium with a console error: local() instead.
+# MathJax's local configuration (config/local/clead_edu.js, named in mkdocs.yml's MathJax address).
+# jupyter-server-mathjax ships the STIX-Web fonts only, so: HTML-CSS must not look for its TeX
+# fonts; its placeholder font, url('about:blank'), is refused by Chromium with a console error
+# (local() instead); and the hidden MathML kept for screen readers must not ask for the TeX fonts
+# that the native-MathML styles name (a 404 for MathJax_AMS on \mathbb otherwise).
 MATHJAX_LOCAL = """MathJax.Hub.Config({"HTML-CSS": {availableFonts: [], preferredFont: null,
-  webFont: "STIX-Web", imageFont: null,
-  styles: {"@font-face": {"font-family": "MathJax_Blank", src: "local('MathJax_Blank')"}}}});
+  webFont: "STIX-Web", imageFont: null, styles: {
+    "@font-face": {"font-family": "MathJax_Blank", src: "local('MathJax_Blank')"},
+    ".MJX_Assistive_MathML [mathvariant]": {"font-family": "inherit !important"}}}});
 MathJax.Ajax.loadComplete("[MathJax]/config/local/clead_edu.js");
 """
 LINK = re.compile(r"(!?)\[([^\]]*)\]\(([^)\s]+)\)")
