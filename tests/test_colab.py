@@ -108,6 +108,18 @@ def test_drive_keeps_the_checkpoints_and_what_was_trained_before(monkeypatch, tm
     assert (home / "runs").is_symlink() and (Path(folder) / "m" / "model.pt").read_text() == "weights"
 
 
+@pytest.mark.parametrize("init", [False, True], ids=["namespace folder", "package"])
+def test_a_folder_named_like_the_package_is_not_an_installed_package(monkeypatch, tmp_path, init):
+    """On Colab the working directory is /content: a clone in /content/clead_edu would import as
+    an empty namespace package and the set-up would skip the installation."""
+    (tmp_path / "clead_edu").mkdir()
+    if init:
+        (tmp_path / "clead_edu" / "__init__.py").write_text("")
+    monkeypatch.delitem(sys.modules, "clead_edu")
+    monkeypatch.setattr(sys, "path", [str(tmp_path)])
+    assert S["is_installed"]() is init
+
+
 # ---- the slow test: a fresh virtual environment with Colab's packages -------------------------
 
 def link_torch(dest: Path) -> None:
@@ -190,9 +202,10 @@ def test_notebooks_run_on_colabs_packages_and_change_none(tmp_path, monkeypatch,
     times, begin = {}, time.time()
     py = colab_python(tmp_path)
     times["environment"] = round(time.time() - begin, 1)
+    print("Colab played: environment", times["environment"], "s")
     gpu_line = "GPU: " if torch.cuda.is_available() else "Runtime > Change runtime type > GPU"
     origin = snapshot(tmp_path / "origin")
-    content, home = tmp_path / "content", tmp_path / "content" / "clead_edu"
+    content, home = tmp_path / "content", tmp_path / "content" / "clead-edu"
     content.mkdir()
     for name, value in {"CLEAD_EDU_REPOSITORY": f"file://{origin}", "CLEAD_EDU_COLAB_DIR": str(home),
                         "JUPYTER_PATH": str(tmp_path / "jupyter"), "OMP_NUM_THREADS": "1"}.items():
@@ -211,6 +224,7 @@ def test_notebooks_run_on_colabs_packages_and_change_none(tmp_path, monkeypatch,
                             kernel_name="colab", cwd=str(content), parameters={"preset": "quick"},
                             progress_bar=False)
         times[stem] = round(time.time() - start, 1)
+        print("Colab played:", stem, times[stem], "s")
         printed[stem], after = text(tmp_path / f"{stem}.out.ipynb"), freeze(py)
         changed = {n: f"{v} -> {after.get(n)}" for n, v in before.items() if after.get(n) != v}
         assert not changed, f"{stem}: the set-up cell changed installed packages: {changed}"

@@ -114,15 +114,16 @@ def test_setup_cell_on_colab_clones_sparsely_then_runs_the_clones_setup(monkeypa
     assert len(calls) == 2 and (home / "prepared").read_text() == f"{home} False\n{home} True\n"   # no new clone
 
 
-def test_the_repository_override_is_what_gets_cloned(monkeypatch, tmp_path):
+def test_the_repository_override_is_cloned_into_a_folder_not_named_like_the_package(monkeypatch):
+    """By default into /content/clead-edu: Colab's working directory is /content, where a folder
+    "clead_edu" would be what `import clead_edu` finds."""
     calls = []
     on_colab(monkeypatch, importable=False)
     monkeypatch.setenv("CLEAD_EDU_REPOSITORY", "file:///srv/course")
-    monkeypatch.setenv("CLEAD_EDU_COLAB_DIR", str(tmp_path / "c"))
     monkeypatch.setattr(subprocess, "run", lambda cmd, **k: calls.append(cmd))
     with pytest.raises(FileNotFoundError):      # nothing was cloned, so no tools/colab_setup.py
         exec(setup_cell(""), {})
-    assert calls[0][-2:] == ["file:///srv/course", str(tmp_path / "c")]
+    assert calls[0][-2:] == ["file:///srv/course", "/content/clead-edu"]
 
 
 def with_repository(tmp_path, monkeypatch, url: str | None):

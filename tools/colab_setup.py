@@ -129,9 +129,16 @@ def use_drive(home: str, mountpoint: str) -> str:
     return target
 
 
+def is_installed(name: str = "clead_edu") -> bool:
+    """True if `name` imports as a package with an __init__.py: a folder of that name in the
+    working directory (a clone, say) imports too, as an empty namespace package, and does not count."""
+    spec = importlib.util.find_spec(name)
+    return spec is not None and spec.origin not in (None, "namespace")
+
+
 def prepare(home: str, drive: bool = False) -> None:
     """The set-up cell's work on Colab (see the module docstring); safe to run again."""
-    if importlib.util.find_spec("clead_edu") is None:
+    if not is_installed():
         added = install(home)
         print("installed clead_edu" + (f" and {', '.join(added)}" if added else "") + "; Colab's own packages unchanged")
     print(gpu_note())

@@ -14,7 +14,8 @@ While it is unset, the badge says so and the set-up cell, on Colab, stops with a
 says what to set. The set-up cell reads two environment variables, for a fork or a test:
 CLEAD_EDU_REPOSITORY (any address `git clone` accepts, a local file:// path included) replaces
 the repository address, and CLEAD_EDU_COLAB_DIR replaces the folder it clones into
-(/content/clead_edu). The installation itself is tools/colab_setup.py, run from that clone.
+(/content/clead-edu: with a hyphen, so that this folder, in Colab's working directory, is not
+what `import clead_edu` finds). The installation itself is tools/colab_setup.py, run from that clone.
 """
 from __future__ import annotations
 
@@ -76,7 +77,7 @@ except ImportError:
     colab = False
 if colab:
     repo = os.environ.get("CLEAD_EDU_REPOSITORY", "{url}")
-    home = os.environ.get("CLEAD_EDU_COLAB_DIR", "/content/clead_edu")
+    home = os.environ.get("CLEAD_EDU_COLAB_DIR", "/content/clead-edu")   # not "clead_edu": see the tool
     if not repo:
         raise RuntimeError("The course's repository address is not set, so clead_edu cannot be installed. "
                            "Instructor: set [project.urls] Repository in pyproject.toml and run "
