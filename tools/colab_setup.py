@@ -3,9 +3,9 @@
 Every notebook's set-up cell (written by tools/notebook_header.py) clones the course and then
 calls `prepare(home, drive=DRIVE)` from this file, inside the notebook's kernel:
 
-1. install, if `clead_edu` does not import yet: the package from the clone without its
-   dependencies, then only the requirements Colab lacks, with every distribution already
-   installed pinned to its version (a pip constraints file). Colab warns that upgrading its
+1. install, if `clead_edu` does not import yet: only the requirements Colab lacks, with every
+   distribution already installed pinned to its version (a pip constraints file), then the
+   package from the clone without its dependencies. Colab warns that upgrading its
    IPython, ipykernel, tornado or pyzmq can crash the runtime, and its torch is built for its
    GPU: so a requirement that Colab's own version does not meet stops here with a message
    instead of an upgrade;
@@ -91,7 +91,6 @@ def install(home: str) -> list[str]:
         raise RuntimeError("clead_edu needs a newer version of what this Python already has: "
                            f"{', '.join(conflicts)}. On Colab, upgrading them can break the runtime; "
                            "the package's requirements should accept Colab's versions.")
-    pip("--no-deps", "--no-build-isolation", home)
     if missing:
         with tempfile.NamedTemporaryFile("w", suffix=".txt", delete=False) as f:
             f.write(constraints(have))
@@ -99,6 +98,7 @@ def install(home: str) -> list[str]:
             pip("--constraint", f.name, *missing)
         finally:
             os.unlink(f.name)
+    pip("--no-deps", "--no-build-isolation", home)     # after its requirements: no pip warning
     importlib.invalidate_caches()
     return missing
 
