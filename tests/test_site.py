@@ -38,6 +38,8 @@ def test_for_reading_keeps_figures_replaces_explorers_and_drops_set_up_noise():
     """Explorer widget -> a note; tqdm widget -> left out; Colab set-up and injected
     parameters removed; badge without its remote image; the figure output untouched."""
     nb = nbformat.read(site.NOTEBOOKS / "02_attacks.ipynb", as_version=4)
+    nb.cells[0].source = ("[![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)]"   # an address set
+                          "(https://colab.research.google.com/github/uni/course/blob/main/notebooks/02_attacks.ipynb)")
     widget = {"application/vnd.jupyter.widget-view+json": {"model_id": "x", "version_major": 2}}
     figure = nbformat.v4.new_output("display_data", data={"image/png": "iVBORw0KGgo=", "text/plain": "<Figure>"})
     cell = nbformat.v4.new_code_cell("explorer", outputs=[
