@@ -10,16 +10,18 @@ One module per job: config (settings and presets), data, models, attacks (guards
 their input checks), losses (and the training objectives), released (the authors' released
 reading, objective "clead_released"), train (the loop),
 checkpoints, fast (the GPU fast path), evaluate, features, plots, widgets,
-lesson (the notebooks' set-up), exercises (self-checks), pipeline (the main job), report, study.
+lesson (the notebooks' set-up), exercises (self-checks) and graders (the code exercises'),
+pipeline (the main job), report, study.
 Importing runs nothing.
 """
-from . import (attacks, checkpoints, config, data, evaluate, exercises, features, guards, lesson, losses,
-               models, plots, released, train, widgets)   # importing released registers "clead_released"
+from . import (attacks, checkpoints, config, data, evaluate, exercises, features, graders, guards, lesson, losses,
+               models, plots, released, train, widgets)
+# (importing released registers the objective "clead_released", graders the code exercises' graders)
 from .attacks import fgsm, pgd
 from .config import from_preset
 from .device import pick_device, seed_everything
 from .lesson import setup
 
 __version__ = "0.1.0"
-__all__ = ["attacks", "checkpoints", "config", "data", "evaluate", "exercises", "features", "guards", "lesson", "losses",
+__all__ = ["attacks", "checkpoints", "config", "data", "evaluate", "exercises", "features", "graders", "guards", "lesson", "losses",
            "models", "plots", "released", "train", "widgets", "fgsm", "pgd", "from_preset", "pick_device", "seed_everything", "setup"]
