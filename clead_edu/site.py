@@ -79,6 +79,7 @@ def for_reading(nb):
     explorer widgets replaced by a note, progress-bar widgets left out. Changes nb in place and returns it."""
     nb.cells = [c for c in nb.cells if c.get("id") != "colab-setup"
                 and "injected-parameters" not in c.metadata.get("tags", [])]
+    nb.cells = [c for c in nb.cells if c.cell_type != "raw"]    # no raw cells: the editions' markup (otter)
     for cell in nb.cells:
         if cell.get("id") == "colab-badge":
             cell.source = re.sub(r"\[!\[Open In Colab\]\([^)]*\)\]", "[Open in Colab]", cell.source)

@@ -118,3 +118,12 @@ def test_student_edition_stops_at_its_first_blank_with_the_graders_message(built
     ran = json.loads((tmp_path / "out.ipynb").read_text())["cells"]
     failed = [c.get("id") for c in ran if any(o.get("output_type") == "error" for o in c.get("outputs", []))]
     assert failed == ["ex-supcon-grade"]
+
+
+def test_the_site_leaves_out_the_editions_markup():
+    import nbformat
+
+    from clead_edu.site import for_reading
+    nb = nbformat.read(REPO / "notebooks" / "04_contrastive_learning.ipynb", as_version=4)
+    assert any(c.cell_type == "raw" for c in nb.cells)
+    assert not [c for c in for_reading(nb).cells if c.cell_type == "raw"]
