@@ -76,6 +76,9 @@ def check_value(key: str, answer, reference, hint: str, atol: float = 1e-6) -> b
 
 # ----------------------------------------------------------------------------- code exercises
 
+GRADERS: dict = {}          # key -> grader(answer), filled by graders.py
+
+
 def grade(key: str, answer) -> bool:
     """Grade the code exercise `key` ('fgsm', see GRADERS) on the student's function `answer`:
     prints 'right!' and returns True, or raises ExerciseError (NotWrittenYet while the body is `...`)."""
@@ -83,9 +86,6 @@ def grade(key: str, answer) -> bool:
         raise KeyError(f"no code exercise {key!r}; there are {', '.join(sorted(GRADERS))}")
     GRADERS[key](answer)
     return True
-
-
-GRADERS: dict = {}          # key -> grader(answer), filled by graders.py
 
 
 class ExerciseError(Exception):
@@ -116,7 +116,9 @@ def fixed_seed(seed: int = 0):
 
 
 def fail(key: str, what: str, hint: str = "") -> None:
-    raise ExerciseError(f"exercise {key}: not quite: {what}." + (f" Hint: {hint}" if hint else ""))
+    """Raise ExerciseError: what is wrong, then the hint."""
+    end = "" if what.endswith(("?", ".")) else "."
+    raise ExerciseError(f"exercise {key}: not quite: {what}{end}" + (f" Hint: {hint}" if hint else ""))
 
 
 def check_written(key: str, out, name: str) -> None:

@@ -18,6 +18,7 @@ state as they found it.
 from __future__ import annotations
 
 import copy
+
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
