@@ -18,13 +18,14 @@ from . import site as site_cmd
 from . import study as S
 from .device import pick_device
 
-# Options that set a field of RunConfig/TrainConfig/EvalConfig of the same name: (flag, type, help).
+# Options that set the field of RunConfig/TrainConfig/EvalConfig of the same name (--train-n sets
+# train_n): (flag, type, help).
 SETTINGS = [
     ("--arch", str, "small_cnn | preact_resnet18 | wide_resnet | resnet18"),
     ("--epochs", int, "training epochs per model"),
     ("--eps", float, "L-inf radius in pixel units, e.g. 0.0314 (=8/255)"),
     ("--alpha", float, "PGD step inside training, pixel units (default: keeps the preset's step/eps)"),
-    ("--train-steps", int, "PGD steps inside adversarial training"),
+    ("--train-steps", int, "PGD steps of the attack inside adversarial training"),
     ("--train-n", int, "training images used (subset)"),
     ("--eval-n", int, "test images for clean/FGSM/PGD"),
     ("--extra-pgd-steps", int, "also run PGD with this many steps (e.g. 50)"),
@@ -37,12 +38,11 @@ SETTINGS = [
     ("--mu", float, "C-LEAD: weight of the representation term in the attack"),
     ("--head-dim", int, "C-LEAD: projection head size (0 = none)"), ("--beta", float, "TRADES beta"),
 ]
-RENAMED = {"train_steps": "steps"}   # command-line name -> config field
 
 
 def add_run_options(r: argparse.ArgumentParser) -> None:
     """The options shared by `run`, `study` and `ablate` (defaults: the preset and dataset)."""
-    r.add_argument("--dataset", default="digits", help="digits, cifar10-sample (both offline) | cifar10 | cifar100 | imagenette | folder:PATH")
+    r.add_argument("--dataset", default="digits", help=" | ".join(C.DATASETS) + " (digits and cifar10-sample are offline)")
     r.add_argument("--preset", default="quick", choices=sorted(C.PRESETS), help="quick: CPU, minutes; full: GPU, paper scale")
     r.add_argument("--device", default="auto", help="auto (cuda, then mps, then cpu) | cpu | cuda | cuda:1 ...")
     r.add_argument("--out", help="output folder (default: runs/<dataset>-<preset>-...)")
@@ -53,10 +53,10 @@ def add_run_options(r: argparse.ArgumentParser) -> None:
     r.add_argument("--data-root", default="data", help="where datasets are downloaded")
     for flag, kind, text in SETTINGS:
         r.add_argument(flag, type=kind, help=text)
-    r.add_argument("--positives", choices=["class", "pair"], help="C-LEAD positives")
+    r.add_argument("--positives", choices=C.POSITIVES, help="C-LEAD positives")
     r.add_argument("--joint-bn", action="store_true", default=None,
                    help="TRADES/C-LEAD: clean and adversarial views in one BatchNorm batch (default: separate)")
-    r.add_argument("--autoattack", choices=["standard", "quick", "none"], help="AutoAttack version")
+    r.add_argument("--autoattack", choices=[*C.AUTOATTACK_VERSIONS, "none"], help="AutoAttack version")
     r.add_argument("--fast", default="auto", choices=["auto", "on", "off"],
                    help="GPU fast path (data on the device, bf16 autocast, channels_last); auto = the preset's, on CUDA")
     r.add_argument("--compile", action="store_true", help="torch.compile the model for training")
@@ -86,7 +86,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def to_config(args) -> C.RunConfig:
     """The preset for args.dataset, changed by every setting given on the command line."""
-    changes = {RENAMED.get(k, k): v for k, v in vars(args).items()
+    changes = {k: v for k, v in vars(args).items()
                if v is not None and k in {f.lstrip("-").replace("-", "_") for f, _, _ in SETTINGS} | {"positives", "seed", "joint_bn"}}
     if args.autoattack is not None:
         changes.update(autoattack=None, aa_n=0) if args.autoattack == "none" else changes.update(autoattack=args.autoattack)

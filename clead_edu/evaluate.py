@@ -16,9 +16,8 @@ import torch
 from tqdm.auto import tqdm
 
 from .attacks import ce_loss, eval_mode, fgsm, input_grad, pgd
+from .config import AUTOATTACK_VERSIONS
 from .guards import check_logits, quiet_large_eps
-
-AUTOATTACK_VERSIONS = ("standard", "quick")
 
 
 def _device(model) -> torch.device:

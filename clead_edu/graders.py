@@ -137,7 +137,7 @@ def grade_pgd_at_step(fn) -> None:
         with fixed_seed(3):
             for p in m.parameters():
                 p.grad = torch.randn_like(p)          # left over from an earlier step
-    cfg = TrainConfig(objective="pgd_at", eps=EPS, alpha=ALPHA / 2, steps=3)
+    cfg = TrainConfig(objective="pgd_at", eps=EPS, alpha=ALPHA / 2, train_steps=3)
     with torch.no_grad():
         clean_loss = F.cross_entropy(copy.deepcopy(models[0])(x), y)
     with fixed_seed(5):
@@ -145,7 +145,7 @@ def grade_pgd_at_step(fn) -> None:
         ref = train.run_epoch([(x, y)], models[0], cfg, opts[0], sched, progress=False)["loss"]
     before = copy.deepcopy(models[1])
     with fixed_seed(5):
-        out = fn(models[1], opts[1], x, y, cfg.eps, cfg.alpha, cfg.steps)
+        out = fn(models[1], opts[1], x, y, cfg.eps, cfg.alpha, cfg.train_steps)
     check_written(key, out, "pgd_at_step")
     hint = ("model.train(); x_adv from PGD (it switches to eval mode itself); the loss on x_adv; "
             "opt.zero_grad(), loss.backward(), opt.step(); return the loss")

@@ -1,7 +1,7 @@
 """Losses: supervised contrastive (SupCon), the C-LEAD objective, TRADES.
 
-Each training objective is a named function at the end of this file
-(`OBJECTIVES["clead"]`, ...): attack, then loss, in a few lines.
+The pure losses only: the named training steps that attack, then call one of these,
+are in `objectives.py` (`OBJECTIVES["clead"]`, ...).
 
 A defense is a drop-in loss here: each `*_loss(model, x, y, x_adv, ...)` returns
 a scalar to minimise; none of them touches an optimiser. The inner losses
@@ -17,16 +17,11 @@ C-LEAD as implemented here (see design.md; arXiv 2510.27249):
 """
 from __future__ import annotations
 
-from typing import Callable
-
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from .attacks import eval_mode, pgd
-
-POSITIVES = ("class", "pair")
-TRADES_START = 0.001      # the TRADES reference's inner start: x + 0.001 * N(0, 1)
+from .config import POSITIVES
 
 
 # ----------------------------------------------------------------------------- SupCon
@@ -197,90 +192,3 @@ def trades_loss(model: nn.Module, x: torch.Tensor, y: torch.Tensor, x_adv: torch
     clean, adv = logits[:x.shape[0]], logits[x.shape[0]:]
     kl = F.kl_div(adv.log_softmax(1), clean.softmax(1), reduction="batchmean")
     return F.cross_entropy(clean, y) + beta * kl, adv
-
-
-# ----------------------------------------------------------------------------- objectives
-
-Objective = Callable[..., "tuple[torch.Tensor, torch.Tensor]"]
-OBJECTIVES: dict[str, Objective] = {}
-# The projection head an objective trains beside the model: name -> fn(feature_dim, cfg) -> module.
-# The default: the optional MLP head of C-LEAD (cfg.head_dim > 0), else none.
-HEADS: dict[str, Callable] = {}
-
-
-def make_head(feature_dim: int, cfg) -> nn.Module | None:
-    """The projection head for cfg.objective (HEADS), else ProjectionHead(cfg.head_dim) or None."""
-    if cfg.objective in HEADS:
-        return HEADS[cfg.objective](feature_dim, cfg)
-    return ProjectionHead(feature_dim, cfg.head_dim) if cfg.head_dim else None
-
-
-def objective(name: str):
-    """Register `fn(model, x, y, cfg, head) -> (loss, logits)` as the training objective `name`."""
-    def register(fn: Objective) -> Objective:
-        OBJECTIVES[name] = fn
-        return fn
-    return register
-
-
-def _attack(cfg) -> dict:
-    """The training attack's budget from a TrainConfig (inputs are checked once per epoch)."""
-    return dict(eps=cfg.eps, alpha=cfg.alpha, steps=cfg.steps, validate=False)
-
-
-@objective("standard")
-def standard(model, x, y, cfg, head=None):
-    """Cross-entropy on the clean images. Returns (loss, logits on x)."""
-    logits = model(x)
-    return F.cross_entropy(logits, y), logits
-
-
-@objective("fgsm_at")
-def fgsm_at(model, x, y, cfg, head=None):
-    """"Fast is better than free" (Wong et al. 2020): one step of 1.25 eps from a random start."""
-    x_adv = pgd(model, x, y, eps=cfg.eps, alpha=1.25 * cfg.eps, steps=1, validate=False)
-    logits = model(x_adv)
-    return F.cross_entropy(logits, y), logits
-
-
-@objective("pgd_at")
-def pgd_at(model, x, y, cfg, head=None):
-    """PGD-AT (Madry et al. 2018): cross-entropy on PGD examples. Returns (loss, logits on x_adv)."""
-    x_adv = pgd(model, x, y, **_attack(cfg))
-    logits = model(x_adv)
-    return F.cross_entropy(logits, y), logits
-
-
-@objective("trades")
-def trades(model, x, y, cfg, head=None):
-    """TRADES (Zhang et al. 2019): the attack maximises KL to the clean prediction, starting
-    at x + 0.001 N(0, 1) as the reference code does."""
-    with torch.no_grad(), eval_mode(model):
-        p_clean = model(x).softmax(1)
-    x_adv = pgd(model, x, y, loss_fn=trades_inner(p_clean), random_start=TRADES_START, **_attack(cfg))
-    return trades_loss(model, x, y, x_adv, beta=cfg.beta, joint_bn=cfg.joint_bn)
-
-
-def clead_attack(model, x, y, cfg, head=None) -> torch.Tensor:
-    """C-LEAD's inner maximisation (shared by `clead` and the `align` control): PGD on
-    `clead_inner` from the clean representation, model in eval mode. x_adv (B, C, H, W)."""
-    with torch.no_grad(), eval_mode(model):
-        z_clean = embed(model, x, head)
-    return pgd(model, x, y, loss_fn=clead_inner(z_clean, cfg.mu, head), **_attack(cfg))
-
-
-@objective("clead")
-def clead(model, x, y, cfg, head=None):
-    """C-LEAD: perturb to break the prediction (and, with mu > 0, the representation), then
-    pull each clean image and its adversarial twin together. Returns (loss, logits on x_adv)."""
-    x_adv = clead_attack(model, x, y, cfg, head)
-    return clead_loss(model, x, y, x_adv, lam=cfg.lam, tau=cfg.tau, positives=cfg.positives, head=head,
-                      joint_bn=cfg.joint_bn)
-
-
-@objective("align")
-def align(model, x, y, cfg, head=None):
-    """Control: C-LEAD's attack and cross-entropy, but the contrastive term replaced by pair-only
-    cosine alignment (no negatives), weight lam. Returns (loss, logits on x_adv)."""
-    x_adv = clead_attack(model, x, y, cfg, head)
-    return align_loss(model, x, y, x_adv, lam=cfg.lam, head=head, joint_bn=cfg.joint_bn)

@@ -21,11 +21,11 @@ from . import data as D
 from . import evaluate as E
 from . import features
 from . import plots as P
-from . import released
 from .attacks import pgd
 from .config import COMPARED, RunConfig
 from .device import pick_device, seed_everything
 from .models import model_for
+from .objectives import OBJECTIVES
 from .report import LABELS, write_report
 from .train import train
 
@@ -45,11 +45,10 @@ def run(cfg: RunConfig, out: Path, *, objectives=COMPARED, device: str = "auto",
     for obj in order(objectives):
         seed_everything(cfg.seed)
         model = model_for(data, cfg.arch).to(dev)
-        t, how = time.time(), dict(out_dir=out / obj, resume=resume, progress=progress, test_set=test_set)
-        if obj == "clead_released":                    # fine-tunes the standard model of this run
-            hist = released.train_released(model, models["standard"], train_set, cfg.for_objective(obj), **how)
-        else:
-            hist = train(model, train_set, cfg.for_objective(obj), **how)
+        source = OBJECTIVES[obj].starts_from          # e.g. clead_released: this run's standard model
+        t, start = time.time(), models[source] if source else None
+        hist = train(model, train_set, cfg.for_objective(obj), start=start, out_dir=out / obj, resume=resume,
+                     progress=progress, test_set=test_set)
         times[obj] = time.time() - t
         print(f"[clead_edu] evaluating {LABELS[obj]} ...")
         results[obj] = evaluate_model(model, x, y, cfg, eps_grid) | {"history": hist, "train_seconds": times[obj]}
@@ -77,12 +76,10 @@ def evaluation_images(data, cfg: RunConfig) -> tuple[torch.Tensor, torch.Tensor]
 
 
 def order(objectives) -> list[str]:
-    """The objectives in training order: "clead_released" starts from the standard model of the
-    same run, so "standard" is trained (and reported) before it, added if it was not asked for."""
-    objectives = list(objectives)
-    if "clead_released" in objectives:
-        objectives = ["standard"] + [o for o in objectives if o != "standard"]
-    return objectives
+    """The objectives in training order: the ones others start from (`Objective.starts_from`)
+    first, added if they were not asked for (and reported too), then the rest as given."""
+    sources = [OBJECTIVES[o].starts_from for o in objectives if OBJECTIVES[o].starts_from]
+    return list(dict.fromkeys([*sources, *objectives]))
 
 
 def check_grid(eps: float) -> list[float]:

@@ -1,4 +1,5 @@
-"""The report writers: report.md of one run, summary.md of a study, ablation.md.
+"""The report writers: report.md of one run, summary.md of a study, ablation.md; `table`
+for the notebooks' plain-text tables.
 
 Each takes the settings as a `config.RunConfig` and the numbers as plain dicts
 (the contents of metrics.json), and writes Markdown with the command beside it.
@@ -13,6 +14,19 @@ from .config import RunConfig
 
 LABELS = {"standard": "Standard", "pgd_at": "PGD-AT", "trades": "TRADES", "clead": "C-LEAD",
           "fgsm_at": "FGSM-AT", "align": "Align (control)", "clead_released": "C-LEAD (released code)"}
+
+
+def table(rows: dict, formats: dict | None = None) -> str:
+    """rows {name: {column: value}} as aligned plain text, one line per name (the notebooks'
+    tables). `formats` {column: format} picks the columns and writes their values; default:
+    every column of the first row as a percentage ('{:.1%}': 0.453 -> '45.3%')."""
+    formats = formats or dict.fromkeys(next(iter(rows.values())), "{:.1%}")
+    cells = {name: [f.format(r[c]) for c, f in formats.items()] for name, r in rows.items()}
+    first = max(len(n) for n in [*rows, "model"])
+    widths = [max(len(c), *(len(v[i]) for v in cells.values())) for i, c in enumerate(formats)]
+    lines = [[f"{'model':<{first}}", *formats], *([name, *v] for name, v in cells.items())]
+    return "\n".join(f"{line[0]:<{first}}" + "".join(f"  {v:>{w}}" for v, w in zip(line[1:], widths))
+                     for line in lines)
 
 
 def interval(values: list[float], conf: float = 0.95) -> tuple[float, float]:
@@ -39,7 +53,7 @@ def describe(cfg: RunConfig, images: dict | None = None) -> str:
     n_train = images["train"] if images else (cfg.train_n or "all")
     used = f" and {images['eval']} test images" if images else ""
     return (f"Model {cfg.arch}, {t.epochs} epochs, {n_train} training images{used}, L-inf eps "
-            f"{t.eps:.4g} ({t.eps * 255:.1f}/255), training PGD-{t.steps} (step {t.alpha:.4g}), seed "
+            f"{t.eps:.4g} ({t.eps * 255:.1f}/255), training PGD-{t.train_steps} (step {t.alpha:.4g}), seed "
             f"{t.seed}. C-LEAD: lam {t.lam}{f' (ramped over {t.lam_ramp} epochs)' if t.lam_ramp else ''}, tau "
             f"{t.tau}, mu {t.mu}, positives {t.positives}, head {t.head_dim or 'none'}; clean and adversarial "
             f"views {'in one BatchNorm batch' if t.joint_bn else 'through BatchNorm separately'}. AutoAttack: "
@@ -155,7 +169,7 @@ def write_ablation(out: Path, cfg: RunConfig, rows: list[dict], variants: dict, 
              f"own split of its own training images). Seeds "
              f"{','.join(map(str, seeds))}; every variant starts from lam {t.lam}, tau {t.tau}, mu {t.mu}, "
              f"positives {t.positives}, head {t.head_dim or 'none'}; {t.epochs} epochs, eps {t.eps:.4g}, "
-             f"training PGD-{t.steps}. Accuracy in %, mean ± 95% interval over seeds; the last "
+             f"training PGD-{t.train_steps}. Accuracy in %, mean ± 95% interval over seeds; the last "
              f"column is paired (same seed, same split).", "",
              f"| variant | val clean | val PGD-{k} | val PGD-{k} minus PGD-AT | train time (s) |",
              "|---|---:|---:|---:|---:|"]

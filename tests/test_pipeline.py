@@ -53,15 +53,16 @@ def straight(tmp_path_factory):
 # The job, stopped by SIGKILL from inside after `n` training batches: no sleeping, no race.
 KILL_AFTER = """
 import os, signal, sys
-from clead_edu import losses
+from dataclasses import replace
+from clead_edu import objectives
 from clead_edu.__main__ import main
-n, real, seen = int(sys.argv[1]), losses.OBJECTIVES["pgd_at"], []
+n, real, seen = int(sys.argv[1]), objectives.OBJECTIVES["pgd_at"], []
 def step(*args, **kw):
     seen.append(1)
     if len(seen) > n:
         os.kill(os.getpid(), signal.SIGKILL)
-    return real(*args, **kw)
-losses.OBJECTIVES["pgd_at"] = step
+    return real.step(*args, **kw)
+objectives.OBJECTIVES["pgd_at"] = replace(real, step=step)
 sys.exit(main(sys.argv[2:]))
 """
 

@@ -1,6 +1,7 @@
 """released: the authors' three-view loss against a literal loop, the three views, the pipeline's steps."""
 import json
 import math
+from dataclasses import replace
 
 import pytest
 import torch
@@ -9,8 +10,9 @@ import torch.nn.functional as F
 
 from clead_edu import pipeline
 from clead_edu import released as R
+from clead_edu import train as T
 from clead_edu.config import TrainConfig
-from clead_edu.losses import OBJECTIVES, make_head
+from clead_edu.objectives import OBJECTIVES, attack_budget, make_head
 from clead_edu.models import build_model
 
 
@@ -60,7 +62,7 @@ def setting():
     torch.manual_seed(0)
     model = build_model("small_cnn", 10, 1, (0.3,), (0.37,))
     head = nn.Linear(model.feature_dim, 128)
-    cfg = TrainConfig(objective="clead_released", eps=0.2, alpha=0.05, steps=3)
+    cfg = TrainConfig(objective="clead_released", eps=0.2, alpha=0.05, train_steps=3)
     return model, head, torch.rand(8, 1, 8, 8), cfg
 
 
@@ -69,7 +71,7 @@ def test_three_views_as_documented(setting):
     in [0, 1]; view 3 is within eps of the anchor (L-inf), in [0, 1], and raises the contrastive term."""
     model, head, x, cfg = setting
     model.train()
-    views = R.three_views(model, head, x, cfg)
+    views = R.three_views(model, head, x, **attack_budget(cfg))
     assert views.shape == (8, 3, 1, 8, 8)
     assert torch.equal(views[:, 0], x)
     aug, adv = views[:, 1], views[:, 2]
@@ -95,11 +97,12 @@ def test_augment_flips_colour_images_only():
 
 
 def test_objective_trains_backbone_and_classifier_stage_trains_fc_only(setting, digits):
-    """One step of the objective moves the backbone; fit_classifier changes model.fc only."""
+    """One step of the objective moves the backbone; its finishing stage (`train.finish`, the new
+    classifier through the training loop) changes model.fc only."""
     model, head, x, cfg = setting
     model.train()
     before = {k: v.clone() for k, v in model.state_dict().items()}
-    loss, logits = OBJECTIVES["clead_released"](model, x, torch.zeros(8, dtype=torch.long), cfg, head)
+    loss, logits = OBJECTIVES["clead_released"].step(model, x, torch.zeros(8, dtype=torch.long), cfg, head)
     assert loss.ndim == 0 and logits.shape == (8, 10)
     loss.backward()
     assert all(p.grad is not None for p in model.body.parameters())
@@ -108,7 +111,8 @@ def test_objective_trains_backbone_and_classifier_stage_trains_fc_only(setting, 
     assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in head.parameters())
     from clead_edu import data as D
     frozen = {k: v.clone() for k, v in model.state_dict().items()}
-    hist = R.fit_classifier(model, D.subset(digits.train, 128), TrainConfig(objective="clead_released", epochs=2))
+    hist = T.finish(model, D.subset(digits.train, 128), TrainConfig(objective="clead_released", epochs=2),
+                    progress=False)
     assert [h["stage"] for h in hist] == ["classifier", "classifier"]
     changed = {k for k, v in model.state_dict().items() if not torch.equal(frozen[k], v)}
     assert changed == {"fc.weight", "fc.bias"}
@@ -121,21 +125,24 @@ def test_pipeline_trains_standard_first_and_starts_from_it(monkeypatch, tmp_path
     assert pipeline.order(["pgd_at", "clead_released"]) == ["standard", "pgd_at", "clead_released"]
     assert pipeline.order(["clead_released", "standard"]) == ["standard", "clead_released"]
     assert pipeline.order(["pgd_at", "clead"]) == ["pgd_at", "clead"]
-    starts, finals = {}, {}
-    real = pipeline.train
+    first, finals = {}, {}
+    real_train, real = pipeline.train, OBJECTIVES["clead_released"]
 
     def spy(model, train_set, cfg, **kw):
-        starts[cfg.objective] = {k: v.clone() for k, v in model.state_dict().items()}
-        out = real(model, train_set, cfg, **kw)
+        out = real_train(model, train_set, cfg, **kw)
         finals[cfg.objective] = {k: v.clone() for k, v in model.state_dict().items()}
         return out
+
+    def first_step(model, x, y, cfg, head=None):     # the weights the first fine-tuning batch meets
+        first.setdefault("weights", {k: v.clone() for k, v in model.state_dict().items()})
+        return real.step(model, x, y, cfg, head)
     monkeypatch.setattr(pipeline, "train", spy)
-    monkeypatch.setattr("clead_edu.released.train", spy)      # released.train_released calls it
+    monkeypatch.setitem(OBJECTIVES, "clead_released", replace(real, step=first_step))
     from clead_edu import config as C
-    cfg = C.from_preset("quick", "digits", epochs=1, train_n=100, eval_n=30, aa_n=0, steps=1)
+    cfg = C.from_preset("quick", "digits", epochs=1, train_n=100, eval_n=30, aa_n=0, train_steps=1)
     pipeline.run(cfg, tmp_path, objectives=["pgd_at", "clead_released"], figures=False, progress=False)
-    assert list(starts) == ["standard", "pgd_at", "clead_released"]
-    assert all(torch.equal(starts["clead_released"][k], finals["standard"][k]) for k in finals["standard"])
+    assert list(finals) == ["standard", "pgd_at", "clead_released"]
+    assert all(torch.equal(first["weights"][k], finals["standard"][k]) for k in finals["standard"])
     saved = json.loads((tmp_path / "clead_released" / "model.json").read_text())
     assert saved["history"][-1]["stage"] == "classifier"          # model.pt is the finished model
 
@@ -144,9 +151,44 @@ def test_lesson_trains_the_released_reading_from_its_standard_model(tmp_path):
     """L.model("clead_released") starts from L.model("standard"), ends with the classifier stage,
     and a second call loads the finished model."""
     import clead_edu as ce
-    L = ce.setup("quick", "digits", epochs=1, run_dir=tmp_path, train_n=90, steps=1,
+    L = ce.setup("quick", "digits", epochs=1, run_dir=tmp_path, train_n=90, train_steps=1,
                  lr=0.04)                  # a TrainConfig no other test saves, so it is trained here
     model, hist = L.model("clead_released", progress=False)
     assert hist[-1]["stage"] == "classifier" and (tmp_path / "digits-quick").exists()
     again, _ = L.model("clead_released", progress=False)
     assert all(torch.equal(a, b) for a, b in zip(model.state_dict().values(), again.state_dict().values()))
+
+
+def test_classifier_stage_equals_a_plain_loop(digits, monkeypatch):
+    """The finishing stage run by the training loop trains the classifier as a plain loop written
+    out here does on the same batches: fc re-initialised with the run's seed, the run's SGD
+    schedule, features frozen in eval mode (BatchNorm statistics untouched)."""
+    from clead_edu import data as D
+    batches, real = [], R.classifier_step
+
+    def spy(model, x, y, cfg=None, head=None):
+        batches.append((x, y))
+        return real(model, x, y, cfg, head)
+    monkeypatch.setattr(R, "classifier_step", spy)
+    torch.manual_seed(0)
+    model = build_model("small_cnn", 10, 1, (0.3,), (0.37,))
+    cfg = TrainConfig(objective="clead_released", epochs=2)
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    T.finish(model, D.subset(digits.train, 128), cfg, progress=False)
+    plain = build_model("small_cnn", 10, 1, (0.3,), (0.37,))
+    plain.load_state_dict(before)
+    torch.manual_seed(cfg.seed)
+    plain.fc.reset_parameters()
+    opt, sched = T.make_optimizer(plain.fc.parameters(), cfg, len(batches) // cfg.epochs)
+    plain.eval()
+    for x, y in batches:
+        with torch.no_grad():
+            h = plain.features(x)
+        loss = F.cross_entropy(plain.fc(h), y)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        sched.step()
+    assert len(batches) == 4
+    assert all(torch.allclose(a, b, atol=1e-6) for a, b in zip(model.state_dict().values(), plain.state_dict().values()))
+    assert not torch.equal(plain.fc.weight, before["fc.weight"])

@@ -45,3 +45,14 @@ def test_report_keeps_one_image_set_per_row(tmp_path):
     res.update(worst_case_n=128, accuracy_eval=res["accuracy"])
     write_report(tmp_path, RunConfig(), {"pgd_at": res}, {}, [], {"pgd_at": 1.0, "total": 2.0})
     assert "The table above uses" not in (tmp_path / "report.md").read_text()
+
+
+def test_table_aligns_and_formats():
+    """report.table: a header, one line per name, columns right-aligned; percentages by default,
+    or the given formats (which also choose the columns)."""
+    from clead_edu.report import table
+    rows = {"Standard": {"clean": 0.995, "pgd20": 0.01}, "PGD-AT": {"clean": 0.97, "pgd20": 0.6543}}
+    assert table(rows).splitlines() == ["model     clean  pgd20",
+                                        "Standard  99.5%   1.0%",
+                                        "PGD-AT    97.0%  65.4%"]
+    assert table(rows, {"pgd20": "{:.3f}"}).splitlines() == ["model     pgd20", "Standard  0.010", "PGD-AT    0.654"]
