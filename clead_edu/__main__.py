@@ -3,8 +3,8 @@ models with the same data, model and budget, evaluates each, and writes
 runs/<name>/report.md, metrics.json and PNG figures.
 
 This file only parses the command line into a `config.RunConfig` and calls
-`pipeline.run`, `study.study` or `study.ablate`; `site`, `export` and `import` are
-defined (and carried out) in `site.py` and `bundle.py`.
+`pipeline.run`, `study.study` or `study.ablate`; `site`, `editions`, `export` and `import`
+are defined (and carried out) in `site.py`, `editions.py` and `bundle.py`.
 """
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ import sys
 
 from . import config as C
 from . import data as D
-from . import bundle, pipeline
+from . import bundle, editions, pipeline
 from . import site as site_cmd
 from . import study as S
 from .device import pick_device
@@ -80,6 +80,7 @@ def build_parser() -> argparse.ArgumentParser:
     a.add_argument("--val-fraction", type=float, default=0.2, help="share of the training images held out")
     a.add_argument("--variants", default=",".join(S.VARIANTS), help="comma-separated subset of " + ",".join(S.VARIANTS))
     site_cmd.add_parser(sub)
+    editions.add_parser(sub)
     bundle.add_parsers(sub)
     return ap
 
@@ -110,7 +111,7 @@ def main(argv=None) -> int:
     matplotlib.use("Agg")
     command = "python -m clead_edu " + " ".join(sys.argv[1:] if argv is None else argv)
     try:
-        if hasattr(args, "func"):          # site, export, import
+        if hasattr(args, "func"):          # site, editions, export, import
             return args.func(args)
         cfg = to_config(args)
         job = dict(objectives=objectives(args.objectives), device=args.device, data_root=args.data_root,

@@ -85,6 +85,7 @@ def for_reading(nb):
     import nbformat
     nb.cells = [c for c in nb.cells if c.get("id") != "colab-setup"
                 and "injected-parameters" not in c.metadata.get("tags", [])]
+    nb.cells = [c for c in nb.cells if c.cell_type != "raw"]    # no raw cells: the editions' markup (otter)
     for cell in nb.cells:
         if cell.get("id") == "colab-badge":
             cell.source = re.sub(r"\[!\[Open In Colab\]\([^)]*\)\]", "[Open in Colab]", cell.source)
