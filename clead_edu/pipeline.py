@@ -48,7 +48,7 @@ def run(cfg: RunConfig, out: Path, *, objectives=COMPARED, device: str = "auto",
     for obj in order(objectives):
         seed_everything(cfg.seed)
         model = model_for(data, cfg.arch).to(dev)
-        source = OBJECTIVES[obj].starts_from          # e.g. clead_released: this run's standard model
+        source = OBJECTIVES[obj].starts_from          # the trained model this objective starts from, if any
         t, start = time.time(), models[source] if source else None
         hist = train(model, train_set, cfg.for_objective(obj), start=start, out_dir=out / obj, resume=resume,
                      progress=progress, test_set=test_set)
