@@ -201,6 +201,7 @@ def test_notebooks_run_on_colabs_packages_and_change_none(tmp_path, monkeypatch,
     import papermill as pm
     if shutil.which("git") is None or not (REPO / ".git").exists():
         pytest.skip("needs git and the repository's git checkout")
+    monkeypatch.delenv("PYTHONPATH", raising=False)       # neither pip nor the kernel may see this checkout
     times, begin = {}, time.time()
     py = colab_python(tmp_path)
     times["environment"] = round(time.time() - begin, 1)
@@ -212,7 +213,6 @@ def test_notebooks_run_on_colabs_packages_and_change_none(tmp_path, monkeypatch,
     for name, value in {"CLEAD_EDU_REPOSITORY": f"file://{origin}", "CLEAD_EDU_COLAB_DIR": str(home),
                         "JUPYTER_PATH": str(tmp_path / "jupyter"), "OMP_NUM_THREADS": "1"}.items():
         monkeypatch.setenv(name, value)
-    monkeypatch.delenv("PYTHONPATH", raising=False)       # the kernel must not see this checkout
     before, printed = freeze(py), {}
     assert before["ipython"] == "7.34.0" and "clead-edu" not in before and "pyautoattack" not in before
     for stem, drive, new_runtime in (("01_standard_training", False, True), ("02_attacks", True, False),
