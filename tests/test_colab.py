@@ -110,6 +110,14 @@ def test_drive_keeps_the_checkpoints_and_what_was_trained_before(monkeypatch, tm
     assert (home / "runs").is_symlink() and (Path(folder) / "m" / "model.pt").read_text() == "weights"
 
 
+def test_gpu_note_names_the_gpu_or_says_how_to_get_one(monkeypatch):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    assert "choose Runtime > Change runtime type > GPU (T4)" in S["gpu_note"]()
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "get_device_name", lambda i: "Tesla T4")
+    assert S["gpu_note"]() == "GPU: Tesla T4"
+
+
 @pytest.mark.parametrize("init", [False, True], ids=["namespace folder", "package"])
 def test_a_folder_named_like_the_package_is_not_an_installed_package(monkeypatch, tmp_path, init):
     """On Colab the working directory is /content: a clone in /content/clead_edu would import as
