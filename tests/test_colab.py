@@ -110,6 +110,14 @@ def test_drive_keeps_the_checkpoints_and_what_was_trained_before(monkeypatch, tm
     assert (home / "runs").is_symlink() and (Path(folder) / "m" / "model.pt").read_text() == "weights"
 
 
+def test_gpu_note_names_the_gpu_or_says_how_to_get_one(monkeypatch):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    assert "choose Runtime > Change runtime type > GPU (T4)" in S["gpu_note"]()
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "get_device_name", lambda i: "Tesla T4")
+    assert S["gpu_note"]() == "GPU: Tesla T4"
+
+
 @pytest.mark.parametrize("init", [False, True], ids=["namespace folder", "package"])
 def test_a_folder_named_like_the_package_is_not_an_installed_package(monkeypatch, tmp_path, init):
     """On Colab the working directory is /content: a clone in /content/clead_edu would import as
@@ -201,6 +209,7 @@ def test_notebooks_run_on_colabs_packages_and_change_none(tmp_path, monkeypatch,
     import papermill as pm
     if shutil.which("git") is None or not (REPO / ".git").exists():
         pytest.skip("needs git and the repository's git checkout")
+    monkeypatch.delenv("PYTHONPATH", raising=False)       # neither pip nor the kernel may see this checkout
     times, begin = {}, time.time()
     py = colab_python(tmp_path)
     times["environment"] = round(time.time() - begin, 1)
@@ -212,7 +221,6 @@ def test_notebooks_run_on_colabs_packages_and_change_none(tmp_path, monkeypatch,
     for name, value in {"CLEAD_EDU_REPOSITORY": f"file://{origin}", "CLEAD_EDU_COLAB_DIR": str(home),
                         "JUPYTER_PATH": str(tmp_path / "jupyter"), "OMP_NUM_THREADS": "1"}.items():
         monkeypatch.setenv(name, value)
-    monkeypatch.delenv("PYTHONPATH", raising=False)       # the kernel must not see this checkout
     before, printed = freeze(py), {}
     assert before["ipython"] == "7.34.0" and "clead-edu" not in before and "pyautoattack" not in before
     for stem, drive, new_runtime in (("01_standard_training", False, True), ("02_attacks", True, False),
