@@ -13,6 +13,7 @@ import sys
 
 from . import config as C
 from . import data as D
+from . import launch as L
 from . import bundle, editions, pipeline
 from . import site as site_cmd
 from . import study as S
@@ -31,6 +32,7 @@ SETTINGS = [
     ("--extra-pgd-steps", int, "also run PGD with this many steps (e.g. 50)"),
     ("--extra-restarts", int, "restarts of that PGD (robust = survives all)"),
     ("--aa-n", int, "test images for AutoAttack (0 = skip)"),
+    ("--aa-check-n", int, "also the standard AutoAttack on the first N of those, as a check of --autoattack"),
     ("--umap-n", int, "test images for the feature-space numbers and UMAP pictures"),
     ("--batch-size", int, "training batch size"), ("--lr", float, "peak learning rate"),
     ("--lam", float, "C-LEAD: weight of the contrastive term"),
@@ -57,12 +59,35 @@ def add_run_options(r: argparse.ArgumentParser) -> None:
     r.add_argument("--positives", choices=C.POSITIVES, help="C-LEAD positives")
     r.add_argument("--joint-bn", action="store_true", default=None,
                    help="TRADES/C-LEAD: clean and adversarial views in one BatchNorm batch (default: separate)")
-    r.add_argument("--autoattack", choices=[*C.AUTOATTACK_VERSIONS, "none"], help="AutoAttack version")
+    r.add_argument("--bn-stats-adv-only", action="store_true", default=None,
+                   help="TRADES/C-LEAD: the clean view does not move the BatchNorm running statistics "
+                        "(then C-LEAD at lam 0 is PGD-AT exactly)")
+    r.add_argument("--released-head-input", choices=C.RELEASED_HEAD_INPUTS,
+                   help="released reading: its head reads the penultimate features (default) or the logits")
+    r.add_argument("--autoattack", choices=[*C.AUTOATTACK_VERSIONS, "none"],
+                   help="AutoAttack version: standard | apgd (its APGD-CE and APGD-T only) | quick (reduced)")
     r.add_argument("--fast", default="auto", choices=["auto", "on", "off"],
                    help="GPU fast path (data on the device, bf16 autocast, channels_last); auto = the preset's, on CUDA")
     r.add_argument("--compile", action="store_true", help="torch.compile the model for training")
     r.add_argument("--no-figures", action="store_true", help="skip the example, eps-curve and UMAP figures")
     r.add_argument("--no-progress", action="store_true", help="hide progress bars")
+
+
+def add_launch_options(s: argparse.ArgumentParser) -> None:
+    """`study`: how many seeds at once, and where (`launch.py`)."""
+    g = s.add_argument_group("running seeds side by side")
+    g.add_argument("--jobs", type=int, default=1, help="seeds run at once (each with CPUs/jobs threads here)")
+    g.add_argument("--launcher", default="processes", choices=L.LAUNCHERS,
+                   help="processes: on this machine; local: submitit's local executor; slurm: one SLURM job per seed")
+    g.add_argument("--partition", help="slurm: the partition")
+    g.add_argument("--time", type=int, default=600, help="slurm/local: minutes a seed may take")
+    g.add_argument("--cpus-per-job", type=int, default=4, help="slurm: CPUs per seed")
+    g.add_argument("--gpus-per-job", type=int, default=0, help="slurm: GPUs per seed")
+
+
+def launch_of(args) -> L.Launch:
+    return L.Launch(jobs=args.jobs, launcher=args.launcher, partition=args.partition, time=args.time,
+                    cpus_per_job=args.cpus_per_job, gpus_per_job=args.gpus_per_job)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -77,6 +102,7 @@ def build_parser() -> argparse.ArgumentParser:
     for p in (s, a):
         add_run_options(p)
         p.add_argument("--seeds", default="0,1,2", help="comma-separated seeds")
+    add_launch_options(s)
     a.add_argument("--val-fraction", type=float, default=0.2, help="share of the training images held out")
     a.add_argument("--variants", default=",".join(S.VARIANTS), help="comma-separated subset of " + ",".join(S.VARIANTS))
     site_cmd.add_parser(sub)
@@ -87,8 +113,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 def to_config(args) -> C.RunConfig:
     """The preset for args.dataset, changed by every setting given on the command line."""
-    changes = {k: v for k, v in vars(args).items()
-               if v is not None and k in {f.lstrip("-").replace("-", "_") for f, _, _ in SETTINGS} | {"positives", "seed", "joint_bn"}}
+    named = {f.lstrip("-").replace("-", "_") for f, _, _ in SETTINGS} | {
+        "positives", "seed", "joint_bn", "bn_stats_adv_only", "released_head_input"}
+    changes = {k: v for k, v in vars(args).items() if v is not None and k in named}
     if args.autoattack is not None:
         changes.update(autoattack=None, aa_n=0) if args.autoattack == "none" else changes.update(autoattack=args.autoattack)
     cfg = C.from_preset(args.preset, args.dataset, **changes)
@@ -121,7 +148,8 @@ def main(argv=None) -> int:
             pipeline.run(cfg, out, resume=args.resume, **job)
         elif args.command == "study":
             out = pipeline.out_dir(cfg, args.out, "study", reuse=True)
-            print(S.study(cfg, S.parse_seeds(args.seeds), out, command, overwrite=args.overwrite, **job)
+            print(S.study(cfg, S.parse_seeds(args.seeds), out, command, overwrite=args.overwrite,
+                          launch=launch_of(args), **job)
                   + f"[clead_edu] written: {out / 'summary.md'}")
         else:
             out = pipeline.out_dir(cfg, args.out, "ablation", reuse=True)

@@ -20,10 +20,12 @@ from dataclasses import dataclass, field, fields, replace
 # The names a setting can take, one tuple per set of choices: validation here, the command
 # line's choices, the data loader and the objectives registry (`objectives.OBJECTIVES` has
 # one training step per name, and checks that it does) all read these.
-OBJECTIVES = ("standard", "fgsm_at", "pgd_at", "trades", "clead", "align", "clead_released")
+OBJECTIVES = ("standard", "fgsm_at", "pgd_at", "trades", "clead", "align", "clead_lam0", "clead_joint",
+              "clead_released", "clead_released_at", "clead_released_advprobe", "clead_released_at_advprobe")
 COMPARED = ("standard", "pgd_at", "trades", "clead")       # what `run` trains by default
 POSITIVES = ("class", "pair")                              # C-LEAD's positives modes
-AUTOATTACK_VERSIONS = ("standard", "quick")                # EvalConfig.autoattack (or None)
+AUTOATTACK_VERSIONS = ("standard", "apgd", "quick")        # EvalConfig.autoattack (or None)
+RELEASED_HEAD_INPUTS = ("features", "logits")              # what the released reading's head reads
 DATASETS = ("digits", "cifar10-sample", "cifar10", "cifar100", "imagenette", "folder:PATH")
 
 
@@ -48,6 +50,8 @@ class TrainConfig:
     positives: str = "class"         # C-LEAD positives: 'class' or 'pair'
     head_dim: int = 0                # C-LEAD projection head output size; 0 = no head
     joint_bn: bool = False           # TRADES/C-LEAD: clean and adversarial views in one BatchNorm batch
+    bn_stats_adv_only: bool = False  # TRADES/C-LEAD: BatchNorm running statistics from the adversarial view only
+    released_head_input: str = "features"   # released reading: its head reads the features or the logits
     seed: int = 0
     num_workers: int = 0
     fast: bool = False               # GPU fast path: data on the device, bf16 autocast, channels_last
@@ -66,8 +70,15 @@ class TrainConfig:
             raise ValueError(f"eps={self.eps} is in 0-255 units; write {self.eps:g}/255 (= {self.eps / 255:.4f})")
         if self.lr == 0 or self.tau == 0:
             raise ValueError("lr and tau must be > 0")
-        if not isinstance(self.joint_bn, bool):
-            raise ValueError(f"joint_bn must be True or False, got {self.joint_bn!r}")
+        for name in ("joint_bn", "bn_stats_adv_only"):
+            if not isinstance(getattr(self, name), bool):
+                raise ValueError(f"{name} must be True or False, got {getattr(self, name)!r}")
+        if self.joint_bn and self.bn_stats_adv_only:
+            raise ValueError("bn_stats_adv_only needs separate BatchNorm batches: with joint_bn the clean and "
+                             "adversarial views are normalised together")
+        if self.released_head_input not in RELEASED_HEAD_INPUTS:
+            raise ValueError(f"released_head_input must be one of {RELEASED_HEAD_INPUTS}, "
+                             f"got {self.released_head_input!r}")
         if not isinstance(self.positives, str) or self.positives not in POSITIVES:
             raise ValueError(f"positives must be one of {POSITIVES}, got {self.positives!r}")
 
@@ -82,6 +93,7 @@ class EvalConfig:
     extra_restarts: int = 1              # ... with 3 restarts
     autoattack: str | None = "quick"     # one of AUTOATTACK_VERSIONS, or None (no AutoAttack)
     aa_n: int = 200                  # test images for AutoAttack (0 = skip)
+    aa_check_n: int = 0              # also the standard AutoAttack on the first aa_check_n of them (a check)
     umap_n: int = 300
     curve_n: int = 300               # images for the eps curve and the sanity checks
 
@@ -90,7 +102,7 @@ class EvalConfig:
             raise ValueError(f"autoattack must be one of {AUTOATTACK_VERSIONS} or None, got {self.autoattack!r}")
         for name in ("pgd_steps", "restarts", "extra_restarts"):
             _check_int(name, getattr(self, name), 1)
-        for name in ("eval_n", "extra_pgd_steps", "aa_n", "umap_n", "curve_n"):
+        for name in ("eval_n", "extra_pgd_steps", "aa_n", "aa_check_n", "umap_n", "curve_n"):
             if getattr(self, name) is not None:
                 _check_int(name, getattr(self, name), 0)
 

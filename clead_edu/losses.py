@@ -14,8 +14,13 @@ C-LEAD as implemented here (see design.md; arXiv 2510.27249):
     z(x) = normalize(encoder(x))                      (optionally through a small head)
     inner:  max_d  CE(f(x+d), y) + mu * (1 - cos(z(x), z(x+d)))    ||d||_inf <= eps
     outer:  min_th CE(f(x_adv), y) + lam * SupCon({z(x_i), z(x_adv_i)}, y; tau)
+
+The joint-perturbation arm (`clead_joint`) attacks with the outer loss itself
+(`clead_joint_inner`): max_d CE(f(x+d), y) + lam * SupCon({z(x_i), z(x_i+d_i)}, y; tau).
 """
 from __future__ import annotations
+
+from contextlib import contextmanager
 
 import torch
 import torch.nn as nn
@@ -54,16 +59,16 @@ def supcon_masks(labels: torch.Tensor, positives: str = "class") -> tuple[torch.
     return twin, (~same | twin)
 
 
-def supcon_loss(z: torch.Tensor, labels: torch.Tensor, tau: float = 0.1,
-                positives: str = "class") -> torch.Tensor:
-    """Supervised contrastive loss over 2B views, taught as a soft-target cross-entropy.
+def supcon_per_anchor(z: torch.Tensor, labels: torch.Tensor, tau: float = 0.1,
+                      positives: str = "class") -> torch.Tensor:
+    """The SupCon term of each anchor (2B,), taught as a soft-target cross-entropy.
 
     For each anchor i, the similarities s_ia = z_i . z_a / tau over the views a in
     its denominator set form logits; the target distribution is uniform over the
-    anchor's positives P(i). The loss is the cross-entropy between that target and
-    softmax(s_i.), averaged over anchors:
+    anchor's positives P(i). The term of anchor i is the cross-entropy between that
+    target and softmax(s_i.):
 
-        L = mean_i  - 1/|P(i)| sum_{p in P(i)} log( exp(s_ip) / sum_{a in A(i)} exp(s_ia) )
+        l_i = - 1/|P(i)| sum_{p in P(i)} log( exp(s_ip) / sum_{a in A(i)} exp(s_ia) )
 
     Args:
         z: (2B, D) L2-normalised embeddings, ordered [clean_1..clean_B, adv_1..adv_B].
@@ -71,7 +76,7 @@ def supcon_loss(z: torch.Tensor, labels: torch.Tensor, tau: float = 0.1,
         tau: temperature (> 0); smaller tau sharpens the softmax.
         positives: 'class' or 'pair' (see `supcon_masks`).
     Returns:
-        scalar loss.
+        (2B,) per-anchor terms (0 for an anchor without positives, which 2B twin views never have).
     """
     if tau <= 0:
         raise ValueError(f"tau must be > 0, got {tau}")
@@ -79,8 +84,15 @@ def supcon_loss(z: torch.Tensor, labels: torch.Tensor, tau: float = 0.1,
     logits = (z @ z.T / tau).masked_fill(~denom, float("-inf"))
     log_prob = logits.log_softmax(dim=1)
     target = pos.to(z.dtype) / pos.sum(1, keepdim=True).clamp_min(1)
-    per_anchor = -(target * torch.where(pos, log_prob, torch.zeros_like(log_prob))).sum(1)
-    return per_anchor[pos.any(1)].mean()
+    return -(target * torch.where(pos, log_prob, torch.zeros_like(log_prob))).sum(1)
+
+
+def supcon_loss(z: torch.Tensor, labels: torch.Tensor, tau: float = 0.1,
+                positives: str = "class") -> torch.Tensor:
+    """Supervised contrastive loss over 2B views (Khosla et al. 2020): the mean over anchors
+    of `supcon_per_anchor`,  L = mean_i l_i.  z (2B, D), labels (2B,); returns a scalar."""
+    per_anchor = supcon_per_anchor(z, labels, tau, positives)
+    return per_anchor[supcon_masks(labels, positives)[0].any(1)].mean()
 
 
 # ----------------------------------------------------------------------------- C-LEAD
@@ -118,20 +130,69 @@ def clead_inner(z_clean: torch.Tensor, mu: float = 0.0, head: nn.Module | None =
     return loss_fn
 
 
-def forward_views(fn, x: torch.Tensor, x_adv: torch.Tensor, joint_bn: bool = False) -> torch.Tensor:
+@contextmanager
+def running_stats_kept(model: nn.Module | None):
+    """Forwards inside leave the BatchNorm running statistics of `model` as they were: each
+    BatchNorm layer runs with momentum 0 (running = 1 * running + 0 * batch, exactly) and its
+    batch count is put back on exit. In train mode BatchNorm still normalises with the batch's
+    own statistics. (Copying saved buffers back instead would break the backward pass, which
+    keeps the buffers it was given.) `None`: no effect."""
+    layers = [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)] if model else []
+    saved = [(m, m.momentum, None if m.num_batches_tracked is None else m.num_batches_tracked.clone())
+             for m in layers]
+    for m in layers:
+        m.momentum = 0.0
+    try:
+        yield
+    finally:
+        for m, momentum, count in saved:
+            m.momentum = momentum
+            if count is not None:
+                with torch.no_grad():
+                    m.num_batches_tracked.copy_(count)
+
+
+def clead_joint_inner(z_clean: torch.Tensor, *, lam: float = 1.0, tau: float = 0.1,
+                      positives: str = "class", mu: float = 0.0, head: nn.Module | None = None):
+    """The attack objective of `clead_joint`: C-LEAD's outer loss itself, as a `loss_fn` for pgd.
+
+    Returns loss_fn(model, x_adv, y) -> (B,):
+        CE(f(x_adv_i), y_i) + mu * (1 - cos(z_clean_i, z(x_adv_i))) + lam * (l_i + l_{i+B}) / 2,
+    where l (2B,) are the SupCon terms (`supcon_per_anchor`) of the batch's views [z_clean;
+    z(x_adv)] with labels [y; y]. The batch mean of the last term is lam * SupCon, so with
+    mu = 0 PGD (which ascends the sum) maximises the very loss the parameters minimise. Every
+    adversarial view's term depends on the whole batch (the negatives). z_clean (B, D) is
+    fixed, computed once before the attack.
+    """
+    def loss_fn(model, x_adv, y):
+        h = model.features(x_adv)
+        z_adv = F.normalize(head(h) if head is not None else h, dim=1)
+        loss = F.cross_entropy(model.fc(h), y, reduction="none") + mu * (1 - (z_clean * z_adv).sum(1))
+        terms = supcon_per_anchor(torch.cat([z_clean, z_adv]), torch.cat([y, y]), tau, positives)
+        return loss + lam * (terms[:len(y)] + terms[len(y):]) / 2
+    return loss_fn
+
+
+def forward_views(fn, x: torch.Tensor, x_adv: torch.Tensor, joint_bn: bool = False,
+                  keep_stats: nn.Module | None = None) -> torch.Tensor:
     """fn (model, model.features, ...) on the clean and the adversarial views, stacked [clean; adv].
 
     joint_bn=False (default): two forward passes, so in train mode BatchNorm normalises each
     view with its own batch statistics, as the TRADES reference code does. joint_bn=True: one
-    pass over the concatenated batch of 2B (both views share the statistics)."""
+    pass over the concatenated batch of 2B (both views share the statistics). keep_stats: the
+    model whose BatchNorm running statistics the clean pass leaves untouched (separate passes
+    only): they then move with the adversarial view alone, as in PGD-AT."""
     if joint_bn:
         return fn(torch.cat([x, x_adv]))
-    return torch.cat([fn(x), fn(x_adv)])
+    with running_stats_kept(keep_stats):
+        clean = fn(x)
+    return torch.cat([clean, fn(x_adv)])
 
 
 def clead_loss(model: nn.Module, x: torch.Tensor, y: torch.Tensor, x_adv: torch.Tensor, *,
                lam: float = 1.0, tau: float = 0.1, positives: str = "class",
-               head: nn.Module | None = None, joint_bn: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
+               head: nn.Module | None = None, joint_bn: bool = False,
+               bn_stats_adv_only: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
     """C-LEAD outer objective: CE(f(x_adv), y) + lam * SupCon({z(x), z(x_adv)}, y; tau).
 
     Args:
@@ -139,10 +200,12 @@ def clead_loss(model: nn.Module, x: torch.Tensor, y: torch.Tensor, x_adv: torch.
         lam: weight of the contrastive term.  tau: SupCon temperature.
         positives: 'class' or 'pair'.  head: optional projection head for z.
         joint_bn: one forward pass over both views (else two; see `forward_views`).
+        bn_stats_adv_only: the clean pass leaves BatchNorm's running statistics as they were
+            (then lam = 0 is PGD-AT exactly).
     Returns:
         (loss scalar, logits on x_adv (B, K)).
     """
-    h = forward_views(model.features, x, x_adv, joint_bn)
+    h = forward_views(model.features, x, x_adv, joint_bn, model if bn_stats_adv_only else None)
     logits_adv = model.fc(h[x.shape[0]:])
     loss = F.cross_entropy(logits_adv, y)
     if lam:
@@ -152,14 +215,15 @@ def clead_loss(model: nn.Module, x: torch.Tensor, y: torch.Tensor, x_adv: torch.
 
 
 def align_loss(model: nn.Module, x: torch.Tensor, y: torch.Tensor, x_adv: torch.Tensor, *,
-               lam: float = 1.0, head: nn.Module | None = None,
-               joint_bn: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
+               lam: float = 1.0, head: nn.Module | None = None, joint_bn: bool = False,
+               bn_stats_adv_only: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
     """The control without negatives: CE(f(x_adv), y) + lam * mean_i (1 - cos(z(x_i), z(x_adv_i))).
 
     Each clean image is pulled towards its own adversarial twin only; no other image of the
-    batch enters the term (no contrast, no classes). Returns (loss, logits on x_adv (B, K)).
+    batch enters the term (no contrast, no classes). The views go through BatchNorm as in
+    `clead_loss`. Returns (loss, logits on x_adv (B, K)).
     """
-    h = forward_views(model.features, x, x_adv, joint_bn)
+    h = forward_views(model.features, x, x_adv, joint_bn, model if bn_stats_adv_only else None)
     logits_adv = model.fc(h[x.shape[0]:])
     loss = F.cross_entropy(logits_adv, y)
     if lam:
@@ -182,13 +246,15 @@ def trades_inner(p_clean: torch.Tensor):
 
 
 def trades_loss(model: nn.Module, x: torch.Tensor, y: torch.Tensor, x_adv: torch.Tensor, *,
-                beta: float = 6.0, joint_bn: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
+                beta: float = 6.0, joint_bn: bool = False,
+                bn_stats_adv_only: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
     """TRADES (Zhang et al., ICML 2019): CE(f(x), y) + beta * KL(f(x) || f(x_adv)).
 
     Returns (loss scalar, logits on x_adv (B, K)); the KL is averaged over the batch.
-    The views are forwarded separately unless joint_bn (see `forward_views`).
+    The views are forwarded separately unless joint_bn (see `forward_views`); with
+    bn_stats_adv_only the clean pass leaves BatchNorm's running statistics as they were.
     """
-    logits = forward_views(model, x, x_adv, joint_bn)
+    logits = forward_views(model, x, x_adv, joint_bn, model if bn_stats_adv_only else None)
     clean, adv = logits[:x.shape[0]], logits[x.shape[0]:]
     kl = F.kl_div(adv.log_softmax(1), clean.softmax(1), reduction="batchmean")
     return F.cross_entropy(clean, y) + beta * kl, adv

@@ -14,7 +14,8 @@ makes sure each has exactly one entry here.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from functools import partial
 from typing import Callable
 
 import torch
@@ -24,7 +25,8 @@ import torch.nn.functional as F
 from . import config
 from . import released as R
 from .attacks import eval_mode, pgd
-from .losses import ProjectionHead, align_loss, clead_inner, clead_loss, embed, trades_inner, trades_loss
+from .losses import (ProjectionHead, align_loss, clead_inner, clead_joint_inner, clead_loss, embed, trades_inner,
+                     trades_loss)
 
 TRADES_START = 0.001      # the TRADES reference's inner start: x + 0.001 * N(0, 1)
 
@@ -36,7 +38,7 @@ class Objective:
     """One training objective: its step, and what the training loop does around it.
 
     step: (model, x, y, cfg, head) -> (loss, logits).
-    head: (feature_dim, cfg) -> the module trained beside the model, or None; None here means
+    head: (model, cfg) -> the module trained beside the model, or None; None here means
         the default (`make_head`: C-LEAD's optional MLP head when cfg.head_dim > 0).
     starts_from: the objective whose trained model this one starts from (its weights are
         copied first; `pipeline.run` and `Lesson.model` provide it), or None (from scratch).
@@ -61,13 +63,13 @@ def objective(name: str, **around):
     return register
 
 
-def make_head(feature_dim: int, cfg) -> nn.Module | None:
+def make_head(model: nn.Module, cfg) -> nn.Module | None:
     """The projection head of cfg.objective: its own (`Objective.head`), else
-    ProjectionHead(feature_dim -> cfg.head_dim) when cfg.head_dim > 0, else None."""
+    ProjectionHead(model.feature_dim -> cfg.head_dim) when cfg.head_dim > 0, else None."""
     own = OBJECTIVES[cfg.objective].head
     if own is not None:
-        return own(feature_dim, cfg)
-    return ProjectionHead(feature_dim, cfg.head_dim) if cfg.head_dim else None
+        return own(model, cfg)
+    return ProjectionHead(model.feature_dim, cfg.head_dim) if cfg.head_dim else None
 
 
 def attack_budget(cfg) -> dict:
@@ -108,7 +110,8 @@ def trades(model, x, y, cfg, head=None):
     with torch.no_grad(), eval_mode(model):
         p_clean = model(x).softmax(1)
     x_adv = pgd(model, x, y, loss_fn=trades_inner(p_clean), random_start=TRADES_START, **attack_budget(cfg))
-    return trades_loss(model, x, y, x_adv, beta=cfg.beta, joint_bn=cfg.joint_bn)
+    return trades_loss(model, x, y, x_adv, beta=cfg.beta, joint_bn=cfg.joint_bn,
+                       bn_stats_adv_only=cfg.bn_stats_adv_only)
 
 
 def clead_attack(model, x, y, cfg, head=None) -> torch.Tensor:
@@ -125,7 +128,7 @@ def clead(model, x, y, cfg, head=None):
     pull each clean image and its adversarial twin together. Returns (loss, logits on x_adv)."""
     x_adv = clead_attack(model, x, y, cfg, head)
     return clead_loss(model, x, y, x_adv, lam=cfg.lam, tau=cfg.tau, positives=cfg.positives, head=head,
-                      joint_bn=cfg.joint_bn)
+                      joint_bn=cfg.joint_bn, bn_stats_adv_only=cfg.bn_stats_adv_only)
 
 
 @objective("align")
@@ -133,19 +136,50 @@ def align(model, x, y, cfg, head=None):
     """Control: C-LEAD's attack and cross-entropy, but the contrastive term replaced by pair-only
     cosine alignment (no negatives), weight lam. Returns (loss, logits on x_adv)."""
     x_adv = clead_attack(model, x, y, cfg, head)
-    return align_loss(model, x, y, x_adv, lam=cfg.lam, head=head, joint_bn=cfg.joint_bn)
+    return align_loss(model, x, y, x_adv, lam=cfg.lam, head=head, joint_bn=cfg.joint_bn,
+                      bn_stats_adv_only=cfg.bn_stats_adv_only)
 
 
-@objective("clead_released", head=R.linear_head, starts_from="standard", finish=R.new_classifier)
+@objective("clead_lam0")
+def clead_lam0(model, x, y, cfg, head=None):
+    """Control: C-LEAD with lam = 0, whatever cfg.lam says: C-LEAD's attack and its BatchNorm
+    handling (the clean view is forwarded too), no contrastive term. C-LEAD minus this control
+    is the contrastive term's effect; with cfg.bn_stats_adv_only it is PGD-AT exactly."""
+    return clead(model, x, y, replace(cfg, lam=0.0), head)
+
+
+@objective("clead_joint")
+def clead_joint(model, x, y, cfg, head=None):
+    """C-LEAD with the contrastive term in the perturbation too: the attack maximises
+    CE(f(x_adv), y) + lam * SupCon({z(x), z(x_adv)}, y; tau) (+ mu * (1 - cos), as in `clead`),
+    the batch's outer loss itself (`losses.clead_joint_inner`), with z(x) fixed and the model in
+    eval mode; then the model minimises that loss (`clead_loss`). Returns (loss, logits on x_adv)."""
+    with torch.no_grad(), eval_mode(model):
+        z_clean = embed(model, x, head)
+    inner = clead_joint_inner(z_clean, lam=cfg.lam, tau=cfg.tau, positives=cfg.positives, mu=cfg.mu, head=head)
+    x_adv = pgd(model, x, y, loss_fn=inner, **attack_budget(cfg))
+    return clead_loss(model, x, y, x_adv, lam=cfg.lam, tau=cfg.tau, positives=cfg.positives, head=head,
+                      joint_bn=cfg.joint_bn, bn_stats_adv_only=cfg.bn_stats_adv_only)
+
+
 def clead_released(model, x, y, cfg, head=None):
-    """The authors' released reading (`released.py`): from the trained standard model, the
-    three-view label-free loss on (anchor, augmented, adversarial) with a linear head; then a
-    new classifier on the frozen features. Returns (loss, logits of the anchors, for the log only)."""
-    views = R.three_views(model, head, x, **attack_budget(cfg))
-    z = R.project(model, head, views.flatten(0, 1)).view(len(x), 3, -1)   # one batch of 3B, as released
-    with torch.no_grad():
-        logits = model(x)
+    """The authors' released reading (`released.py`): from a trained model, the three-view
+    label-free loss on (anchor, augmented, adversarial) with a linear head; then a new classifier
+    on the frozen features. Returns (loss, logits of the anchors, for the log only)."""
+    reads = cfg.released_head_input
+    views = R.three_views(model, head, x, reads, **attack_budget(cfg))
+    z, logits = R.forward_three(model, head, views, reads)      # one batch of 3B, as released
     return R.released_loss(z), logits
+
+
+# The released reading, bracketed (neither its start nor its classifier is released):
+# name, the trained model it starts from, the probe of its classifier stage.
+RELEASED_ARMS = (("clead_released", "standard", "clean"), ("clead_released_at", "pgd_at", "clean"),
+                 ("clead_released_advprobe", "standard", "adversarial"),
+                 ("clead_released_at_advprobe", "pgd_at", "adversarial"))
+for _name, _start, _probe in RELEASED_ARMS:
+    objective(_name, head=R.linear_head, starts_from=_start, finish=partial(R.new_classifier, probe=_probe))(
+        clead_released)
 
 
 def check_registry(registry: dict = OBJECTIVES, names: tuple = config.OBJECTIVES) -> None:

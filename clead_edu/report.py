@@ -13,7 +13,11 @@ from pathlib import Path
 from .config import RunConfig
 
 LABELS = {"standard": "Standard", "pgd_at": "PGD-AT", "trades": "TRADES", "clead": "C-LEAD",
-          "fgsm_at": "FGSM-AT", "align": "Align (control)", "clead_released": "C-LEAD (released code)"}
+          "fgsm_at": "FGSM-AT", "align": "Align (control)", "clead_lam0": "C-LEAD lam=0 (control)",
+          "clead_joint": "C-LEAD joint perturbation", "clead_released": "C-LEAD (released code)",
+          "clead_released_at": "C-LEAD (released code, from PGD-AT)",
+          "clead_released_advprobe": "C-LEAD (released code, adversarial probe)",
+          "clead_released_at_advprobe": "C-LEAD (released code, from PGD-AT, adversarial probe)"}
 
 
 def table(rows: dict, formats: dict | None = None) -> str:
@@ -56,8 +60,12 @@ def describe(cfg: RunConfig, images: dict | None = None) -> str:
             f"{t.eps:.4g} ({t.eps * 255:.1f}/255), training PGD-{t.train_steps} (step {t.alpha:.4g}), seed "
             f"{t.seed}. C-LEAD: lam {t.lam}{f' (ramped over {t.lam_ramp} epochs)' if t.lam_ramp else ''}, tau "
             f"{t.tau}, mu {t.mu}, positives {t.positives}, head {t.head_dim or 'none'}; clean and adversarial "
-            f"views {'in one BatchNorm batch' if t.joint_bn else 'through BatchNorm separately'}. AutoAttack: "
-            f"{e.autoattack} version on the first {e.aa_n} test images (all of them if fewer); worst case = "
+            f"views {'in one BatchNorm batch' if t.joint_bn else 'through BatchNorm separately'}"
+            f"{' (running statistics from the adversarial view only)' if t.bn_stats_adv_only else ''}"
+            f"{'; the released head reads the logits' if t.released_head_input == 'logits' else ''}"
+            f". AutoAttack: "
+            f"{e.autoattack} version on the first {e.aa_n} test images (all of them if fewer)"
+            f"{f', checked by the standard version on the first {e.aa_check_n}' if e.aa_check_n else ''}; worst case = "
             f"per-example minimum over every attack on those images. Every column of a row uses the same images.")
 
 
@@ -71,7 +79,7 @@ def write_report(out: Path, cfg: RunConfig, results: dict, feats: dict, figures:
     for name, r in results.items():
         cells = [f"{100 * r['accuracy'][c]:.1f}" for c in cols]
         lines.append(f"| {LABELS[name]} | " + " | ".join(cells) + f" | {times[name]:.0f} |")
-    lines += eval_table(results)
+    lines += eval_table(results) + aa_check_table({k: [r] for k, r in results.items()})
     lines += ["", "## Sanity checks", ""] + check_lines(results)
     lines += ["", "## Feature space (clean vs adversarial twins)", ""] + feature_lines(feats, cfg, images)
     lines += ["", "## Figures", ""] + [f"![{f}]({f})" for f in figures]
@@ -110,6 +118,22 @@ def eval_table(results: dict) -> list[str]:
                     + " |" for name, r in results.items()]
 
 
+def aa_check_table(runs: dict) -> list[str]:
+    """runs {model: [result of each seed]}: when the standard AutoAttack ran as a check of the
+    version used (`evaluate.standard_check`), a table of both on the same images and their
+    difference (mean ± 95% interval over seeds); [] otherwise."""
+    rows = {name: [r["autoattack_check"] for r in rs if "autoattack_check" in r] for name, rs in runs.items()}
+    rows = {name: c for name, c in rows.items() if c}
+    if not rows:
+        return []
+    n = sorted({c["n"] for cs in rows.values() for c in cs})
+    lines = ["", f"AutoAttack check: the standard AutoAttack on the first {'/'.join(map(str, n))} of the "
+             "AutoAttack images (per seed) beside the version in the table, on the same images, in %:", "",
+             "| model | standard | version used | version − standard |", "|---|---:|---:|---:|"]
+    return lines + [f"| {LABELS[name]} | {fmt([c['standard'] for c in cs])} | {fmt([c['version'] for c in cs])} | "
+                    f"{fmt([c['version'] - c['standard'] for c in cs])} |" for name, cs in rows.items()]
+
+
 def check_lines(results: dict) -> list[str]:
     """One Markdown bullet per sanity check of every model; failures marked as warnings."""
     return [f"- {LABELS[name]}: {c['check']}: {'ok' if c['passed'] else '**WARNING: failed**'} ({c['detail']})"
@@ -118,11 +142,16 @@ def check_lines(results: dict) -> list[str]:
 
 # ----------------------------------------------------------------------------- several seeds
 
-PAIRED = ("clead", "clead_released", "align", "trades")   # each minus PGD-AT, same seed and images
+# The paired differences of a study (same seed, same images): each name minus its reference.
+PAIRED = {"pgd_at": ("clead", "clead_joint", "clead_lam0", "clead_released", "clead_released_at",
+                     "clead_released_advprobe", "clead_released_at_advprobe", "align", "trades"),
+          "clead_lam0": ("clead", "clead_joint")}      # minus the control: the contrastive term alone
+
 
 def summarize(metrics: list[dict]) -> dict:
-    """{'accuracy': {model: {attack: [per-seed values]}}, 'clead_minus_pgd_at': {attack: [..]},
-    'failed_checks': [str]} from the per-seed metrics.json contents."""
+    """{'accuracy': {model: {attack: [per-seed values]}}, 'paired': {reference: {model: {attack:
+    [model - reference per seed]}}} (`PAIRED`), 'clead_minus_pgd_at' and 'paired_minus_pgd_at'
+    (the same, kept for older readers), 'failed_checks': [str]} from the per-seed metrics.json."""
     acc, failed = {}, []
     for m in metrics:
         for name, r in m["models"].items():
@@ -130,10 +159,17 @@ def summarize(metrics: list[dict]) -> dict:
                 acc.setdefault(name, {}).setdefault(attack, []).append(v)
             failed += [f"seed {m['settings']['train']['seed']}, {name}: {c['check']} ({c['detail']})"
                        for c in r["sanity_checks"] if not c["passed"]]
-    paired = {name: {k: [a - b for a, b in zip(acc[name][k], acc["pgd_at"][k])] for k in acc[name]}
-              for name in PAIRED if name in acc and "pgd_at" in acc}
-    return {"accuracy": acc, "clead_minus_pgd_at": paired.get("clead", {}), "paired_minus_pgd_at": paired,
-            "failed_checks": failed}
+    paired = {ref: {name: {k: [a - b for a, b in zip(acc[name][k], acc[ref][k])] for k in acc[name]}
+                    for name in names if name in acc} for ref, names in PAIRED.items() if ref in acc}
+    vs_pgd = paired.get("pgd_at", {})
+    return {"accuracy": acc, "paired": paired, "clead_minus_pgd_at": vs_pgd.get("clead", {}),
+            "paired_minus_pgd_at": vs_pgd, "failed_checks": failed}
+
+
+def paired_lines(paired: dict, cols: list[str]) -> list[str]:
+    """The summary table's paired rows: every model minus PGD-AT, then minus the lam=0 control."""
+    return [f"| **{LABELS[name]} − {LABELS[ref]}** (paired) | " + " | ".join(fmt(diff[c]) for c in cols) + " |"
+            for ref, rows in paired.items() for name, diff in rows.items()]
 
 
 def write_summary(out: Path, metrics: list[dict], command: str) -> str:
@@ -148,8 +184,8 @@ def write_summary(out: Path, metrics: list[dict], command: str) -> str:
              "| model | " + " | ".join(cols) + " |", "|---|" + "---:|" * len(cols)]
     for name, a in s["accuracy"].items():
         lines.append(f"| {LABELS[name]} | " + " | ".join(fmt(a[c]) for c in cols) + " |")
-    for name, diff in s["paired_minus_pgd_at"].items():
-        lines.append(f"| **{LABELS[name]} − PGD-AT** (paired) | " + " | ".join(fmt(diff[c]) for c in cols) + " |")
+    lines += paired_lines(s["paired"], cols)
+    lines += aa_check_table({k: [m["models"][k] for m in metrics] for k in s["accuracy"]})
     lines += ["", f"Sanity checks: {n_checks - len(s['failed_checks'])} of {n_checks} passed."]
     lines += [f"- **WARNING: failed**: {f}" for f in s["failed_checks"]]
     lines += ["", "Training time per seed (s): " + ", ".join(

@@ -94,7 +94,7 @@ def train(model, train_set, cfg: TrainConfig, *, start=None, test_set=None, out_
     if start is not None:
         model.load_state_dict(start.state_dict())
     loader = make_loader(model, train_set, cfg)
-    head = make_head(model.feature_dim, cfg)
+    head = make_head(model, cfg)
     head = head.to(next(model.parameters()).device) if head is not None else None
     params = list(model.parameters()) + (list(head.parameters()) if head else [])
     state_path = Path(out_dir) / "train_state.pt" if out_dir else None

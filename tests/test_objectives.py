@@ -14,7 +14,10 @@ def test_registry_matches_config_names():
     assert tuple(O.OBJECTIVES) == C.OBJECTIVES
     assert all(callable(o.step) for o in O.OBJECTIVES.values())
     assert O.OBJECTIVES["clead_released"].starts_from == "standard"
-    assert {n for n, o in O.OBJECTIVES.items() if o.finish or o.starts_from} == {"clead_released"}
+    released = {n for n, o in O.OBJECTIVES.items() if o.finish or o.starts_from}
+    assert released == {name for name, _, _ in O.RELEASED_ARMS} == {n for n in C.OBJECTIVES if "released" in n}
+    assert {(O.OBJECTIVES[n].starts_from, O.OBJECTIVES[n].finish.keywords["probe"]) for n in released} == {
+        ("standard", "clean"), ("pgd_at", "clean"), ("standard", "adversarial"), ("pgd_at", "adversarial")}
 
 
 @pytest.mark.parametrize("change, named", [

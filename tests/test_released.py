@@ -52,9 +52,12 @@ def test_released_loss_matches_literal_loop(tau, seed):
 def test_released_temperature_and_head():
     """Temperature 0.1 (SCAN's simclr config) and a linear head to 128 dimensions."""
     assert R.TEMPERATURE == 0.1
-    head = make_head(64, TrainConfig(objective="clead_released"))
-    assert isinstance(head, nn.Linear) and (head.in_features, head.out_features) == (64, 128)
-    assert make_head(64, TrainConfig(objective="clead")) is None
+    model = build_model("small_cnn", 10, 1, (0.3,), (0.37,))
+    head = make_head(model, TrainConfig(objective="clead_released"))
+    assert isinstance(head, nn.Linear) and (head.in_features, head.out_features) == (model.feature_dim, 128)
+    assert make_head(model, TrainConfig(objective="clead")) is None
+    logits_head = make_head(model, TrainConfig(objective="clead_released_at", released_head_input="logits"))
+    assert (logits_head.in_features, logits_head.out_features) == (10, 128)
 
 
 @pytest.fixture
@@ -119,32 +122,38 @@ def test_objective_trains_backbone_and_classifier_stage_trains_fc_only(setting, 
     assert before.keys() == frozen.keys()
 
 
-def test_pipeline_trains_standard_first_and_starts_from_it(monkeypatch, tmp_path):
-    """`run --objectives pgd_at,clead_released` trains standard first (added), and clead_released
-    starts from the standard model's final weights."""
+def test_pipeline_trains_each_start_first_and_starts_from_it(monkeypatch, tmp_path):
+    """`run --objectives clead_released,clead_released_at_advprobe` trains standard and PGD-AT first
+    (added), each released arm starts from its model's final weights, and ends with its probe."""
     assert pipeline.order(["pgd_at", "clead_released"]) == ["standard", "pgd_at", "clead_released"]
     assert pipeline.order(["clead_released", "standard"]) == ["standard", "clead_released"]
     assert pipeline.order(["pgd_at", "clead"]) == ["pgd_at", "clead"]
+    assert pipeline.order(["clead_released_at"]) == ["pgd_at", "clead_released_at"]
+    arms = ["clead_released", "clead_released_at_advprobe"]
     first, finals = {}, {}
-    real_train, real = pipeline.train, OBJECTIVES["clead_released"]
+    real_train = pipeline.train
 
     def spy(model, train_set, cfg, **kw):
         out = real_train(model, train_set, cfg, **kw)
         finals[cfg.objective] = {k: v.clone() for k, v in model.state_dict().items()}
         return out
 
-    def first_step(model, x, y, cfg, head=None):     # the weights the first fine-tuning batch meets
-        first.setdefault("weights", {k: v.clone() for k, v in model.state_dict().items()})
-        return real.step(model, x, y, cfg, head)
+    def first_step(real):                 # the weights the first fine-tuning batch meets
+        def step(model, x, y, cfg, head=None):
+            first.setdefault(cfg.objective, {k: v.clone() for k, v in model.state_dict().items()})
+            return real(model, x, y, cfg, head)
+        return step
     monkeypatch.setattr(pipeline, "train", spy)
-    monkeypatch.setitem(OBJECTIVES, "clead_released", replace(real, step=first_step))
+    for arm in arms:
+        monkeypatch.setitem(OBJECTIVES, arm, replace(OBJECTIVES[arm], step=first_step(OBJECTIVES[arm].step)))
     from clead_edu import config as C
     cfg = C.from_preset("quick", "digits", epochs=1, train_n=100, eval_n=30, aa_n=0, train_steps=1)
-    pipeline.run(cfg, tmp_path, objectives=["pgd_at", "clead_released"], figures=False, progress=False)
-    assert list(finals) == ["standard", "pgd_at", "clead_released"]
-    assert all(torch.equal(first["weights"][k], finals["standard"][k]) for k in finals["standard"])
-    saved = json.loads((tmp_path / "clead_released" / "model.json").read_text())
-    assert saved["history"][-1]["stage"] == "classifier"          # model.pt is the finished model
+    pipeline.run(cfg, tmp_path, objectives=arms, figures=False, progress=False)
+    assert list(finals) == ["standard", "pgd_at", *arms]
+    for arm, source in zip(arms, ["standard", "pgd_at"]):
+        assert all(torch.equal(first[arm][k], finals[source][k]) for k in finals[source])
+    stages = [json.loads((tmp_path / arm / "model.json").read_text())["history"][-1]["stage"] for arm in arms]
+    assert stages == ["classifier", "adversarial classifier"]          # model.pt is the finished model
 
 
 def test_lesson_trains_the_released_reading_from_its_standard_model(tmp_path):
@@ -157,6 +166,68 @@ def test_lesson_trains_the_released_reading_from_its_standard_model(tmp_path):
     assert hist[-1]["stage"] == "classifier" and (tmp_path / "digits-quick").exists()
     again, _ = L.model("clead_released", progress=False)
     assert all(torch.equal(a, b) for a, b in zip(model.state_dict().values(), again.state_dict().values()))
+
+
+def test_batchnorm_statistics_move_only_with_the_training_forward(setting):
+    """One step of the objective in train mode leaves the BatchNorm running statistics exactly
+    where one train-mode forward of its 3B views leaves them (no extra forward of the anchors)."""
+    model, head, x, cfg = setting
+    twin = build_model("small_cnn", 10, 1, (0.3,), (0.37,))
+    twin.load_state_dict(model.state_dict())
+    model.train(), twin.train()
+    torch.manual_seed(5)
+    OBJECTIVES["clead_released"].step(model, x, torch.zeros(8, dtype=torch.long), cfg, head)
+    torch.manual_seed(5)                      # the same random start and augmentation
+    views = R.three_views(twin, head, x, **attack_budget(cfg))
+    with torch.no_grad():
+        twin.features(views.flatten(0, 1))
+    buffers = dict(model.named_buffers())
+    assert all(torch.equal(buffers[k], v) for k, v in twin.named_buffers())
+    assert not torch.equal(buffers["body.0.1.running_mean"], build_model(
+        "small_cnn", 10, 1, (0.3,), (0.37,)).state_dict()["body.0.1.running_mean"])
+
+
+@pytest.mark.parametrize("reads, fc_learns, width", [("features", False, None), ("logits", True, 10)])
+def test_head_reads_features_or_logits(setting, reads, fc_learns, width):
+    """released_head_input: the head reads the penultimate features, or the classifier's K outputs,
+    in which case the contrastive loss trains model.fc as part of the backbone."""
+    model, _, x, cfg = setting
+    cfg = replace(cfg, released_head_input=reads)
+    head = make_head(model, cfg)
+    assert head.in_features == (width or model.feature_dim)
+    model.train()
+    loss, logits = OBJECTIVES["clead_released"].step(model, x, torch.zeros(8, dtype=torch.long), cfg, head)
+    loss.backward()
+    assert logits.shape == (8, 10) and not logits.requires_grad
+    assert (model.fc.weight.grad is not None and model.fc.weight.grad.abs().sum() > 0) == fc_learns
+    with torch.no_grad():
+        model.eval()
+        expected = F.normalize(head(model(x) if reads == "logits" else model.features(x)), dim=1)
+        assert torch.allclose(R.project(model, head, x, reads), expected)
+
+
+def test_adversarial_probe_trains_on_pgd_images(setting, digits):
+    """The adversarial classifier step: PGD (the run's budget, against the whole model) on the
+    probe's input, then cross-entropy of fc on the frozen features of those images."""
+    model, _, _, cfg = setting
+    from clead_edu import data as D
+    x, y = D.take(digits.train, 16, 0)
+    stage, step, params = R.new_classifier(model, cfg, probe="adversarial")
+    assert stage == "adversarial classifier" and params == list(model.fc.parameters())
+    model.train()
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    torch.manual_seed(2)
+    loss, logits = step(model, x, y, cfg)
+    torch.manual_seed(2)
+    x_adv = R.pgd(model, x, y, eps=cfg.eps, alpha=cfg.alpha, steps=cfg.train_steps)
+    assert (x_adv - x).abs().max() > 0.5 * cfg.eps
+    model.eval()
+    with torch.no_grad():
+        assert torch.allclose(logits, model(x_adv), atol=1e-6)
+        assert loss.item() == pytest.approx(F.cross_entropy(model(x_adv), y).item(), rel=1e-6)
+    assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())   # nothing moved yet
+    with pytest.raises(ValueError, match="probe"):
+        R.new_classifier(model, cfg, probe="robust")
 
 
 def test_classifier_stage_equals_a_plain_loop(digits, monkeypatch):

@@ -29,6 +29,30 @@ def test_summary_pairs_every_compared_reading_with_pgd_at():
     assert out["clead_minus_pgd_at"] == out["paired_minus_pgd_at"]["clead"]
 
 
+def test_summary_pairs_the_arms_with_the_lam0_control(tmp_path):
+    """C-LEAD and the joint arm minus the lam=0 control, seed by seed, beside their rows minus
+    PGD-AT; the summary table has both kinds of paired rows."""
+    from clead_edu.config import RunConfig
+    from clead_edu.report import summarize, write_summary
+
+    def seed(s, values):
+        models = {n: {"accuracy": {"clean": v, "pgd20": v / 2}, "sanity_checks": [], "train_seconds": 1.0}
+                  for n, v in values.items()}
+        settings = RunConfig().to_dict()
+        settings["train"]["seed"] = s
+        return {"settings": settings, "models": models, "seconds": {"total": 5.0}, "device": "cpu", "torch": "x"}
+    metrics = [seed(0, {"pgd_at": 0.5, "clead": 0.6, "clead_lam0": 0.55, "clead_joint": 0.4}),
+               seed(1, {"pgd_at": 0.7, "clead": 0.6, "clead_lam0": 0.7, "clead_joint": 0.8})]
+    out = summarize(metrics)
+    assert out["paired"]["clead_lam0"]["clead"]["clean"] == pytest.approx([0.05, -0.1])
+    assert out["paired"]["clead_lam0"]["clead_joint"]["pgd20"] == pytest.approx([-0.075, 0.05])
+    assert out["paired"]["pgd_at"]["clead_lam0"]["clean"] == pytest.approx([0.05, 0.0])
+    text = write_summary(tmp_path, metrics, "python -m clead_edu study")
+    assert "| **C-LEAD − C-LEAD lam=0 (control)** (paired) | -2.5 ± " in text
+    assert "| **C-LEAD − PGD-AT** (paired) |" in text and "| **C-LEAD joint perturbation − PGD-AT** (paired) |" in text
+    assert text.index("− PGD-AT** (paired)") < text.index("− C-LEAD lam=0 (control)** (paired)")
+
+
 def test_report_keeps_one_image_set_per_row(tmp_path):
     """AutoAttack on 40 of 128 images: the main table holds the 40-image numbers in every
     column, and the 128-image numbers appear only in a second table without AutoAttack."""

@@ -29,6 +29,9 @@ def test_study_two_seeds_and_continue(tmp_path, capsys):
     assert capsys.readouterr().out.count("reusing") == 2
     assert main([*args, "--lam", "0.5"]) == 2
     assert "holds a study with other settings" in capsys.readouterr().err
+    more = [*args[:4], "pgd_at,clead,clead_lam0", *args[5:]]          # an objective the seeds lack
+    assert main(more) == 2
+    assert "has no clead_lam0" in capsys.readouterr().err
 
 
 def test_ablation_on_validation_split(tmp_path):
