@@ -3,8 +3,8 @@ models with the same data, model and budget, evaluates each, and writes
 runs/<name>/report.md, metrics.json and PNG figures.
 
 This file only parses the command line into a `config.RunConfig` and calls
-`pipeline.run`, `study.study` or `study.ablate`; `site`, `export` and `import` are
-defined (and carried out) in `site.py` and `bundle.py`.
+`pipeline.run`, `study.study` or `study.ablate`; `site`, `editions`, `export` and `import`
+are defined (and carried out) in `site.py`, `editions.py` and `bundle.py`.
 """
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ import sys
 from . import config as C
 from . import data as D
 from . import launch as L
-from . import bundle, pipeline
+from . import bundle, editions, pipeline
 from . import site as site_cmd
 from . import study as S
 from .device import pick_device
@@ -33,7 +33,7 @@ SETTINGS = [
     ("--extra-restarts", int, "restarts of that PGD (robust = survives all)"),
     ("--aa-n", int, "test images for AutoAttack (0 = skip)"),
     ("--aa-check-n", int, "also the standard AutoAttack on the first N of those, as a check of --autoattack"),
-    ("--umap-n", int, "test images in the UMAP pictures"),
+    ("--umap-n", int, "test images for the feature-space numbers and UMAP pictures"),
     ("--batch-size", int, "training batch size"), ("--lr", float, "peak learning rate"),
     ("--lam", float, "C-LEAD: weight of the contrastive term"),
     ("--lam-ramp", int, "C-LEAD/align: lam grows linearly from 0 over this many epochs"), ("--tau", float, "C-LEAD: SupCon temperature"),
@@ -53,6 +53,7 @@ def add_run_options(r: argparse.ArgumentParser) -> None:
     r.add_argument("--objectives", default=",".join(C.COMPARED), help="comma-separated names from "
                    + ",".join(C.OBJECTIVES))
     r.add_argument("--data-root", default="data", help="where datasets are downloaded")
+    r.add_argument("--threads", help="CPU threads (default: $CLEAD_EDU_THREADS, else what this process may use)")
     for flag, kind, text in SETTINGS:
         r.add_argument(flag, type=kind, help=text)
     r.add_argument("--positives", choices=C.POSITIVES, help="C-LEAD positives")
@@ -105,6 +106,7 @@ def build_parser() -> argparse.ArgumentParser:
     a.add_argument("--val-fraction", type=float, default=0.2, help="share of the training images held out")
     a.add_argument("--variants", default=",".join(S.VARIANTS), help="comma-separated subset of " + ",".join(S.VARIANTS))
     site_cmd.add_parser(sub)
+    editions.add_parser(sub)
     bundle.add_parsers(sub)
     return ap
 
@@ -136,11 +138,11 @@ def main(argv=None) -> int:
     matplotlib.use("Agg")
     command = "python -m clead_edu " + " ".join(sys.argv[1:] if argv is None else argv)
     try:
-        if hasattr(args, "func"):          # site, export, import
+        if hasattr(args, "func"):          # site, editions, export, import
             return args.func(args)
         cfg = to_config(args)
         job = dict(objectives=objectives(args.objectives), device=args.device, data_root=args.data_root,
-                   figures=not args.no_figures, progress=not args.no_progress)
+                   figures=not args.no_figures, progress=not args.no_progress, threads=args.threads)
         if args.command == "run":
             out = pipeline.out_dir(cfg, args.out, reuse=args.overwrite or args.resume)
             pipeline.run(cfg, out, resume=args.resume, **job)
@@ -153,7 +155,8 @@ def main(argv=None) -> int:
             out = pipeline.out_dir(cfg, args.out, "ablation", reuse=True)
             variants = [v.strip() for v in args.variants.split(",") if v.strip()]
             print(S.ablate(cfg, S.parse_seeds(args.seeds), variants, out, val_fraction=args.val_fraction,
-                           device=args.device, data_root=args.data_root, overwrite=args.overwrite)
+                           device=args.device, data_root=args.data_root, overwrite=args.overwrite,
+                           threads=args.threads)
                   + f"[clead_edu] written: {out / 'ablation.md'}")
     except (D.DatasetUnavailable, ValueError) as err:
         print(f"error: {err}", file=sys.stderr)

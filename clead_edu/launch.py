@@ -31,6 +31,8 @@ from typing import Callable
 
 import torch
 
+from .threads import ENV, allowed_cpus
+
 LAUNCHERS = ("processes", "local", "slurm")
 
 
@@ -62,8 +64,8 @@ class Launch:
 
 
 def available_cpus() -> int:
-    """The CPUs this process may run on (its affinity where known)."""
-    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    """The CPUs this process may run on (`threads.allowed_cpus`: its affinity where known)."""
+    return len(allowed_cpus())
 
 
 def worker_threads(jobs: int, available: int | None = None) -> int:
@@ -72,12 +74,12 @@ def worker_threads(jobs: int, available: int | None = None) -> int:
 
 
 def call(fn: Callable, args: tuple, kwargs: dict, threads: int | None, log: Path | None) -> dict:
-    """What a worker runs: set the threads (torch's, and the CLEAD_EDU_THREADS/OMP_NUM_THREADS
-    the package reads), send the output to `log`, run fn(*args, **kwargs). Returns
+    """What a worker runs: set the threads (torch's, and $CLEAD_EDU_THREADS, which `threads.set_threads`
+    reads unless a thread count is passed), send the output to `log`, run fn(*args, **kwargs). Returns
     {'result', 'worker': {'host', 'pid', 'threads', 'seconds'}}."""
     threads = threads or available_cpus()
     torch.set_num_threads(threads)
-    os.environ["CLEAD_EDU_THREADS"] = os.environ["OMP_NUM_THREADS"] = str(threads)
+    os.environ[ENV] = str(threads)
     t = time.time()
     with contextlib.ExitStack() as stack:
         if log:

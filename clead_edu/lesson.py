@@ -25,6 +25,7 @@ from .device import pick_device, seed_everything
 from .models import model_for
 from .objectives import OBJECTIVES
 from .report import LABELS
+from .threads import set_threads
 from .train import train
 
 
@@ -74,16 +75,16 @@ def checkpoint_name(cfg: TrainConfig, changes: dict) -> str:
 
 def setup(preset: str = "quick", dataset: str = "digits", *, seed: int = 0, epochs: int | None = None,
           run_dir: str | Path = "../runs/notebooks", data_root: str | Path = "../data",
-          **changes) -> Lesson:
+          threads: int | str | None = None, **changes) -> Lesson:
     """The standard first cell of every notebook: settings from the preset, seeds, the device
-    (the fast path only on CUDA), the data, and the shared checkpoint folder."""
+    (the fast path only on CUDA), the CPU threads (`threads.set_threads`: `threads`, else
+    CLEAD_EDU_THREADS, else what the notebook may use), the data, the shared checkpoint folder."""
     cfg = from_preset(preset, dataset, seed=seed, **({"epochs": epochs} if epochs else {}), **changes)
     seed_everything(seed)
     device = pick_device()
     if device.type != "cuda":
         cfg = update(cfg, fast=False)        # bf16 and on-device data are for CUDA only
-    if device.type == "cpu" and preset == "quick":
-        torch.set_num_threads(1)   # small models: one thread is about as fast, and unaffected by other programs
+    set_threads(threads)
     data = D.get_data(dataset, data_root, seed=seed)
     print(f"{data.name}: {len(data.train)} training / {len(data.test)} test images, "
           f"{data.num_classes} classes, shape {data.shape}; preset {preset}, eps {cfg.eps:.4g}")

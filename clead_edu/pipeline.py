@@ -27,13 +27,16 @@ from .device import pick_device, seed_everything
 from .models import model_for
 from .objectives import OBJECTIVES
 from .report import LABELS, write_report
+from .threads import set_threads
 from .train import train
 
 
 def run(cfg: RunConfig, out: Path, *, objectives=COMPARED, device: str = "auto", data_root="data",
-        resume: bool = False, figures: bool = True, progress: bool = True) -> Path:
-    """Train and evaluate every objective in `objectives` into `out`; returns `out`."""
+        resume: bool = False, figures: bool = True, progress: bool = True, threads=None) -> Path:
+    """Train and evaluate every objective in `objectives` into `out`; returns `out`.
+    `threads`: CPU threads (default: `threads.set_threads` sizes them)."""
     t0, dev = time.time(), pick_device(device)
+    set_threads(threads)
     data = D.get_data(cfg.dataset, data_root, seed=cfg.seed)
     print(f"[clead_edu] {cfg.dataset} ({len(data.train)} train / {len(data.test)} test images, "
           f"{data.num_classes} classes), preset {cfg.preset}, writing to {out}")
@@ -45,7 +48,7 @@ def run(cfg: RunConfig, out: Path, *, objectives=COMPARED, device: str = "auto",
     for obj in order(objectives):
         seed_everything(cfg.seed)
         model = model_for(data, cfg.arch).to(dev)
-        source = OBJECTIVES[obj].starts_from          # e.g. clead_released: this run's standard model
+        source = OBJECTIVES[obj].starts_from          # the trained model this objective starts from, if any
         t, start = time.time(), models[source] if source else None
         hist = train(model, train_set, cfg.for_objective(obj), start=start, out_dir=out / obj, resume=resume,
                      progress=progress, test_set=test_set)
@@ -55,7 +58,8 @@ def run(cfg: RunConfig, out: Path, *, objectives=COMPARED, device: str = "auto",
         print(f"[clead_edu] {LABELS[obj]}: " + ", ".join(
             f"{k} {100 * v:.1f}%" for k, v in results[obj]["accuracy"].items()))
         models[obj] = model
-    pictures, feats = draw_figures(models, results, x, y, cfg, data, out, eps_grid) if figures else ([], {})
+    feats = feature_space(models, x, y, cfg, data, out, umap=figures)   # the pair metrics, always
+    pictures = draw_figures(models, results, x, y, cfg, data, out, eps_grid) if figures else []
     times["total"] = time.time() - t0
     images = {"train": len(train_set), "eval": len(y)}
     metrics = {"settings": cfg.to_dict(), "images": images, "device": str(dev), "torch": torch.__version__, "eps_grid": eps_grid,
@@ -105,27 +109,30 @@ def evaluate_model(model, x, y, cfg: RunConfig, eps_grid: list[float]) -> dict:
         {"autoattack_check": res["autoattack_check"]} if "autoattack_check" in res else {})
 
 
-def draw_figures(models: dict, results: dict, x, y, cfg: RunConfig, data, out: Path, eps_grid) -> tuple[list, dict]:
-    """The example, eps-curve and UMAP figures in `out`; returns (file names, feature-space metrics)."""
+def draw_figures(models: dict, results: dict, x, y, cfg: RunConfig, data, out: Path, eps_grid) -> list[str]:
+    """The example and eps-curve figures in `out` (and the UMAP one, drawn by `feature_space`);
+    returns their file names."""
     files = example_figures(models, x, y, cfg, data, out)
     P.eps_curves(eps_grid, {LABELS[k]: r["eps_curve"] for k, r in results.items()}, train_eps=cfg.eps,
                  attack=f"PGD-{cfg.eval.pgd_steps}").savefig(out / "accuracy_vs_eps.png", dpi=110)
     files.append("accuracy_vs_eps.png")
-    feats = feature_space(models, x, y, cfg, data, out)
     if (out / "umap_pairs.png").exists():
         files.append("umap_pairs.png")
-    return files, feats
+    return files
 
 
-def feature_space(models: dict, x, y, cfg: RunConfig, data, out: Path) -> dict:
-    """Pair metrics for every model; UMAP pictures for standard, PGD-AT and C-LEAD."""
+def feature_space(models: dict, x, y, cfg: RunConfig, data, out: Path, umap: bool = True) -> dict:
+    """Pair metrics for every model on the first umap_n images ({} when umap_n is 0); with
+    `umap`, also the UMAP pictures for standard, PGD-AT and C-LEAD."""
     n = min(cfg.eval.umap_n, len(x))
+    if n == 0:
+        return {}
     metrics, panels = {}, {}
     for name, model in models.items():
         torch.manual_seed(cfg.seed)
         pairs = features.embed_pairs(model, x[:n], y[:n], eps=cfg.eps, steps=cfg.eval.pgd_steps)
         m = metrics[name] = features.pair_metrics(pairs)
-        if name in ("standard", "pgd_at", "clead"):
+        if umap and name in ("standard", "pgd_at", "clead"):
             sub = (f"pair dist {m['pair_distance']:.3f} (rel. {m['relative_pair_distance']:.2f}), "
                    f"adv NN acc {m['adv_nn_accuracy']:.2f}")
             panels[LABELS[name]] = (features.umap_2d(pairs, seed=cfg.seed), pairs.y.numpy(), sub)

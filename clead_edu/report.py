@@ -81,15 +81,27 @@ def write_report(out: Path, cfg: RunConfig, results: dict, feats: dict, figures:
         lines.append(f"| {LABELS[name]} | " + " | ".join(cells) + f" | {times[name]:.0f} |")
     lines += eval_table(results) + aa_check_table({k: [r] for k, r in results.items()})
     lines += ["", "## Sanity checks", ""] + check_lines(results)
-    lines += ["", "## Feature space (clean vs adversarial twins)", "",
-              "| model | pair distance | relative to class centroids | adv. nearest-clean-neighbour acc. |",
-              "|---|---:|---:|---:|"]
-    for name, m in feats.items():
-        lines.append(f"| {LABELS[name]} | {m['pair_distance']:.3f} | {m['relative_pair_distance']:.3f} | "
-                     f"{100 * m['adv_nn_accuracy']:.1f}% |")
+    lines += ["", "## Feature space (clean vs adversarial twins)", ""] + feature_lines(feats, cfg, images)
     lines += ["", "## Figures", ""] + [f"![{f}]({f})" for f in figures]
     lines += ["", f"Total time: {times['total']:.0f} s."]
     (out / "report.md").write_text("\n".join(lines) + "\n")
+
+
+def feature_lines(feats: dict, cfg: RunConfig, images: dict | None = None) -> list[str]:
+    """The pair-metric table (`features.pair_metrics` of each model), or one sentence saying
+    why there is none: never a table without rows."""
+    n = min(cfg.eval.umap_n, images["eval"]) if images else cfg.eval.umap_n
+    if not feats:
+        return [f"Not measured in this run: the pair metrics use the first umap_n test images, "
+                f"and umap_n was {cfg.eval.umap_n}."]
+    lines = [f"On the first {n} evaluation images, attacked with PGD-{cfg.eval.pgd_steps} at eps "
+             f"{cfg.eps:.4g} against each model. Pair distance: mean 1 - cos between an image's embedding and "
+             f"its adversarial twin's; the nearest-neighbour accuracy looks for each adversarial embedding's "
+             f"nearest clean embedding among the other {n - 1} images (its own twin left out).", "",
+             "| model | pair distance | relative to class centroids | adv. nearest-clean-neighbour acc. |",
+             "|---|---:|---:|---:|"]
+    return lines + [f"| {LABELS[name]} | {m['pair_distance']:.3f} | {m['relative_pair_distance']:.3f} | "
+                    f"{100 * m['adv_nn_accuracy']:.1f}% |" for name, m in feats.items()]
 
 
 def eval_table(results: dict) -> list[str]:

@@ -30,6 +30,7 @@ from .launch import Launch, run_all
 from .models import model_for
 from .pipeline import run
 from .report import write_ablation, write_summary
+from .threads import set_threads
 from .train import train
 
 # C-LEAD variants for the ablation: changes from the command line's settings.
@@ -118,7 +119,7 @@ def seed_metrics(cfg: RunConfig, folder: Path, overwrite: bool, **job) -> dict:
 # ----------------------------------------------------------------------------- ablation
 
 def ablate(cfg: RunConfig, seeds: list[int], variants: list[str], out: Path, *, val_fraction: float = 0.2,
-           device: str = "auto", data_root="data", overwrite: bool = False) -> str:
+           device: str = "auto", data_root="data", overwrite: bool = False, threads=None) -> str:
     """Every variant x seed (rows appended to out/ablation.jsonl, so an interrupted ablation
     continues); writes out/ablation.md and returns it. Choice: highest mean validation PGD accuracy."""
     variants = list(dict.fromkeys(variants))                   # each variant once
@@ -131,6 +132,7 @@ def ablate(cfg: RunConfig, seeds: list[int], variants: list[str], out: Path, *, 
     rows = [json.loads(line) for line in log.read_text().splitlines()] if log.exists() else []
     rows = list({(r["variant"], r["seed"]): r for r in rows}.values())   # one row per variant and seed
     done, dev = {(r["variant"], r["seed"]) for r in rows}, pick_device(device)
+    set_threads(threads)
     for seed in seeds:
         data = D.get_data(cfg.dataset, data_root, seed=seed)   # the same train/test split as `run` with this seed
         for v in [v for v in variants if (v, seed) not in done]:

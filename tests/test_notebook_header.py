@@ -23,7 +23,7 @@ def test_every_notebook_has_the_header_first_and_keeps_its_parameters_cell():
     for path in sorted((REPO / "notebooks").glob("*.ipynb")):
         cells = nbformat.read(path, as_version=4).cells
         assert [c.id for c in cells[:2]] == [H.BADGE_ID, H.SETUP_ID], path.name
-        assert f"blob/main/notebooks/{path.name})" in cells[0].source and "colab-badge.svg" in cells[0].source
+        assert cells[0].source == H.badge_source(path.name, H.repo_url())
         tagged = [i for i, c in enumerate(cells) if "parameters" in c.metadata.get("tags", [])]
         assert len(tagged) == 1 and tagged[0] > 1, path.name
 
@@ -47,61 +47,124 @@ def test_script_is_idempotent(tmp_path):
         assert len(cells) == len(nbformat.read(REPO / "notebooks" / name, as_version=4).cells)
 
 
-def setup_cell() -> str:
-    return H.setup_source(H.repo_url())
+def setup_cell(url: str = "") -> str:
+    return H.setup_source(url)
+
+
+def on_colab(monkeypatch, importable: bool):
+    """A kernel without clead_edu where google.colab is in sys.modules (Colab's kernel) or only importable."""
+    monkeypatch.setitem(sys.modules, "clead_edu", None)          # import clead_edu -> ImportError
+    monkeypatch.delenv("CLEAD_EDU_REPOSITORY", raising=False)
+    monkeypatch.delenv("CLEAD_EDU_COLAB_DIR", raising=False)
+    if importable:
+        monkeypatch.delitem(sys.modules, "google.colab", raising=False)
+        real = importlib.util.find_spec
+        monkeypatch.setattr(importlib.util, "find_spec", lambda n, *a: object() if n == "google.colab" else real(n, *a))
+    else:
+        monkeypatch.setitem(sys.modules, "google.colab", types.ModuleType("google.colab"))
 
 
 def test_setup_cell_does_nothing_where_clead_edu_imports(monkeypatch):
     calls = []
+    monkeypatch.delitem(sys.modules, "google.colab", raising=False)
     monkeypatch.setattr(subprocess, "run", lambda *a, **k: calls.append(a))
     cwd = os.getcwd()
-    exec(setup_cell(), {})
+    exec(setup_cell("https://github.com/uni/course"), {})
     assert calls == [] and os.getcwd() == cwd
 
 
 def test_setup_cell_off_colab_without_the_package_says_what_to_do(monkeypatch):
-    monkeypatch.setitem(sys.modules, "clead_edu", None)          # import clead_edu -> ImportError
+    monkeypatch.setitem(sys.modules, "clead_edu", None)
     monkeypatch.delitem(sys.modules, "google.colab", raising=False)
     with pytest.raises(ImportError, match="pip install -r requirements.txt -e ."):
-        exec(setup_cell(), {})
+        exec(setup_cell("https://github.com/uni/course"), {})
 
 
-def test_setup_cell_on_colab_installs_without_touching_torch(monkeypatch):
-    """On Colab (simulated): clone, `pip install --no-deps` the package, then its other
-    requirements, none of them torch or torchvision; then work inside the clone's notebooks/."""
-    calls, dirs = [], []
-    monkeypatch.setitem(sys.modules, "clead_edu", None)
-    monkeypatch.setitem(sys.modules, "google.colab", types.ModuleType("google.colab"))
+@pytest.mark.parametrize("importable", [False, True], ids=["imported", "importable"])
+def test_setup_cell_on_colab_with_the_address_unset_says_what_to_set(monkeypatch, importable):
+    """No git call (no git error): a message naming [project.urls] Repository and the override."""
+    calls = []
+    on_colab(monkeypatch, importable)
     monkeypatch.setattr(subprocess, "run", lambda cmd, **k: calls.append(cmd))
-    monkeypatch.setattr(os, "chdir", dirs.append)
-    monkeypatch.setattr(os.path, "isdir", lambda p: bool(calls))    # the clone exists once cloned
-    exec(setup_cell(), {})
-    clone, package, others = calls
-    assert clone[:2] == ["git", "clone"] and clone[-2:] == [H.repo_url(), "/content/clead_edu"]
-    assert package[-2:] == ["--no-deps", "/content/clead_edu"]
-    assert "umap-learn>=0.5.5" in others and not any(a.split(">")[0].split("=")[0] in ("torch", "torchvision")
-                                                     for a in others)
-    assert dirs == ["/content/clead_edu/notebooks"]
+    with pytest.raises(RuntimeError, match=r"set \[project.urls\] Repository in pyproject.toml.*CLEAD_EDU_REPOSITORY"):
+        exec(setup_cell(""), {})
+    assert calls == []
 
 
-def test_setup_cell_on_colab_after_a_restart_only_changes_folder(monkeypatch):
-    """Installed already (a restarted Colab runtime): no install, but back into the clone's notebooks/."""
-    calls, dirs = [], []
-    monkeypatch.setitem(sys.modules, "google.colab", types.ModuleType("google.colab"))
+def test_setup_cell_on_colab_clones_sparsely_then_runs_the_clones_setup(monkeypatch, tmp_path):
+    """The address from the cell (or CLEAD_EDU_REPOSITORY), a sparse clone without solutions/ into
+    CLEAD_EDU_COLAB_DIR, then prepare() from that clone's tools/colab_setup.py with DRIVE."""
+    calls, home = [], tmp_path / "clead_edu"
+    on_colab(monkeypatch, importable=True)
+    monkeypatch.setenv("CLEAD_EDU_COLAB_DIR", str(home))
+
+    def run(cmd, **k):        # "git clone" makes the folder, with a tools/colab_setup.py that logs its calls
+        calls.append(cmd)
+        (home / "tools").mkdir(parents=True, exist_ok=True)
+        (home / "tools" / "colab_setup.py").write_text(
+            "def prepare(home, drive):\n    open(home + '/prepared', 'a').write(f'{home} {drive}\\n')\n")
+    monkeypatch.setattr(subprocess, "run", run)
+    exec(setup_cell("https://github.com/uni/course"), {})
+    clone, sparse = calls
+    assert clone[:2] == ["git", "clone"] and "--sparse" in clone and clone[-2:] == ["https://github.com/uni/course", str(home)]
+    assert sparse[:5] == ["git", "-C", str(home), "sparse-checkout", "set"] and "solutions" not in sparse
+    assert set(H.CHECKOUT) == set(sparse[5:]) and {"clead_edu", "notebooks"} <= set(sparse[5:])
+    assert (home / "prepared").read_text() == f"{home} False\n"
+    exec(setup_cell("https://github.com/uni/course").replace("DRIVE = False", "DRIVE = True"), {})
+    assert len(calls) == 2 and (home / "prepared").read_text() == f"{home} False\n{home} True\n"   # no new clone
+
+
+def test_the_repository_override_is_cloned_into_a_folder_not_named_like_the_package(monkeypatch):
+    """By default into /content/clead-edu: Colab's working directory is /content, where a folder
+    "clead_edu" would be what `import clead_edu` finds."""
+    calls = []
+    on_colab(monkeypatch, importable=False)
+    monkeypatch.setenv("CLEAD_EDU_REPOSITORY", "file:///srv/course")
     monkeypatch.setattr(subprocess, "run", lambda cmd, **k: calls.append(cmd))
-    monkeypatch.setattr(os, "chdir", dirs.append)
-    monkeypatch.setattr(os.path, "isdir", lambda p: p == "/content/clead_edu")
-    exec(setup_cell(), {})
-    assert calls == [] and dirs == ["/content/clead_edu/notebooks"]
+    with pytest.raises(FileNotFoundError):      # nothing was cloned, so no tools/colab_setup.py
+        exec(setup_cell(""), {})
+    assert calls[0][-2:] == ["file:///srv/course", "/content/clead-edu"]
+
+
+def with_repository(tmp_path, monkeypatch, url: str | None):
+    text = (REPO / "pyproject.toml").read_text()
+    if url is not None:
+        text += f'\n[project.urls]\nRepository = "{url}"\n'
+    (tmp_path / "pyproject.toml").write_text(text)
+    monkeypatch.setattr(H, "ROOT", tmp_path)
 
 
 def test_repository_url_comes_from_pyproject_when_set(tmp_path, monkeypatch):
-    shutil.copy(REPO / "pyproject.toml", tmp_path)
-    monkeypatch.setattr(H, "ROOT", tmp_path)
-    assert H.repo_url() == H.REPO_URL
-    text = (tmp_path / "pyproject.toml").read_text()
-    (tmp_path / "pyproject.toml").write_text(text.replace(
-        "[project.optional-dependencies]", '[project.urls]\nRepository = "https://github.com/uni/course.git"\n\n'
-        "[project.optional-dependencies]"))
+    with_repository(tmp_path, monkeypatch, None)
+    assert H.repo_url() == "" and "not set" in H.badge_source("x.ipynb", "")
+    assert "colab.research.google.com" not in H.badge_source("x.ipynb", "")
+    assert 'CLEAD_EDU_REPOSITORY", "")' in H.setup_source("")
+    with_repository(tmp_path, monkeypatch, "https://github.com/uni/course.git")
     assert H.repo_url() == "https://github.com/uni/course"
     assert "colab.research.google.com/github/uni/course/blob/main/notebooks/x.ipynb" in H.badge_source("x.ipynb", H.repo_url())
+    assert '"https://github.com/uni/course")' in H.setup_source(H.repo_url())
+
+
+@pytest.mark.parametrize("url", ["https://github.com/OW" + "NER/clead_edu", "https://github.com/<user>/<repository>",
+                                 "https://gitlab.com/uni/course", "git@github.com:uni/course.git"])
+def test_a_placeholder_or_non_github_address_is_refused(tmp_path, monkeypatch, capsys, url):
+    """The tool writes nothing and exits 2 with the reason (a notebook would otherwise link nowhere)."""
+    with_repository(tmp_path, monkeypatch, url)
+    shutil.copy(REPO / "notebooks" / "01_standard_training.ipynb", tmp_path)
+    before = (tmp_path / "01_standard_training.ipynb").read_bytes()
+    assert H.main(["--notebooks", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert ("placeholder" in err) == ("<" in url or "github.com/O" in url) and "Repository" in err
+    assert (tmp_path / "01_standard_training.ipynb").read_bytes() == before
+
+
+def test_no_file_in_the_repository_names_the_placeholder():
+    """The word that marked the unset address appears only in the tool's placeholder check."""
+    word = "OW" + "NER"
+    if not (REPO / ".git").exists():
+        pytest.skip("needs the repository's git checkout")
+    hits = subprocess.run(["git", "grep", "-l", "--untracked", word], cwd=REPO, capture_output=True, text=True).stdout.split()
+    assert hits in ([], ["tools/notebook_header.py"]), hits
+    tool = (REPO / "tools" / "notebook_header.py").read_text()
+    lines = [line for line in tool.splitlines() if word in line]
+    assert len(lines) == 1 and lines[0].endswith("# the placeholder check"), lines

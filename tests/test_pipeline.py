@@ -104,3 +104,13 @@ def test_two_runs_at_once_never_share_a_folder(straight, tmp_path):
     for out in (first, second):
         assert without_timing(out / "metrics.json") == without_timing(straight / "metrics.json")
     assert not (tmp_path / "runs" / "digits-quick-seed0-3").exists()
+
+
+def test_no_figures_still_measures_the_feature_space(straight):
+    """--no-figures draws nothing but still records and reports the pair metrics."""
+    feats = json.loads((straight / "metrics.json").read_text())["feature_space"]
+    assert set(feats) == {"pgd_at"} and 0 <= feats["pgd_at"]["pair_distance"] <= 2
+    assert 0 <= feats["pgd_at"]["adv_nn_accuracy"] <= 1
+    report = (straight / "report.md").read_text()
+    assert "| PGD-AT | " + f"{feats['pgd_at']['pair_distance']:.3f}" in report
+    assert not list(straight.glob("*.png"))

@@ -80,3 +80,31 @@ def test_table_aligns_and_formats():
                                         "Standard  99.5%   1.0%",
                                         "PGD-AT    97.0%  65.4%"]
     assert table(rows, {"pgd20": "{:.3f}"}).splitlines() == ["model     pgd20", "Standard  0.010", "PGD-AT    0.654"]
+
+
+def table_without_rows(text: str) -> list[str]:
+    """Header lines of Markdown tables in `text` that have no row after their |---| line."""
+    lines = text.splitlines()
+    return [lines[i - 1] for i, line in enumerate(lines)
+            if line.startswith("|---") and not (i + 1 < len(lines) and lines[i + 1].startswith("| "))]
+
+
+def test_report_never_prints_an_empty_table(tmp_path):
+    """With pair metrics: one row per model, the images named. Without (umap_n 0): a sentence
+    saying why, and no table without rows anywhere in the report."""
+    from clead_edu.config import RunConfig, from_preset
+    from clead_edu.report import write_report
+    res = {"accuracy": {"clean": 0.9, "pgd20": 0.4}, "worst_case_n": 60, "eval_n": 60, "sanity_checks": []}
+    feats = {"pgd_at": {"pair_distance": 0.0421, "centroid_distance": 0.5, "relative_pair_distance": 0.0842,
+                        "adv_nn_accuracy": 0.55}}
+    write_report(tmp_path, RunConfig(), {"pgd_at": res}, feats, [], {"pgd_at": 1.0, "total": 2.0},
+                 {"train": 100, "eval": 60})
+    text = (tmp_path / "report.md").read_text()
+    assert "| PGD-AT | 0.042 | 0.084 | 55.0% |" in text and "first 60 evaluation images" in text
+    assert table_without_rows(text) == []
+    cfg = from_preset("quick", "digits", umap_n=0)
+    write_report(tmp_path, cfg, {"pgd_at": res}, {}, [], {"pgd_at": 1.0, "total": 2.0})
+    text = (tmp_path / "report.md").read_text()
+    assert "Not measured in this run" in text and "umap_n was 0" in text
+    assert "pair distance |" not in text and table_without_rows(text) == []
+    assert table_without_rows("| a |\n|---|\n\ntext") == ["| a |"]       # the check itself finds one

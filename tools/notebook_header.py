@@ -5,14 +5,21 @@ below and the two cells are updated in place (found by their fixed cell ids), ne
     python tools/notebook_header.py            # rewrite notebooks/*.ipynb
     python tools/notebook_header.py --check    # exit 1 if a notebook lacks the current cells
 
-The repository address comes from pyproject.toml ([project.urls] Repository) when it is set
-there; otherwise from REPO_URL below, a PLACEHOLDER: replace it with the course's GitHub
-repository (https://github.com/<owner>/<repo>) before publishing, then run this script.
+The repository address is set in one place, pyproject.toml:
+
+    [project.urls]
+    Repository = "https://github.com/<user>/<repository>"
+
+While it is unset, the badge says so and the set-up cell, on Colab, stops with a message that
+says what to set. The set-up cell reads two environment variables, for a fork or a test:
+CLEAD_EDU_REPOSITORY (any address `git clone` accepts, a local file:// path included) replaces
+the repository address, and CLEAD_EDU_COLAB_DIR replaces the folder it clones into
+(/content/clead-edu: with a hyphen, so that this folder, in Colab's working directory, is not
+what `import clead_edu` finds). The installation itself is tools/colab_setup.py, run from that clone.
 """
 from __future__ import annotations
 
 import argparse
-import json
 import re
 import sys
 import tomllib
@@ -21,26 +28,36 @@ from pathlib import Path
 import nbformat
 
 ROOT = Path(__file__).resolve().parents[1]
-REPO_URL = "https://github.com/OWNER/clead_edu"   # PLACEHOLDER: the course's GitHub repository
 BRANCH = "main"
 BADGE_ID, SETUP_ID = "colab-badge", "colab-setup"
-NOT_ON_COLAB = {"torch", "torchvision"}   # Colab's own builds are kept (never re-pinned)
+# What the Colab clone checks out (a sparse checkout: the top-level files and these folders),
+# so the solutions and the instructor's material stay out of the student's working copy.
+CHECKOUT = ("clead_edu", "notebooks", "data", "tools")
+GITHUB = re.compile(r"https://github\.com/([\w.-]+)/([\w.-]+)")
 
 
-def repo_url() -> str:
-    """[project.urls] Repository (or Homepage) from pyproject.toml, else REPO_URL."""
-    project = tomllib.loads((ROOT / "pyproject.toml").read_text()).get("project", {})
-    urls = project.get("urls", {})
-    return (urls.get("Repository") or urls.get("Homepage") or REPO_URL).rstrip("/").removesuffix(".git")
-
-
-def requirements() -> list[str]:
-    """The package's dependencies from pyproject.toml without torch and torchvision."""
-    deps = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["dependencies"]
-    return [d for d in deps if re.split(r"[<>=!~ \[;]", d, maxsplit=1)[0].lower() not in NOT_ON_COLAB]
+def repo_url(root: Path | None = None) -> str:
+    """`[project.urls] Repository` from pyproject.toml as https://github.com/<user>/<repository>
+    (no trailing slash or .git), or "" while it is unset. A placeholder left in, or an address
+    that is not a GitHub repository (Colab opens notebooks from GitHub), is an error."""
+    text = ((root or ROOT) / "pyproject.toml").read_text()
+    url = tomllib.loads(text).get("project", {}).get("urls", {}).get("Repository", "").strip()
+    url = url.rstrip("/").removesuffix(".git")
+    if not url:
+        return ""
+    if re.search(r"OWNER|<[^>]*>", url, re.IGNORECASE):   # the placeholder check
+        raise ValueError(f"pyproject.toml [project.urls] Repository is a placeholder ({url}): "
+                         "set it to the course's GitHub repository, https://github.com/<user>/<repository>")
+    if not GITHUB.fullmatch(url):
+        raise ValueError(f"pyproject.toml [project.urls] Repository = {url!r} is not a GitHub repository "
+                         "address (https://github.com/<user>/<repository>), which Colab needs to open the notebooks")
+    return url
 
 
 def badge_source(name: str, url: str) -> str:
+    if not url:
+        return ("**Open in Colab:** not available yet: the course's repository address is not set "
+                "(instructor: README, Google Colab). On your own machine, skip the next cell.")
     owner_repo = url.removeprefix("https://github.com/")
     link = f"https://colab.research.google.com/github/{owner_repo}/blob/{BRANCH}/notebooks/{name}"
     return (f"[![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)]({link})"
@@ -48,27 +65,36 @@ def badge_source(name: str, url: str) -> str:
 
 
 def setup_source(url: str) -> str:
-    reqs = ", ".join(json.dumps(r) for r in requirements())
-    return f'''# Colab set-up: does nothing where clead_edu is installed (your machine, JupyterHub, papermill).
-import os, sys
-colab, home = "google.colab" in sys.modules, "/content/clead_edu"
+    folders = " ".join(f'"{f}",' for f in CHECKOUT)
+    return f'''# Set-up on Google Colab (elsewhere it only checks that clead_edu imports): clone the course,
+# install what Colab lacks (never its torch, IPython or Jupyter), check for a GPU, go to notebooks/.
+DRIVE = False   # True: keep trained models in Google Drive (MyDrive/clead_edu_runs); they survive a
+                # disconnect and the other notebooks reuse them (Colab asks for permission once)
+import importlib.util, os, subprocess, sys
 try:
-    import clead_edu  # noqa: F401
+    colab = "google.colab" in sys.modules or importlib.util.find_spec("google.colab") is not None
 except ImportError:
-    if not colab:
+    colab = False
+if colab:
+    repo = os.environ.get("CLEAD_EDU_REPOSITORY", "{url}")
+    home = os.environ.get("CLEAD_EDU_COLAB_DIR", "/content/clead-edu")   # not "clead_edu": see the tool
+    if not repo:
+        raise RuntimeError("The course's repository address is not set, so clead_edu cannot be installed. "
+                           "Instructor: set [project.urls] Repository in pyproject.toml and run "
+                           "`python tools/notebook_header.py` (README, Google Colab). Student: open the "
+                           "notebook from the course's link, or set os.environ['CLEAD_EDU_REPOSITORY'] "
+                           "to the course's GitHub address in a cell above and run this cell again.")
+    if not os.path.isdir(home):   # the package, the lessons and their data; no solutions
+        subprocess.run(["git", "clone", "-q", "--depth", "1", "--sparse", repo, home], check=True)
+        subprocess.run(["git", "-C", home, "sparse-checkout", "set", {folders[:-1]}], check=True)
+    import runpy
+    runpy.run_path(home + "/tools/colab_setup.py")["prepare"](home, drive=DRIVE)
+else:
+    try:
+        import clead_edu  # noqa: F401
+    except ImportError:
         raise ImportError("clead_edu is not installed in this kernel: run `pip install -r requirements.txt -e .` "
-                          "in the repository, or pick the kernel registered for it (README, Set-up)") from None
-    import importlib, subprocess
-    if not os.path.isdir(home):
-        subprocess.run(["git", "clone", "--depth", "1", "{url}", home], check=True)
-    # the package without its dependencies (Colab's torch stays), then the others it needs
-    subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-deps", home], check=True)
-    needs = [{reqs}]
-    subprocess.run([sys.executable, "-m", "pip", "install", "-q", *needs], check=True)
-    importlib.invalidate_caches()
-if colab and os.path.isdir(home):   # also after a restart: run_dir "../runs/notebooks" and "../data" in the clone
-    os.chdir(home + "/notebooks")
-    print("clead_edu ready; working in", os.getcwd())'''
+                          "in the repository, or pick the kernel registered for it (README, Set-up)") from None'''
 
 
 def ensure_header(nb, name: str, url: str) -> bool:
@@ -88,7 +114,12 @@ def main(argv=None) -> int:
     ap.add_argument("--check", action="store_true", help="change nothing; exit 1 if any notebook is out of date")
     ap.add_argument("--notebooks", default=str(ROOT / "notebooks"), help="folder of .ipynb files")
     args = ap.parse_args(argv)
-    url, stale = repo_url(), []
+    try:
+        url = repo_url()
+    except ValueError as err:
+        print(err, file=sys.stderr)
+        return 2
+    stale = []
     for path in sorted(Path(args.notebooks).glob("*.ipynb")):
         nb = nbformat.read(path, as_version=4)
         if ensure_header(nb, path.name, url):
@@ -97,6 +128,8 @@ def main(argv=None) -> int:
                 nbformat.write(nb, path)
     verb = "out of date" if args.check else "updated"
     print(f"{len(stale)} notebook(s) {verb}: {', '.join(stale) or 'none'}")
+    if not url:
+        print("the repository address is unset: the badges say so ([project.urls] Repository in pyproject.toml)")
     return 1 if args.check and stale else 0
 
 
