@@ -1,11 +1,13 @@
 #!/usr/bin/env bash
-# Download, on a machine with internet, the wheels the GPU machine lacks for benchmarks/gpu_suite.py
-# (its image has torch, torchvision, numpy, scipy, scikit-learn, matplotlib, seaborn, pandas, tqdm, numba,
-# but not papermill, ipykernel, umap-learn or pyautoattack; /work/.library/device/KINDS.md lists it).
-# The list is the dependency closure of clead_edu + papermill + ipykernel minus that image's packages,
-# at the versions this repository's tests ran with. Wheels land in local/wheels (git-ignored), for
-# Python 3.12 on x86-64 Linux; carry `local` and install there with
+# For a GPU machine without internet access: download here, on a machine with internet, the wheels
+# that benchmarks/gpu_suite.py needs and a usual CUDA image lacks. Such an image has torch,
+# torchvision, numpy, scipy, scikit-learn, matplotlib, seaborn, pandas, tqdm and numba, but not
+# papermill, ipykernel, umap-learn or pyautoattack. The list is the dependency closure of clead_edu +
+# papermill + ipykernel minus those packages, at the versions this repository's tests ran with, for
+# Python 3.12 on x86-64 Linux. Wheels land in local/wheels (git-ignored); copy the repository with
+# them to the GPU machine (docs/benchmarks.md, "Running the GPU suite") and install there with
 #   python3 -m pip install -q --no-index --no-deps --no-compile --target /tmp/site local/wheels/*.whl
+#   export PYTHONPATH=$PWD:/tmp/site
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${PYTHON:-python3}
@@ -24,7 +26,7 @@ for n in 17 24 27 28 31 34 35; do PLAT="$PLAT --platform manylinux_2_${n}_x86_64
 $PY -m pip download -q --no-deps --only-binary=:all: --python-version 3.12 --implementation cp \
     $PLAT --platform manylinux2014_x86_64 --platform manylinux1_x86_64 --platform any -d "$DEST" $PKGS
 # pyautoattack ships a 44 MB example model (examples/model_test.pt) that nothing here needs: drop it,
-# so that the wheels and the data fit in the 64 MiB a device call may carry.
+# so that the wheels take about 16 MB to copy instead of about 60 MB.
 for w in "$DEST"/pyautoattack-*.whl; do zip -q -d "$w" "pyautoattack/examples/*" || true; done
 du -sh --apparent-size "$DEST"
 ls "$DEST" | wc -l

@@ -80,7 +80,7 @@ def train_rate(objective: str, fast: bool, args, x, y, device) -> float:
     model = cifar_model(args, device)
     n = args.batches * args.batch_size
     cfg = TrainConfig(objective=objective, epochs=1, batch_size=args.batch_size, lr=0.05, eps=EPS,
-                      alpha=ALPHA, steps=10, fast=fast, compile=args.compile and fast)
+                      alpha=ALPHA, train_steps=10, fast=fast, compile=args.compile and fast)
     if fast:
         loader = fast_loader(model, TensorDataset(x[:n], y[:n]), cfg.batch_size, cfg.seed, aug="crop_flip")
     else:

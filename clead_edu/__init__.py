@@ -6,20 +6,24 @@
     x, y = L.test_images()
     ce.evaluate.robustness(model, x, y, eps=L.cfg.eps)
 
-One module per job: config (settings and presets), data, models, attacks (guards:
-their input checks), losses (and the training objectives), released (the authors' released
-reading, objective "clead_released"), train (the loop),
-checkpoints, fast (the GPU fast path), evaluate, features, plots, widgets,
-lesson (the notebooks' set-up), exercises (self-checks), pipeline (the main job), report, study.
+One module per job: config (settings, presets and the names of every choice), data, models,
+attacks (guards: their input checks), losses (the pure losses), released (the losses and views
+of the authors' released reading), objectives (the training steps by name: attack, then loss),
+train (the loop), checkpoints, fast (the GPU fast path), evaluate, features, plots, widgets,
+lesson (the notebooks' set-up), exercises (self-checks) and graders (the code exercises'),
+pipeline (the main job), report, study (launch: its seeds side by side), threads (how many CPU
+threads to use).
 Importing runs nothing.
 """
-from . import (attacks, checkpoints, config, data, evaluate, exercises, features, guards, lesson, losses,
-               models, plots, released, train, widgets)   # importing released registers "clead_released"
+from . import (attacks, checkpoints, config, data, evaluate, exercises, features, graders, guards, lesson,
+               losses, models, objectives, plots, released, report, threads, train, widgets)
+# (importing graders registers the code exercises' graders in exercises.GRADERS)
 from .attacks import fgsm, pgd
 from .config import from_preset
 from .device import pick_device, seed_everything
 from .lesson import setup
 
 __version__ = "0.1.0"
-__all__ = ["attacks", "checkpoints", "config", "data", "evaluate", "exercises", "features", "guards", "lesson", "losses",
-           "models", "plots", "released", "train", "widgets", "fgsm", "pgd", "from_preset", "pick_device", "seed_everything", "setup"]
+__all__ = ["attacks", "checkpoints", "config", "data", "evaluate", "exercises", "features", "graders", "guards", "lesson",
+           "losses", "models", "objectives", "plots", "released", "report", "threads", "train", "widgets", "fgsm", "pgd",
+           "from_preset", "pick_device", "seed_everything", "setup"]

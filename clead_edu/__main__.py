@@ -3,8 +3,8 @@ models with the same data, model and budget, evaluates each, and writes
 runs/<name>/report.md, metrics.json and PNG figures.
 
 This file only parses the command line into a `config.RunConfig` and calls
-`pipeline.run`, `study.study` or `study.ablate`; `site`, `export` and `import` are
-defined (and carried out) in `site.py` and `bundle.py`.
+`pipeline.run`, `study.study` or `study.ablate`; `site`, `editions`, `export` and `import`
+are defined (and carried out) in `site.py`, `editions.py` and `bundle.py`.
 """
 from __future__ import annotations
 
@@ -13,36 +13,38 @@ import sys
 
 from . import config as C
 from . import data as D
-from . import bundle, pipeline
+from . import launch as L
+from . import bundle, editions, pipeline
 from . import site as site_cmd
 from . import study as S
 from .device import pick_device
 
-# Options that set a field of RunConfig/TrainConfig/EvalConfig of the same name: (flag, type, help).
+# Options that set the field of RunConfig/TrainConfig/EvalConfig of the same name (--train-n sets
+# train_n): (flag, type, help).
 SETTINGS = [
     ("--arch", str, "small_cnn | preact_resnet18 | wide_resnet | resnet18"),
     ("--epochs", int, "training epochs per model"),
     ("--eps", float, "L-inf radius in pixel units, e.g. 0.0314 (=8/255)"),
     ("--alpha", float, "PGD step inside training, pixel units (default: keeps the preset's step/eps)"),
-    ("--train-steps", int, "PGD steps inside adversarial training"),
+    ("--train-steps", int, "PGD steps of the attack inside adversarial training"),
     ("--train-n", int, "training images used (subset)"),
     ("--eval-n", int, "test images for clean/FGSM/PGD"),
     ("--extra-pgd-steps", int, "also run PGD with this many steps (e.g. 50)"),
     ("--extra-restarts", int, "restarts of that PGD (robust = survives all)"),
     ("--aa-n", int, "test images for AutoAttack (0 = skip)"),
-    ("--umap-n", int, "test images in the UMAP pictures"),
+    ("--aa-check-n", int, "also the standard AutoAttack on the first N of those, as a check of --autoattack"),
+    ("--umap-n", int, "test images for the feature-space numbers and UMAP pictures"),
     ("--batch-size", int, "training batch size"), ("--lr", float, "peak learning rate"),
     ("--lam", float, "C-LEAD: weight of the contrastive term"),
     ("--lam-ramp", int, "C-LEAD/align: lam grows linearly from 0 over this many epochs"), ("--tau", float, "C-LEAD: SupCon temperature"),
     ("--mu", float, "C-LEAD: weight of the representation term in the attack"),
     ("--head-dim", int, "C-LEAD: projection head size (0 = none)"), ("--beta", float, "TRADES beta"),
 ]
-RENAMED = {"train_steps": "steps"}   # command-line name -> config field
 
 
 def add_run_options(r: argparse.ArgumentParser) -> None:
     """The options shared by `run`, `study` and `ablate` (defaults: the preset and dataset)."""
-    r.add_argument("--dataset", default="digits", help="digits, cifar10-sample (both offline) | cifar10 | cifar100 | imagenette | folder:PATH")
+    r.add_argument("--dataset", default="digits", help=" | ".join(C.DATASETS) + " (digits and cifar10-sample are offline)")
     r.add_argument("--preset", default="quick", choices=sorted(C.PRESETS), help="quick: CPU, minutes; full: GPU, paper scale")
     r.add_argument("--device", default="auto", help="auto (cuda, then mps, then cpu) | cpu | cuda | cuda:1 ...")
     r.add_argument("--out", help="output folder (default: runs/<dataset>-<preset>-...)")
@@ -51,17 +53,41 @@ def add_run_options(r: argparse.ArgumentParser) -> None:
     r.add_argument("--objectives", default=",".join(C.COMPARED), help="comma-separated names from "
                    + ",".join(C.OBJECTIVES))
     r.add_argument("--data-root", default="data", help="where datasets are downloaded")
+    r.add_argument("--threads", help="CPU threads (default: $CLEAD_EDU_THREADS, else what this process may use)")
     for flag, kind, text in SETTINGS:
         r.add_argument(flag, type=kind, help=text)
-    r.add_argument("--positives", choices=["class", "pair"], help="C-LEAD positives")
+    r.add_argument("--positives", choices=C.POSITIVES, help="C-LEAD positives")
     r.add_argument("--joint-bn", action="store_true", default=None,
                    help="TRADES/C-LEAD: clean and adversarial views in one BatchNorm batch (default: separate)")
-    r.add_argument("--autoattack", choices=["standard", "quick", "none"], help="AutoAttack version")
+    r.add_argument("--bn-stats-adv-only", action="store_true", default=None,
+                   help="TRADES/C-LEAD: the clean view does not move the BatchNorm running statistics "
+                        "(then C-LEAD at lam 0 is PGD-AT exactly)")
+    r.add_argument("--released-head-input", choices=C.RELEASED_HEAD_INPUTS,
+                   help="released reading: its head reads the penultimate features (default) or the logits")
+    r.add_argument("--autoattack", choices=[*C.AUTOATTACK_VERSIONS, "none"],
+                   help="AutoAttack version: standard | apgd (its APGD-CE and APGD-T only) | quick (reduced)")
     r.add_argument("--fast", default="auto", choices=["auto", "on", "off"],
                    help="GPU fast path (data on the device, bf16 autocast, channels_last); auto = the preset's, on CUDA")
     r.add_argument("--compile", action="store_true", help="torch.compile the model for training")
     r.add_argument("--no-figures", action="store_true", help="skip the example, eps-curve and UMAP figures")
     r.add_argument("--no-progress", action="store_true", help="hide progress bars")
+
+
+def add_launch_options(s: argparse.ArgumentParser) -> None:
+    """`study`: how many seeds at once, and where (`launch.py`)."""
+    g = s.add_argument_group("running seeds side by side")
+    g.add_argument("--jobs", type=int, default=1, help="seeds run at once (each with CPUs/jobs threads here)")
+    g.add_argument("--launcher", default="processes", choices=L.LAUNCHERS,
+                   help="processes: on this machine; local: submitit's local executor; slurm: one SLURM job per seed")
+    g.add_argument("--partition", help="slurm: the partition")
+    g.add_argument("--time", type=int, default=600, help="slurm/local: minutes a seed may take")
+    g.add_argument("--cpus-per-job", type=int, default=4, help="slurm: CPUs per seed")
+    g.add_argument("--gpus-per-job", type=int, default=0, help="slurm: GPUs per seed")
+
+
+def launch_of(args) -> L.Launch:
+    return L.Launch(jobs=args.jobs, launcher=args.launcher, partition=args.partition, time=args.time,
+                    cpus_per_job=args.cpus_per_job, gpus_per_job=args.gpus_per_job)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -76,17 +102,20 @@ def build_parser() -> argparse.ArgumentParser:
     for p in (s, a):
         add_run_options(p)
         p.add_argument("--seeds", default="0,1,2", help="comma-separated seeds")
+    add_launch_options(s)
     a.add_argument("--val-fraction", type=float, default=0.2, help="share of the training images held out")
     a.add_argument("--variants", default=",".join(S.VARIANTS), help="comma-separated subset of " + ",".join(S.VARIANTS))
     site_cmd.add_parser(sub)
+    editions.add_parser(sub)
     bundle.add_parsers(sub)
     return ap
 
 
 def to_config(args) -> C.RunConfig:
     """The preset for args.dataset, changed by every setting given on the command line."""
-    changes = {RENAMED.get(k, k): v for k, v in vars(args).items()
-               if v is not None and k in {f.lstrip("-").replace("-", "_") for f, _, _ in SETTINGS} | {"positives", "seed", "joint_bn"}}
+    named = {f.lstrip("-").replace("-", "_") for f, _, _ in SETTINGS} | {
+        "positives", "seed", "joint_bn", "bn_stats_adv_only", "released_head_input"}
+    changes = {k: v for k, v in vars(args).items() if v is not None and k in named}
     if args.autoattack is not None:
         changes.update(autoattack=None, aa_n=0) if args.autoattack == "none" else changes.update(autoattack=args.autoattack)
     cfg = C.from_preset(args.preset, args.dataset, **changes)
@@ -109,23 +138,25 @@ def main(argv=None) -> int:
     matplotlib.use("Agg")
     command = "python -m clead_edu " + " ".join(sys.argv[1:] if argv is None else argv)
     try:
-        if hasattr(args, "func"):          # site, export, import
+        if hasattr(args, "func"):          # site, editions, export, import
             return args.func(args)
         cfg = to_config(args)
         job = dict(objectives=objectives(args.objectives), device=args.device, data_root=args.data_root,
-                   figures=not args.no_figures, progress=not args.no_progress)
+                   figures=not args.no_figures, progress=not args.no_progress, threads=args.threads)
         if args.command == "run":
             out = pipeline.out_dir(cfg, args.out, reuse=args.overwrite or args.resume)
             pipeline.run(cfg, out, resume=args.resume, **job)
         elif args.command == "study":
             out = pipeline.out_dir(cfg, args.out, "study", reuse=True)
-            print(S.study(cfg, S.parse_seeds(args.seeds), out, command, overwrite=args.overwrite, **job)
+            print(S.study(cfg, S.parse_seeds(args.seeds), out, command, overwrite=args.overwrite,
+                          launch=launch_of(args), **job)
                   + f"[clead_edu] written: {out / 'summary.md'}")
         else:
             out = pipeline.out_dir(cfg, args.out, "ablation", reuse=True)
             variants = [v.strip() for v in args.variants.split(",") if v.strip()]
             print(S.ablate(cfg, S.parse_seeds(args.seeds), variants, out, val_fraction=args.val_fraction,
-                           device=args.device, data_root=args.data_root, overwrite=args.overwrite)
+                           device=args.device, data_root=args.data_root, overwrite=args.overwrite,
+                           threads=args.threads)
                   + f"[clead_edu] written: {out / 'ablation.md'}")
     except (D.DatasetUnavailable, ValueError) as err:
         print(f"error: {err}", file=sys.stderr)

@@ -7,7 +7,9 @@ A run has three parts: `TrainConfig` (how one model is trained), `EvalConfig` (h
 it is attacked and measured) and `RunConfig` (data, model, seed and the two others).
 The field defaults are the `quick` preset; `PRESETS["full"]` lists what the `full`
 preset changes, and `DATASET_DEFAULTS` the threat model of each dataset. Epsilons
-are in pixel units (8/255), never in normalised units.
+are in pixel units (8/255), never in normalised units. The settings that take a name
+list their choices here once (`OBJECTIVES`, `POSITIVES`, `AUTOATTACK_VERSIONS`,
+`DATASETS`); this module imports nothing else of the package.
 """
 from __future__ import annotations
 
@@ -15,15 +17,22 @@ import dataclasses
 import math
 from dataclasses import dataclass, field, fields, replace
 
-from .losses import OBJECTIVES
-
+# The names a setting can take, one tuple per set of choices: validation here, the command
+# line's choices, the data loader and the objectives registry (`objectives.OBJECTIVES` has
+# one training step per name, and checks that it does) all read these.
+OBJECTIVES = ("standard", "fgsm_at", "pgd_at", "trades", "clead", "align", "clead_lam0", "clead_joint",
+              "clead_released", "clead_released_at", "clead_released_advprobe", "clead_released_at_advprobe")
 COMPARED = ("standard", "pgd_at", "trades", "clead")       # what `run` trains by default
+POSITIVES = ("class", "pair")                              # C-LEAD's positives modes
+AUTOATTACK_VERSIONS = ("standard", "apgd", "quick")        # EvalConfig.autoattack (or None)
+RELEASED_HEAD_INPUTS = ("features", "logits")              # what the released reading's head reads
+DATASETS = ("digits", "cifar10-sample", "cifar10", "cifar100", "imagenette", "folder:PATH")
 
 
 @dataclass
 class TrainConfig:
     """Every knob of a training run. eps/alpha are in pixel units ([0,1] scale)."""
-    objective: str = "standard"      # a name in losses.OBJECTIVES
+    objective: str = "standard"      # a name in OBJECTIVES
     epochs: int = 10
     batch_size: int = 64
     lr: float = 0.05                 # peak SGD learning rate (cosine schedule, linear warm-up)
@@ -32,7 +41,7 @@ class TrainConfig:
     warmup_epochs: float = 1.0
     eps: float = 8 / 255             # L-inf radius of the training attack
     alpha: float = 2 / 255           # PGD step size
-    steps: int = 5                   # PGD steps (fgsm_at: one step of 1.25*eps from a random start)
+    train_steps: int = 5             # PGD steps of the training attack (fgsm_at: one step of 1.25*eps)
     beta: float = 6.0                # TRADES weight of the KL term
     lam: float = 1.0                 # C-LEAD weight of the contrastive term (align: of the alignment term)
     lam_ramp: int = 0                # lam grows linearly from 0 over this many epochs (0 = constant)
@@ -41,6 +50,8 @@ class TrainConfig:
     positives: str = "class"         # C-LEAD positives: 'class' or 'pair'
     head_dim: int = 0                # C-LEAD projection head output size; 0 = no head
     joint_bn: bool = False           # TRADES/C-LEAD: clean and adversarial views in one BatchNorm batch
+    bn_stats_adv_only: bool = False  # TRADES/C-LEAD: BatchNorm running statistics from the adversarial view only
+    released_head_input: str = "features"   # released reading: its head reads the features or the logits
     seed: int = 0
     num_workers: int = 0
     fast: bool = False               # GPU fast path: data on the device, bf16 autocast, channels_last
@@ -51,7 +62,7 @@ class TrainConfig:
             raise ValueError(f"objective must be one of {tuple(OBJECTIVES)}, got {self.objective!r}")
         for name in ("epochs", "batch_size"):
             _check_int(name, getattr(self, name), 1)
-        for name in ("steps", "head_dim", "seed", "num_workers", "lam_ramp"):
+        for name in ("train_steps", "head_dim", "seed", "num_workers", "lam_ramp"):
             _check_int(name, getattr(self, name), 0)
         for name in ("lr", "momentum", "weight_decay", "warmup_epochs", "eps", "alpha", "beta", "lam", "tau", "mu"):
             _check_number(name, getattr(self, name))
@@ -59,10 +70,17 @@ class TrainConfig:
             raise ValueError(f"eps={self.eps} is in 0-255 units; write {self.eps:g}/255 (= {self.eps / 255:.4f})")
         if self.lr == 0 or self.tau == 0:
             raise ValueError("lr and tau must be > 0")
-        if not isinstance(self.joint_bn, bool):
-            raise ValueError(f"joint_bn must be True or False, got {self.joint_bn!r}")
-        if self.positives not in ("class", "pair") or not isinstance(self.positives, str):
-            raise ValueError(f"positives must be 'class' or 'pair', got {self.positives!r}")
+        for name in ("joint_bn", "bn_stats_adv_only"):
+            if not isinstance(getattr(self, name), bool):
+                raise ValueError(f"{name} must be True or False, got {getattr(self, name)!r}")
+        if self.joint_bn and self.bn_stats_adv_only:
+            raise ValueError("bn_stats_adv_only needs separate BatchNorm batches: with joint_bn the clean and "
+                             "adversarial views are normalised together")
+        if self.released_head_input not in RELEASED_HEAD_INPUTS:
+            raise ValueError(f"released_head_input must be one of {RELEASED_HEAD_INPUTS}, "
+                             f"got {self.released_head_input!r}")
+        if not isinstance(self.positives, str) or self.positives not in POSITIVES:
+            raise ValueError(f"positives must be one of {POSITIVES}, got {self.positives!r}")
 
 
 @dataclass
@@ -73,17 +91,18 @@ class EvalConfig:
     restarts: int = 1
     extra_pgd_steps: int | None = None   # e.g. PGD-50 ...
     extra_restarts: int = 1              # ... with 3 restarts
-    autoattack: str | None = "quick"     # 'standard' | 'quick' | None
+    autoattack: str | None = "quick"     # one of AUTOATTACK_VERSIONS, or None (no AutoAttack)
     aa_n: int = 200                  # test images for AutoAttack (0 = skip)
+    aa_check_n: int = 0              # also the standard AutoAttack on the first aa_check_n of them (a check)
     umap_n: int = 300
     curve_n: int = 300               # images for the eps curve and the sanity checks
 
     def __post_init__(self):
-        if self.autoattack not in ("standard", "quick", None):
-            raise ValueError(f"autoattack must be 'standard', 'quick' or None, got {self.autoattack!r}")
+        if self.autoattack is not None and self.autoattack not in AUTOATTACK_VERSIONS:
+            raise ValueError(f"autoattack must be one of {AUTOATTACK_VERSIONS} or None, got {self.autoattack!r}")
         for name in ("pgd_steps", "restarts", "extra_restarts"):
             _check_int(name, getattr(self, name), 1)
-        for name in ("eval_n", "extra_pgd_steps", "aa_n", "umap_n", "curve_n"):
+        for name in ("eval_n", "extra_pgd_steps", "aa_n", "aa_check_n", "umap_n", "curve_n"):
             if getattr(self, name) is not None:
                 _check_int(name, getattr(self, name), 0)
 
@@ -91,7 +110,7 @@ class EvalConfig:
 @dataclass
 class RunConfig:
     """One run of the main job: the data, the model, and how each model is trained and measured."""
-    dataset: str = "digits"
+    dataset: str = "digits"          # a name in DATASETS ('folder:' + a path for folder:PATH)
     preset: str = "quick"
     arch: str = "small_cnn"
     train_n: int | None = 5000       # training images (None = all)
@@ -122,12 +141,13 @@ class RunConfig:
 
 PRESETS = {
     "quick": {},                     # the field defaults above: CPU, minutes
-    "full": dict(arch="preact_resnet18", train_n=None, epochs=30, batch_size=128, lr=0.1, steps=10,
+    "full": dict(arch="preact_resnet18", train_n=None, epochs=30, batch_size=128, lr=0.1, train_steps=10,
                  fast=True, eval_n=None, extra_pgd_steps=50, extra_restarts=3, autoattack="standard",
                  aa_n=1000, umap_n=1000, curve_n=1000),   # GPU, paper scale; fast is used on CUDA only
 }
 
-# Per-dataset threat model: L-inf eps and the training PGD step, in pixel units.
+# Per-dataset threat model (one entry per name in DATASETS): L-inf eps and the training
+# PGD step, in pixel units.
 # digits are 8x8 with 17 grey levels, so 8/255 would be less than one grey level.
 DATASET_DEFAULTS = {
     "digits": dict(eps=0.2, alpha=0.05),
@@ -135,7 +155,7 @@ DATASET_DEFAULTS = {
     "cifar10": dict(eps=8 / 255, alpha=2 / 255),
     "cifar100": dict(eps=8 / 255, alpha=2 / 255),
     "imagenette": dict(eps=4 / 255, alpha=1 / 255),
-    "folder": dict(eps=8 / 255, alpha=2 / 255),
+    "folder:PATH": dict(eps=8 / 255, alpha=2 / 255),
 }
 FULL_ARCH = {"imagenette": "resnet18"}
 
@@ -145,9 +165,9 @@ def from_preset(preset: str = "quick", dataset: str = "digits", **overrides) -> 
     pgd_steps=50, ...). Raises ValueError for an unknown preset, dataset or setting."""
     if preset not in PRESETS:
         raise ValueError(f"Unknown preset {preset!r}; choose one of {sorted(PRESETS)}")
-    key = "folder" if dataset.startswith("folder:") else dataset
-    if key not in DATASET_DEFAULTS:
-        raise ValueError(f"Unknown dataset {dataset!r}; choose one of: {', '.join(DATASET_DEFAULTS)} "
+    key = "folder:PATH" if dataset.startswith("folder:") else dataset
+    if key not in DATASETS:
+        raise ValueError(f"Unknown dataset {dataset!r}; choose one of: {', '.join(DATASETS)} "
                          f"(folder:PATH for your own ImageFolder tree)")
     base = RunConfig(dataset=dataset, preset=preset)
     values = {**PRESETS[preset], **DATASET_DEFAULTS[key]}

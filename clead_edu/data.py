@@ -5,7 +5,7 @@ in [0, 1] and integer labels. Normalisation is *not* done here: it is the first
 layer of every model (see `models.Normalize`), so that epsilon is always in pixel
 units (8/255 means 8 grey levels out of 255).
 
-Names understood by `get_data`:
+Names understood by `get_data` (`config.DATASETS`):
 
     digits       scikit-learn's bundled 8x8 handwritten digits (offline, default)
     cifar10-sample  2,000 training and 517 test CIFAR-10 photos shipped in the package (offline)
@@ -22,7 +22,7 @@ from pathlib import Path
 import torch
 from torch.utils.data import DataLoader, Dataset, Subset, TensorDataset
 
-DATASETS = ("digits", "cifar10-sample", "cifar10", "cifar100", "imagenette", "folder:PATH")
+from .config import DATASETS
 
 
 class DatasetUnavailable(FileNotFoundError):

@@ -16,9 +16,8 @@ import torch
 from tqdm.auto import tqdm
 
 from .attacks import ce_loss, eval_mode, fgsm, input_grad, pgd
+from .config import AUTOATTACK_VERSIONS
 from .guards import check_logits, quiet_large_eps
-
-AUTOATTACK_VERSIONS = ("standard", "quick")
 
 
 def _device(model) -> torch.device:
@@ -79,8 +78,11 @@ def _autoattack(model, eps: float, version: str, norm: str, seed: int):
     from pyautoattack.autopgd_base import APGDAttack, APGDAttack_targeted
     norm_aa = {"linf": "Linf", "l2": "L2"}[norm]
     dev = _device(model)
-    if version == "standard":
-        return AutoAttack(model, eps=eps, norm=norm_aa, version="standard", seed=seed, device=dev)
+    if version in ("standard", "apgd"):
+        aa = AutoAttack(model, eps=eps, norm=norm_aa, version="standard", seed=seed, device=dev)
+        if version == "apgd":                     # the standard's first two attacks, its settings
+            aa.attacks_to_run = ["apgd-ce", "apgd-t"]
+        return aa
     # quick: APGD-CE and APGD-T (3 target classes), 20 iterations each, no FAB/Square
     aa = AutoAttack(model, eps=eps, norm=norm_aa, version="custom", seed=seed, device=dev,
                     attacks=["apgd-ce", "apgd-t"])
@@ -96,8 +98,10 @@ def autoattack(model, x, y, *, eps: float, version: str = "standard", norm: str 
     """AutoAttack (Croce & Hein, ICML 2020) through the official code (`pyautoattack`).
 
     version 'standard': APGD-CE, APGD-T (9 targets), FAB-T, Square (5000 queries), the
-    published protocol. 'quick': APGD-CE and APGD-T (3 targets), 20 iterations each -
-    a reduced version for CPU lessons; it can only overestimate robustness.
+    published protocol. 'apgd': the standard's APGD-CE and APGD-T (9 targets, 100 iterations)
+    without FAB-T and Square, for many images on a CPU (check it against 'standard' on some:
+    `robustness(..., aa_check_n=...)`). 'quick': APGD-CE and APGD-T (3 targets), 20 iterations
+    each - a reduced version for CPU lessons. Both can only overestimate robustness.
     Returns per-example correctness (N,) bool and AutoAttack's own warning flags.
     """
     if version not in AUTOATTACK_VERSIONS:
@@ -123,7 +127,7 @@ def autoattack(model, x, y, *, eps: float, version: str = "standard", norm: str 
 def robustness(model, x, y, *, eps: float, pgd_steps: int = 20, restarts: int = 1,
                extra_pgd_steps: int | None = None, extra_restarts: int = 1,
                autoattack_version: str | None = "quick", aa_n: int | None = None,
-               batch_size: int = 256, seed: int = 0) -> dict:
+               aa_check_n: int = 0, batch_size: int = 256, seed: int = 0) -> dict:
     """Clean, FGSM, PGD-k (restarts), optional PGD with more steps, AutoAttack; and their worst case.
 
     x (N, C, H, W) in [0,1], y (N,); eps in pixel units (L-inf). PGD uses step size
@@ -135,7 +139,10 @@ def robustness(model, x, y, *, eps: float, pgd_steps: int = 20, restarts: int = 
     every attack on those same first `worst_case_n` images; 'accuracy_eval' gives the
     attacks other than AutoAttack on all N images. Returns {'accuracy': {name: float},
     'accuracy_eval': {name: float}, 'correct': {name: (N,) or (worst_case_n,) bool},
-    'worst_case_n': int, 'eval_n': N, 'autoattack_flags': [str]}.
+    'worst_case_n': int, 'eval_n': N, 'autoattack_flags': [str]}. With `aa_check_n`, the
+    standard AutoAttack also runs on the first aa_check_n of the AutoAttack images, as a check
+    of the version used (not a column): 'autoattack_check' {'n', 'standard', 'version'} holds
+    both accuracies on those images.
     """
     torch.manual_seed(seed)
     runs = {"clean": None, "fgsm": partial(fgsm, eps=eps),
@@ -153,7 +160,19 @@ def robustness(model, x, y, *, eps: float, pgd_steps: int = 20, restarts: int = 
     ok["worst_case"] = worst_case({k: v[:n] for k, v in ok.items()})
     return {"accuracy": {k: v[:n].float().mean().item() for k, v in ok.items()},
             "accuracy_eval": on_all, "correct": ok, "worst_case_n": n, "eval_n": len(x),
-            "autoattack_flags": flags}
+            "autoattack_flags": flags} | standard_check(model, x, y, ok, aa_check_n, eps, seed)
+
+
+def standard_check(model, x, y, ok: dict, n: int, eps: float, seed: int) -> dict:
+    """{'autoattack_check': {'n', 'standard', 'version'}}: the standard AutoAttack's accuracy on the
+    first n images beside that of the version run (ok['autoattack'], (N',) bool); {} if n is 0
+    or AutoAttack did not run."""
+    n = min(n, len(ok.get("autoattack", ())))
+    if n == 0:
+        return {}
+    standard, _ = autoattack(model, x[:n], y[:n], eps=eps, version="standard", seed=seed)
+    return {"autoattack_check": {"n": n, "standard": standard.float().mean().item(),
+                                 "version": ok["autoattack"][:n].float().mean().item()}}
 
 
 def correct_restarts(model, x, y, attack, restarts: int, batch_size: int = 256) -> torch.Tensor:
@@ -251,4 +270,14 @@ def attack_checks(res: dict) -> list[dict]:
     return [{"check": "AutoAttack not weaker than PGD", "passed": acc_aa <= acc_pgd + 0.02,
              "detail": f"on {n} images: AutoAttack {acc_aa:.3f}, strongest PGD {acc_pgd:.3f}"},
             {"check": "no AutoAttack flags", "passed": not flags,
-             "detail": "; ".join(flags) or "AutoAttack raised no warning"}]
+             "detail": "; ".join(flags) or "AutoAttack raised no warning"}] + agreement_check(res)
+
+
+def agreement_check(res: dict, tol: float = 0.01) -> list[dict]:
+    """With a standard AutoAttack check (`standard_check`): the version run is within `tol`
+    (one point) of the standard version on the same images."""
+    c = res.get("autoattack_check")
+    if not c:
+        return []
+    return [{"check": "AutoAttack version agrees with the standard one", "passed": c["version"] - c["standard"] <= tol + 1e-9,
+             "detail": f"on the first {c['n']} images: standard {c['standard']:.3f}, this version {c['version']:.3f}"}]

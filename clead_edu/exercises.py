@@ -3,15 +3,21 @@
     answer = None                       # the student replaces None by their answer
     ce.exercises.check("02.1", answer)  # says right or wrong (with a hint); silent on the answer
 
+    def my_fgsm(model, x, y, eps):
+        ...                             # a code exercise: the student writes the body
+    ce.exercises.grade("fgsm", my_fgsm) # "right!", or ExerciseError saying what is wrong
+
 Short answers are stored as SHA-256 digests of their normalised text (lower case, letters
 and digits only), so reading this file or the notebook does not reveal them; the worked
 answers are in solutions/ (for instructors). `check_value` compares a student's tensor or
-number with a reference the notebook computes.
+number with a reference the notebook computes. `grade` runs a code exercise's grader
+(`graders.py`, registered in GRADERS by key); the tools the graders share are at the end.
 """
 from __future__ import annotations
 
 import hashlib
 import re
+from contextlib import contextmanager
 
 import torch
 
@@ -66,3 +72,96 @@ def check_value(key: str, answer, reference, hint: str, atol: float = 1e-6) -> b
     ok = a.shape == r.shape and torch.allclose(a.double(), r.double(), atol=atol)
     print(f"exercise {key}: {'right!' if ok else 'not quite. Hint: ' + hint}")
     return ok
+
+
+# ----------------------------------------------------------------------------- code exercises
+
+GRADERS: dict = {}          # key -> grader(answer), filled by graders.py
+
+
+def grade(key: str, answer) -> bool:
+    """Grade the code exercise `key` ('fgsm', see GRADERS) on the student's function `answer`:
+    prints 'right!' and returns True, or raises ExerciseError (NotWrittenYet while the body is `...`)."""
+    if key not in GRADERS:
+        raise KeyError(f"no code exercise {key!r}; there are {', '.join(sorted(GRADERS))}")
+    GRADERS[key](answer)
+    return True
+
+
+class ExerciseError(Exception):
+    """A code exercise that is wrong (or not written yet): Jupyter shows the message only."""
+
+    def _render_traceback_(self):          # IPython prints this instead of a traceback
+        return [f"{type(self).__name__}: {self}"]
+
+
+class NotWrittenYet(ExerciseError):
+    """The exercise's function still returns None (its body is `...`)."""
+
+
+def grader(key: str):
+    """Register `fn(answer) -> None` (raises ExerciseError) as the grader of exercise `key`."""
+    def register(fn):
+        GRADERS[key] = fn
+        return fn
+    return register
+
+
+@contextmanager
+def fixed_seed(seed: int = 0):
+    """Seed torch's CPU generator inside the block; the caller's random state is restored after."""
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        yield
+
+
+def fail(key: str, what: str, hint: str = "") -> None:
+    """Raise ExerciseError: what is wrong, then the hint."""
+    end = "" if what.endswith(("?", ".")) else "."
+    raise ExerciseError(f"exercise {key}: not quite: {what}{end}" + (f" Hint: {hint}" if hint else ""))
+
+
+def check_written(key: str, out, name: str) -> None:
+    """NotWrittenYet when the student's function returned None or ... (its body is still `...`)."""
+    if out is None or out is Ellipsis:
+        raise NotWrittenYet(f"exercise {key}: not written yet: replace the ... in {name} by your code, "
+                            "then run this cell again.")
+
+
+def as_tensor(key: str, out, shape=None) -> torch.Tensor:
+    """out as a detached CPU tensor, after checking its shape (None: a single number)."""
+    if isinstance(out, tuple):
+        out = out[0]
+    t = torch.as_tensor(out).detach().cpu()
+    want = torch.Size(shape) if shape is not None else None
+    if (want is None and t.numel() != 1) or (want is not None and t.shape != want):
+        fail(key, f"the result has shape {tuple(t.shape)}, expected "
+             + ("a single number" if want is None else str(tuple(want))), "check which axis you reduce over")
+    return t.reshape(()) if want is None else t
+
+
+def compare(key: str, out: torch.Tensor, ref, mistakes: dict, hint: str, atol: float = 1e-5) -> None:
+    """Return if out equals ref (up to atol); else fail naming the first known mistake it equals."""
+    if torch.allclose(out.double(), torch.as_tensor(ref).double(), atol=atol):
+        return
+    for message, wrong in mistakes.items():
+        wrong = torch.as_tensor(wrong).detach().double()
+        if wrong.shape == out.shape and torch.allclose(out.double(), wrong, atol=atol):
+            fail(key, message, hint)
+    fail(key, "the result differs from the package's", hint)
+
+
+def passed(key: str) -> None:
+    print(f"exercise {key}: right! It agrees with the package's own implementation.")
+
+
+def needs_grad(key: str, out, want: bool, name: str) -> None:
+    """A result that must (want=True: a loss) or must not (an adversarial image) carry a graph."""
+    has = isinstance(out, torch.Tensor) and out.requires_grad
+    if has and not want:
+        fail(key, f"{name} still carries the autograd graph", "return it .detach()ed")
+    if want and not has:
+        fail(key, f"{name} carries no gradient, so nothing could be trained with it",
+             "return the loss tensor itself: no .item(), no .detach(), no torch.no_grad()")
+
+

@@ -51,7 +51,14 @@ def pair_metrics(pairs: Pairs) -> dict:
     relative_pair_distance: pair_distance / centroid_distance (scale-free; < 1 means a
         twin sits closer to its original than classes sit to each other).
     adv_nn_accuracy: share of adversarial z whose nearest clean z (cosine) has the
-        adversarial image's true label.
+        adversarial image's true label, the adversarial image's own clean twin left out
+        (nan with fewer than 2 images). With the twin in, a twin that moved only a little
+        is its own nearest neighbour, so the number would say "the twin is nearest", not
+        "the attack left the image among its class": near 100% even for a model that the
+        same attack fools. The twin is left out, rather than classifying against clean
+        training images, so that the number needs only these pairs and every model is
+        measured against the same images; it depends on N (the other N - 1 clean images
+        are the references), so compare models on the same images.
     """
     clean, adv, y = pairs.clean, pairs.adv, pairs.y
     pair = (1 - (clean * adv).sum(1)).mean().item()
@@ -59,11 +66,18 @@ def pair_metrics(pairs: Pairs) -> dict:
     cent = F.normalize(torch.stack([clean[y == c].mean(0) for c in classes]), dim=1)
     off_diag = ~torch.eye(len(classes), dtype=torch.bool)
     centroid = (1 - cent @ cent.T)[off_diag].mean().item() if len(classes) > 1 else float("nan")
-    nearest = (adv @ clean.T).argmax(1)
-    nn_acc = (y[nearest] == y).float().mean().item()
+    nn_acc = (y[nearest_other(adv, clean)] == y).float().mean().item() if len(y) > 1 else float("nan")
     return {"pair_distance": pair, "centroid_distance": centroid,
             "relative_pair_distance": pair / centroid if centroid > 0 else float("nan"),
             "adv_nn_accuracy": nn_acc}
+
+
+def nearest_other(adv: torch.Tensor, clean: torch.Tensor) -> torch.Tensor:
+    """(N,) index of the clean z nearest (cosine) to each adversarial z, row i's own twin
+    (clean row i) left out. adv, clean: (N, D), unit norm."""
+    sim = adv @ clean.T
+    sim.fill_diagonal_(float("-inf"))
+    return sim.argmax(1)
 
 
 def umap_2d(pairs: Pairs, n_neighbors: int = 15, min_dist: float = 0.1, seed: int = 0) -> np.ndarray:

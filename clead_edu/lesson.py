@@ -2,6 +2,7 @@
 
     L = ce.setup(preset="quick", dataset="digits", seed=0)   # settings, seed, device, data
     model, history = L.model("pgd_at")                       # load if trained before, else train
+    models = L.models("standard", "pgd_at", "clead")         # {"Standard": ..., "PGD-AT": ..., "C-LEAD": ...}
     x, y = L.test_images()
 
 A model is looked up before it is trained: in this notebook sequence's checkpoint
@@ -18,11 +19,13 @@ from pathlib import Path
 import torch
 
 from . import data as D
-from . import released
 from .checkpoints import find_checkpoint, load_checkpoint, read_meta
 from .config import RunConfig, TrainConfig, from_preset, update
 from .device import pick_device, seed_everything
 from .models import model_for
+from .objectives import OBJECTIVES
+from .report import LABELS
+from .threads import set_threads
 from .train import train
 
 
@@ -48,13 +51,16 @@ class Lesson:
             print(f"[clead_edu] loaded {objective} model from {found.parent}")
             return model, read_meta(found.with_suffix(".json")).get("history", [])
         train_set = D.subset(self.data.train, self.cfg.train_n, cfg.seed)
-        standard = self.model("standard", progress=progress)[0] if objective == "clead_released" else None
+        source = OBJECTIVES[objective].starts_from      # the trained model it starts from, if any
+        start = self.model(source, progress=progress)[0] if source else None
         print(f"[clead_edu] training {objective} ({cfg.epochs} epochs, {len(train_set)} images) into {folder}")
-        if standard is not None:               # fine-tunes the standard model (docs/clead_released.md)
-            history = released.train_released(model, standard, train_set, cfg, folder, resume=True, progress=progress)
-        else:
-            history = train(model, train_set, cfg, out_dir=folder, resume=True, progress=progress)
+        history = train(model, train_set, cfg, start=start, out_dir=folder, resume=True, progress=progress)
         return model, history
+
+    def models(self, *objectives: str, **changes) -> dict:
+        """`model(objective, **changes)` for each objective, as {label: model in eval mode}, with
+        the report's labels ('PGD-AT', 'C-LEAD', ...) as keys, in the order given."""
+        return {LABELS[o]: self.model(o, **changes)[0] for o in objectives}
 
     def test_images(self, n: int | None = None):
         """n test images (default: the preset's eval_n) as tensors x (n, C, H, W) in [0, 1], y (n,)."""
@@ -69,16 +75,16 @@ def checkpoint_name(cfg: TrainConfig, changes: dict) -> str:
 
 def setup(preset: str = "quick", dataset: str = "digits", *, seed: int = 0, epochs: int | None = None,
           run_dir: str | Path = "../runs/notebooks", data_root: str | Path = "../data",
-          **changes) -> Lesson:
+          threads: int | str | None = None, **changes) -> Lesson:
     """The standard first cell of every notebook: settings from the preset, seeds, the device
-    (the fast path only on CUDA), the data, and the shared checkpoint folder."""
+    (the fast path only on CUDA), the CPU threads (`threads.set_threads`: `threads`, else
+    CLEAD_EDU_THREADS, else what the notebook may use), the data, the shared checkpoint folder."""
     cfg = from_preset(preset, dataset, seed=seed, **({"epochs": epochs} if epochs else {}), **changes)
     seed_everything(seed)
     device = pick_device()
     if device.type != "cuda":
         cfg = update(cfg, fast=False)        # bf16 and on-device data are for CUDA only
-    if device.type == "cpu" and preset == "quick":
-        torch.set_num_threads(1)   # small models: one thread is about as fast, and unaffected by other programs
+    set_threads(threads)
     data = D.get_data(dataset, data_root, seed=seed)
     print(f"{data.name}: {len(data.train)} training / {len(data.test)} test images, "
           f"{data.num_classes} classes, shape {data.shape}; preset {preset}, eps {cfg.eps:.4g}")

@@ -1,7 +1,7 @@
 """Losses: supervised contrastive (SupCon), the C-LEAD objective, TRADES.
 
-Each training objective is a named function at the end of this file
-(`OBJECTIVES["clead"]`, ...): attack, then loss, in a few lines.
+The pure losses only: the named training steps that attack, then call one of these,
+are in `objectives.py` (`OBJECTIVES["clead"]`, ...).
 
 A defense is a drop-in loss here: each `*_loss(model, x, y, x_adv, ...)` returns
 a scalar to minimise; none of them touches an optimiser. The inner losses
@@ -14,19 +14,19 @@ C-LEAD as implemented here (see design.md; arXiv 2510.27249):
     z(x) = normalize(encoder(x))                      (optionally through a small head)
     inner:  max_d  CE(f(x+d), y) + mu * (1 - cos(z(x), z(x+d)))    ||d||_inf <= eps
     outer:  min_th CE(f(x_adv), y) + lam * SupCon({z(x_i), z(x_adv_i)}, y; tau)
+
+The joint-perturbation arm (`clead_joint`) attacks with the outer loss itself
+(`clead_joint_inner`): max_d CE(f(x+d), y) + lam * SupCon({z(x_i), z(x_i+d_i)}, y; tau).
 """
 from __future__ import annotations
 
-from typing import Callable
+from contextlib import contextmanager
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from .attacks import eval_mode, pgd
-
-POSITIVES = ("class", "pair")
-TRADES_START = 0.001      # the TRADES reference's inner start: x + 0.001 * N(0, 1)
+from .config import POSITIVES
 
 
 # ----------------------------------------------------------------------------- SupCon
@@ -59,16 +59,16 @@ def supcon_masks(labels: torch.Tensor, positives: str = "class") -> tuple[torch.
     return twin, (~same | twin)
 
 
-def supcon_loss(z: torch.Tensor, labels: torch.Tensor, tau: float = 0.1,
-                positives: str = "class") -> torch.Tensor:
-    """Supervised contrastive loss over 2B views, taught as a soft-target cross-entropy.
+def supcon_per_anchor(z: torch.Tensor, labels: torch.Tensor, tau: float = 0.1,
+                      positives: str = "class") -> torch.Tensor:
+    """The SupCon term of each anchor (2B,), taught as a soft-target cross-entropy.
 
     For each anchor i, the similarities s_ia = z_i . z_a / tau over the views a in
     its denominator set form logits; the target distribution is uniform over the
-    anchor's positives P(i). The loss is the cross-entropy between that target and
-    softmax(s_i.), averaged over anchors:
+    anchor's positives P(i). The term of anchor i is the cross-entropy between that
+    target and softmax(s_i.):
 
-        L = mean_i  - 1/|P(i)| sum_{p in P(i)} log( exp(s_ip) / sum_{a in A(i)} exp(s_ia) )
+        l_i = - 1/|P(i)| sum_{p in P(i)} log( exp(s_ip) / sum_{a in A(i)} exp(s_ia) )
 
     Args:
         z: (2B, D) L2-normalised embeddings, ordered [clean_1..clean_B, adv_1..adv_B].
@@ -76,7 +76,7 @@ def supcon_loss(z: torch.Tensor, labels: torch.Tensor, tau: float = 0.1,
         tau: temperature (> 0); smaller tau sharpens the softmax.
         positives: 'class' or 'pair' (see `supcon_masks`).
     Returns:
-        scalar loss.
+        (2B,) per-anchor terms (0 for an anchor without positives, which 2B twin views never have).
     """
     if tau <= 0:
         raise ValueError(f"tau must be > 0, got {tau}")
@@ -84,8 +84,15 @@ def supcon_loss(z: torch.Tensor, labels: torch.Tensor, tau: float = 0.1,
     logits = (z @ z.T / tau).masked_fill(~denom, float("-inf"))
     log_prob = logits.log_softmax(dim=1)
     target = pos.to(z.dtype) / pos.sum(1, keepdim=True).clamp_min(1)
-    per_anchor = -(target * torch.where(pos, log_prob, torch.zeros_like(log_prob))).sum(1)
-    return per_anchor[pos.any(1)].mean()
+    return -(target * torch.where(pos, log_prob, torch.zeros_like(log_prob))).sum(1)
+
+
+def supcon_loss(z: torch.Tensor, labels: torch.Tensor, tau: float = 0.1,
+                positives: str = "class") -> torch.Tensor:
+    """Supervised contrastive loss over 2B views (Khosla et al. 2020): the mean over anchors
+    of `supcon_per_anchor`,  L = mean_i l_i.  z (2B, D), labels (2B,); returns a scalar."""
+    per_anchor = supcon_per_anchor(z, labels, tau, positives)
+    return per_anchor[supcon_masks(labels, positives)[0].any(1)].mean()
 
 
 # ----------------------------------------------------------------------------- C-LEAD
@@ -123,20 +130,69 @@ def clead_inner(z_clean: torch.Tensor, mu: float = 0.0, head: nn.Module | None =
     return loss_fn
 
 
-def forward_views(fn, x: torch.Tensor, x_adv: torch.Tensor, joint_bn: bool = False) -> torch.Tensor:
+@contextmanager
+def running_stats_kept(model: nn.Module | None):
+    """Forwards inside leave the BatchNorm running statistics of `model` as they were: each
+    BatchNorm layer runs with momentum 0 (running = 1 * running + 0 * batch, exactly) and its
+    batch count is put back on exit. In train mode BatchNorm still normalises with the batch's
+    own statistics. (Copying saved buffers back instead would break the backward pass, which
+    keeps the buffers it was given.) `None`: no effect."""
+    layers = [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)] if model else []
+    saved = [(m, m.momentum, None if m.num_batches_tracked is None else m.num_batches_tracked.clone())
+             for m in layers]
+    for m in layers:
+        m.momentum = 0.0
+    try:
+        yield
+    finally:
+        for m, momentum, count in saved:
+            m.momentum = momentum
+            if count is not None:
+                with torch.no_grad():
+                    m.num_batches_tracked.copy_(count)
+
+
+def clead_joint_inner(z_clean: torch.Tensor, *, lam: float = 1.0, tau: float = 0.1,
+                      positives: str = "class", mu: float = 0.0, head: nn.Module | None = None):
+    """The attack objective of `clead_joint`: C-LEAD's outer loss itself, as a `loss_fn` for pgd.
+
+    Returns loss_fn(model, x_adv, y) -> (B,):
+        CE(f(x_adv_i), y_i) + mu * (1 - cos(z_clean_i, z(x_adv_i))) + lam * (l_i + l_{i+B}) / 2,
+    where l (2B,) are the SupCon terms (`supcon_per_anchor`) of the batch's views [z_clean;
+    z(x_adv)] with labels [y; y]. The batch mean of the last term is lam * SupCon, so with
+    mu = 0 PGD (which ascends the sum) maximises the very loss the parameters minimise. Every
+    adversarial view's term depends on the whole batch (the negatives). z_clean (B, D) is
+    fixed, computed once before the attack.
+    """
+    def loss_fn(model, x_adv, y):
+        h = model.features(x_adv)
+        z_adv = F.normalize(head(h) if head is not None else h, dim=1)
+        loss = F.cross_entropy(model.fc(h), y, reduction="none") + mu * (1 - (z_clean * z_adv).sum(1))
+        terms = supcon_per_anchor(torch.cat([z_clean, z_adv]), torch.cat([y, y]), tau, positives)
+        return loss + lam * (terms[:len(y)] + terms[len(y):]) / 2
+    return loss_fn
+
+
+def forward_views(fn, x: torch.Tensor, x_adv: torch.Tensor, joint_bn: bool = False,
+                  keep_stats: nn.Module | None = None) -> torch.Tensor:
     """fn (model, model.features, ...) on the clean and the adversarial views, stacked [clean; adv].
 
     joint_bn=False (default): two forward passes, so in train mode BatchNorm normalises each
     view with its own batch statistics, as the TRADES reference code does. joint_bn=True: one
-    pass over the concatenated batch of 2B (both views share the statistics)."""
+    pass over the concatenated batch of 2B (both views share the statistics). keep_stats: the
+    model whose BatchNorm running statistics the clean pass leaves untouched (separate passes
+    only): they then move with the adversarial view alone, as in PGD-AT."""
     if joint_bn:
         return fn(torch.cat([x, x_adv]))
-    return torch.cat([fn(x), fn(x_adv)])
+    with running_stats_kept(keep_stats):
+        clean = fn(x)
+    return torch.cat([clean, fn(x_adv)])
 
 
 def clead_loss(model: nn.Module, x: torch.Tensor, y: torch.Tensor, x_adv: torch.Tensor, *,
                lam: float = 1.0, tau: float = 0.1, positives: str = "class",
-               head: nn.Module | None = None, joint_bn: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
+               head: nn.Module | None = None, joint_bn: bool = False,
+               bn_stats_adv_only: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
     """C-LEAD outer objective: CE(f(x_adv), y) + lam * SupCon({z(x), z(x_adv)}, y; tau).
 
     Args:
@@ -144,10 +200,12 @@ def clead_loss(model: nn.Module, x: torch.Tensor, y: torch.Tensor, x_adv: torch.
         lam: weight of the contrastive term.  tau: SupCon temperature.
         positives: 'class' or 'pair'.  head: optional projection head for z.
         joint_bn: one forward pass over both views (else two; see `forward_views`).
+        bn_stats_adv_only: the clean pass leaves BatchNorm's running statistics as they were
+            (then lam = 0 is PGD-AT exactly).
     Returns:
         (loss scalar, logits on x_adv (B, K)).
     """
-    h = forward_views(model.features, x, x_adv, joint_bn)
+    h = forward_views(model.features, x, x_adv, joint_bn, model if bn_stats_adv_only else None)
     logits_adv = model.fc(h[x.shape[0]:])
     loss = F.cross_entropy(logits_adv, y)
     if lam:
@@ -157,14 +215,15 @@ def clead_loss(model: nn.Module, x: torch.Tensor, y: torch.Tensor, x_adv: torch.
 
 
 def align_loss(model: nn.Module, x: torch.Tensor, y: torch.Tensor, x_adv: torch.Tensor, *,
-               lam: float = 1.0, head: nn.Module | None = None,
-               joint_bn: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
+               lam: float = 1.0, head: nn.Module | None = None, joint_bn: bool = False,
+               bn_stats_adv_only: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
     """The control without negatives: CE(f(x_adv), y) + lam * mean_i (1 - cos(z(x_i), z(x_adv_i))).
 
     Each clean image is pulled towards its own adversarial twin only; no other image of the
-    batch enters the term (no contrast, no classes). Returns (loss, logits on x_adv (B, K)).
+    batch enters the term (no contrast, no classes). The views go through BatchNorm as in
+    `clead_loss`. Returns (loss, logits on x_adv (B, K)).
     """
-    h = forward_views(model.features, x, x_adv, joint_bn)
+    h = forward_views(model.features, x, x_adv, joint_bn, model if bn_stats_adv_only else None)
     logits_adv = model.fc(h[x.shape[0]:])
     loss = F.cross_entropy(logits_adv, y)
     if lam:
@@ -187,100 +246,15 @@ def trades_inner(p_clean: torch.Tensor):
 
 
 def trades_loss(model: nn.Module, x: torch.Tensor, y: torch.Tensor, x_adv: torch.Tensor, *,
-                beta: float = 6.0, joint_bn: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
+                beta: float = 6.0, joint_bn: bool = False,
+                bn_stats_adv_only: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
     """TRADES (Zhang et al., ICML 2019): CE(f(x), y) + beta * KL(f(x) || f(x_adv)).
 
     Returns (loss scalar, logits on x_adv (B, K)); the KL is averaged over the batch.
-    The views are forwarded separately unless joint_bn (see `forward_views`).
+    The views are forwarded separately unless joint_bn (see `forward_views`); with
+    bn_stats_adv_only the clean pass leaves BatchNorm's running statistics as they were.
     """
-    logits = forward_views(model, x, x_adv, joint_bn)
+    logits = forward_views(model, x, x_adv, joint_bn, model if bn_stats_adv_only else None)
     clean, adv = logits[:x.shape[0]], logits[x.shape[0]:]
     kl = F.kl_div(adv.log_softmax(1), clean.softmax(1), reduction="batchmean")
     return F.cross_entropy(clean, y) + beta * kl, adv
-
-
-# ----------------------------------------------------------------------------- objectives
-
-Objective = Callable[..., "tuple[torch.Tensor, torch.Tensor]"]
-OBJECTIVES: dict[str, Objective] = {}
-# The projection head an objective trains beside the model: name -> fn(feature_dim, cfg) -> module.
-# The default: the optional MLP head of C-LEAD (cfg.head_dim > 0), else none.
-HEADS: dict[str, Callable] = {}
-
-
-def make_head(feature_dim: int, cfg) -> nn.Module | None:
-    """The projection head for cfg.objective (HEADS), else ProjectionHead(cfg.head_dim) or None."""
-    if cfg.objective in HEADS:
-        return HEADS[cfg.objective](feature_dim, cfg)
-    return ProjectionHead(feature_dim, cfg.head_dim) if cfg.head_dim else None
-
-
-def objective(name: str):
-    """Register `fn(model, x, y, cfg, head) -> (loss, logits)` as the training objective `name`."""
-    def register(fn: Objective) -> Objective:
-        OBJECTIVES[name] = fn
-        return fn
-    return register
-
-
-def _attack(cfg) -> dict:
-    """The training attack's budget from a TrainConfig (inputs are checked once per epoch)."""
-    return dict(eps=cfg.eps, alpha=cfg.alpha, steps=cfg.steps, validate=False)
-
-
-@objective("standard")
-def standard(model, x, y, cfg, head=None):
-    """Cross-entropy on the clean images. Returns (loss, logits on x)."""
-    logits = model(x)
-    return F.cross_entropy(logits, y), logits
-
-
-@objective("fgsm_at")
-def fgsm_at(model, x, y, cfg, head=None):
-    """"Fast is better than free" (Wong et al. 2020): one step of 1.25 eps from a random start."""
-    x_adv = pgd(model, x, y, eps=cfg.eps, alpha=1.25 * cfg.eps, steps=1, validate=False)
-    logits = model(x_adv)
-    return F.cross_entropy(logits, y), logits
-
-
-@objective("pgd_at")
-def pgd_at(model, x, y, cfg, head=None):
-    """PGD-AT (Madry et al. 2018): cross-entropy on PGD examples. Returns (loss, logits on x_adv)."""
-    x_adv = pgd(model, x, y, **_attack(cfg))
-    logits = model(x_adv)
-    return F.cross_entropy(logits, y), logits
-
-
-@objective("trades")
-def trades(model, x, y, cfg, head=None):
-    """TRADES (Zhang et al. 2019): the attack maximises KL to the clean prediction, starting
-    at x + 0.001 N(0, 1) as the reference code does."""
-    with torch.no_grad(), eval_mode(model):
-        p_clean = model(x).softmax(1)
-    x_adv = pgd(model, x, y, loss_fn=trades_inner(p_clean), random_start=TRADES_START, **_attack(cfg))
-    return trades_loss(model, x, y, x_adv, beta=cfg.beta, joint_bn=cfg.joint_bn)
-
-
-def clead_attack(model, x, y, cfg, head=None) -> torch.Tensor:
-    """C-LEAD's inner maximisation (shared by `clead` and the `align` control): PGD on
-    `clead_inner` from the clean representation, model in eval mode. x_adv (B, C, H, W)."""
-    with torch.no_grad(), eval_mode(model):
-        z_clean = embed(model, x, head)
-    return pgd(model, x, y, loss_fn=clead_inner(z_clean, cfg.mu, head), **_attack(cfg))
-
-
-@objective("clead")
-def clead(model, x, y, cfg, head=None):
-    """C-LEAD: perturb to break the prediction (and, with mu > 0, the representation), then
-    pull each clean image and its adversarial twin together. Returns (loss, logits on x_adv)."""
-    x_adv = clead_attack(model, x, y, cfg, head)
-    return clead_loss(model, x, y, x_adv, lam=cfg.lam, tau=cfg.tau, positives=cfg.positives, head=head,
-                      joint_bn=cfg.joint_bn)
-
-
-@objective("align")
-def align(model, x, y, cfg, head=None):
-    """Control: C-LEAD's attack and cross-entropy, but the contrastive term replaced by pair-only
-    cosine alignment (no negatives), weight lam. Returns (loss, logits on x_adv)."""
-    x_adv = clead_attack(model, x, y, cfg, head)
-    return align_loss(model, x, y, x_adv, lam=cfg.lam, head=head, joint_bn=cfg.joint_bn)

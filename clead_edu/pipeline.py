@@ -21,19 +21,22 @@ from . import data as D
 from . import evaluate as E
 from . import features
 from . import plots as P
-from . import released
 from .attacks import pgd
 from .config import COMPARED, RunConfig
 from .device import pick_device, seed_everything
 from .models import model_for
+from .objectives import OBJECTIVES
 from .report import LABELS, write_report
+from .threads import set_threads
 from .train import train
 
 
 def run(cfg: RunConfig, out: Path, *, objectives=COMPARED, device: str = "auto", data_root="data",
-        resume: bool = False, figures: bool = True, progress: bool = True) -> Path:
-    """Train and evaluate every objective in `objectives` into `out`; returns `out`."""
+        resume: bool = False, figures: bool = True, progress: bool = True, threads=None) -> Path:
+    """Train and evaluate every objective in `objectives` into `out`; returns `out`.
+    `threads`: CPU threads (default: `threads.set_threads` sizes them)."""
     t0, dev = time.time(), pick_device(device)
+    set_threads(threads)
     data = D.get_data(cfg.dataset, data_root, seed=cfg.seed)
     print(f"[clead_edu] {cfg.dataset} ({len(data.train)} train / {len(data.test)} test images, "
           f"{data.num_classes} classes), preset {cfg.preset}, writing to {out}")
@@ -45,18 +48,18 @@ def run(cfg: RunConfig, out: Path, *, objectives=COMPARED, device: str = "auto",
     for obj in order(objectives):
         seed_everything(cfg.seed)
         model = model_for(data, cfg.arch).to(dev)
-        t, how = time.time(), dict(out_dir=out / obj, resume=resume, progress=progress, test_set=test_set)
-        if obj == "clead_released":                    # fine-tunes the standard model of this run
-            hist = released.train_released(model, models["standard"], train_set, cfg.for_objective(obj), **how)
-        else:
-            hist = train(model, train_set, cfg.for_objective(obj), **how)
+        source = OBJECTIVES[obj].starts_from          # the trained model this objective starts from, if any
+        t, start = time.time(), models[source] if source else None
+        hist = train(model, train_set, cfg.for_objective(obj), start=start, out_dir=out / obj, resume=resume,
+                     progress=progress, test_set=test_set)
         times[obj] = time.time() - t
         print(f"[clead_edu] evaluating {LABELS[obj]} ...")
         results[obj] = evaluate_model(model, x, y, cfg, eps_grid) | {"history": hist, "train_seconds": times[obj]}
         print(f"[clead_edu] {LABELS[obj]}: " + ", ".join(
             f"{k} {100 * v:.1f}%" for k, v in results[obj]["accuracy"].items()))
         models[obj] = model
-    pictures, feats = draw_figures(models, results, x, y, cfg, data, out, eps_grid) if figures else ([], {})
+    feats = feature_space(models, x, y, cfg, data, out, umap=figures)   # the pair metrics, always
+    pictures = draw_figures(models, results, x, y, cfg, data, out, eps_grid) if figures else []
     times["total"] = time.time() - t0
     images = {"train": len(train_set), "eval": len(y)}
     metrics = {"settings": cfg.to_dict(), "images": images, "device": str(dev), "torch": torch.__version__, "eps_grid": eps_grid,
@@ -77,12 +80,10 @@ def evaluation_images(data, cfg: RunConfig) -> tuple[torch.Tensor, torch.Tensor]
 
 
 def order(objectives) -> list[str]:
-    """The objectives in training order: "clead_released" starts from the standard model of the
-    same run, so "standard" is trained (and reported) before it, added if it was not asked for."""
-    objectives = list(objectives)
-    if "clead_released" in objectives:
-        objectives = ["standard"] + [o for o in objectives if o != "standard"]
-    return objectives
+    """The objectives in training order: the ones others start from (`Objective.starts_from`)
+    first, added if they were not asked for (and reported too), then the rest as given."""
+    sources = [OBJECTIVES[o].starts_from for o in objectives if OBJECTIVES[o].starts_from]
+    return list(dict.fromkeys([*sources, *objectives]))
 
 
 def check_grid(eps: float) -> list[float]:
@@ -96,7 +97,7 @@ def evaluate_model(model, x, y, cfg: RunConfig, eps_grid: list[float]) -> dict:
     ev = cfg.eval
     res = E.robustness(model, x, y, eps=cfg.eps, pgd_steps=ev.pgd_steps, restarts=ev.restarts,
                        extra_pgd_steps=ev.extra_pgd_steps, extra_restarts=ev.extra_restarts,
-                       autoattack_version=ev.autoattack, aa_n=ev.aa_n, seed=cfg.seed)
+                       autoattack_version=ev.autoattack, aa_n=ev.aa_n, aa_check_n=ev.aa_check_n, seed=cfg.seed)
     nc = min(ev.curve_n, len(x))
     curve = E.eps_curve(model, x[:nc], y[:nc], eps_grid, steps=ev.pgd_steps)
     at = [curve[eps_grid.index(e)] for e in check_grid(cfg.eps)]   # the grid contains 0, eps/2, eps, 2eps
@@ -104,30 +105,34 @@ def evaluate_model(model, x, y, cfg: RunConfig, eps_grid: list[float]) -> dict:
     checks += E.attack_checks(res)
     return {"accuracy": res["accuracy"], "accuracy_eval": res["accuracy_eval"],
             "worst_case_n": res["worst_case_n"], "eval_n": res["eval_n"], "eps_curve": curve,
-            "sanity_checks": checks, "autoattack_flags": res["autoattack_flags"]}
+            "sanity_checks": checks, "autoattack_flags": res["autoattack_flags"]} | (
+        {"autoattack_check": res["autoattack_check"]} if "autoattack_check" in res else {})
 
 
-def draw_figures(models: dict, results: dict, x, y, cfg: RunConfig, data, out: Path, eps_grid) -> tuple[list, dict]:
-    """The example, eps-curve and UMAP figures in `out`; returns (file names, feature-space metrics)."""
+def draw_figures(models: dict, results: dict, x, y, cfg: RunConfig, data, out: Path, eps_grid) -> list[str]:
+    """The example and eps-curve figures in `out` (and the UMAP one, drawn by `feature_space`);
+    returns their file names."""
     files = example_figures(models, x, y, cfg, data, out)
     P.eps_curves(eps_grid, {LABELS[k]: r["eps_curve"] for k, r in results.items()}, train_eps=cfg.eps,
                  attack=f"PGD-{cfg.eval.pgd_steps}").savefig(out / "accuracy_vs_eps.png", dpi=110)
     files.append("accuracy_vs_eps.png")
-    feats = feature_space(models, x, y, cfg, data, out)
     if (out / "umap_pairs.png").exists():
         files.append("umap_pairs.png")
-    return files, feats
+    return files
 
 
-def feature_space(models: dict, x, y, cfg: RunConfig, data, out: Path) -> dict:
-    """Pair metrics for every model; UMAP pictures for standard, PGD-AT and C-LEAD."""
+def feature_space(models: dict, x, y, cfg: RunConfig, data, out: Path, umap: bool = True) -> dict:
+    """Pair metrics for every model on the first umap_n images ({} when umap_n is 0); with
+    `umap`, also the UMAP pictures for standard, PGD-AT and C-LEAD."""
     n = min(cfg.eval.umap_n, len(x))
+    if n == 0:
+        return {}
     metrics, panels = {}, {}
     for name, model in models.items():
         torch.manual_seed(cfg.seed)
         pairs = features.embed_pairs(model, x[:n], y[:n], eps=cfg.eps, steps=cfg.eval.pgd_steps)
         m = metrics[name] = features.pair_metrics(pairs)
-        if name in ("standard", "pgd_at", "clead"):
+        if umap and name in ("standard", "pgd_at", "clead"):
             sub = (f"pair dist {m['pair_distance']:.3f} (rel. {m['relative_pair_distance']:.2f}), "
                    f"adv NN acc {m['adv_nn_accuracy']:.2f}")
             panels[LABELS[name]] = (features.umap_2d(pairs, seed=cfg.seed), pairs.y.numpy(), sub)

@@ -7,12 +7,23 @@ an augmented view and an adversarial view - averaged over the anchor-vs-view-2 a
 anchor-vs-view-3 terms, with every other image of the batch a negative. The classifier
 trained afterwards is not in the released files.
 
-Here, in three steps (`train_released` runs them; the pipeline and the lessons call it):
+Here, in three steps, each declared in the objectives registry (`objectives.OBJECTIVES
+["clead_released"]`) and carried out by the training loop like any other objective's:
 
-1. start from the standard model of the same run (`pipeline.run` trains it first);
-2. fine-tune backbone + linear head with `released_loss` (this objective, batch by batch);
-   the adversarial view is made online by PGD against the label-free contrastive term;
-3. `fit_classifier`: a new linear classifier on the frozen features, clean cross-entropy.
+1. start from the trained standard model (`starts_from="standard"`: `pipeline.run` and
+   `Lesson.model` train or load it first and `train.train` copies its weights);
+2. fine-tune backbone + linear head (`linear_head`) with `released_loss` (the objective's
+   step, batch by batch); the adversarial view is made online by PGD against the
+   label-free contrastive term (`three_views`);
+3. `new_classifier`, the finishing stage `train.train` runs after the epochs: a new linear
+   classifier on the frozen features (`classifier_step`), clean cross-entropy, or trained on
+   PGD images (`adversarial_classifier_step`).
+
+Neither the start nor the classifier is released, so the registry brackets them: four
+objectives start from the standard or the PGD-AT model and end with a clean or an
+adversarially trained probe (`objectives.RELEASED_ARMS`). The head reads the penultimate
+features, or (`TrainConfig.released_head_input="logits"`) the classifier's K outputs, as the
+released head reads its backbone's 1000-d output.
 
     z = normalize(W h(x)),  W: D -> 128 (linear)
     L = 1/2 [ NTXent(z_anchor, z_aug) + NTXent(z_anchor, z_adv) ]
@@ -20,17 +31,13 @@ Here, in three steps (`train_released` runs them; the pipeline and the lessons c
 """
 from __future__ import annotations
 
-from dataclasses import asdict
-from pathlib import Path
+from typing import Callable
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
 from .attacks import eval_mode, pgd
-from .checkpoints import save_checkpoint
-from .losses import HEADS, _attack, objective
-from .train import make_loader, make_optimizer, train
 
 TEMPERATURE = 0.1        # criterion_kwargs.temperature of SCAN's simclr configs (not in the release)
 PROJECTION_DIM = 128     # features_dim of Contrastive_mod_linear_Model (models/models.py)
@@ -77,88 +84,82 @@ def augment(x: torch.Tensor) -> torch.Tensor:
     return ((out - mean) * contrast + mean * bright).clamp(0, 1)
 
 
-def project(model: nn.Module, head: nn.Module, x: torch.Tensor) -> torch.Tensor:
-    """z = normalize(head(features(x))), (B, 128)."""
-    return F.normalize(head(model.features(x)), dim=1)
+def project(model: nn.Module, head: nn.Module, x: torch.Tensor, reads: str = "features") -> torch.Tensor:
+    """z = normalize(head(r(x))), (B, 128); r = model.features (reads="features", (B, D)) or the
+    whole classifier, model (reads="logits", (B, K)), as the released head reads its backbone's output."""
+    return F.normalize(head(model.features(x) if reads == "features" else model(x)), dim=1)
 
 
-def contrastive_inner(z_anchor: torch.Tensor, head: nn.Module, tau: float = TEMPERATURE):
+def contrastive_inner(z_anchor: torch.Tensor, head: nn.Module, tau: float = TEMPERATURE, reads: str = "features"):
     """The attack objective for the adversarial view, label-free: each image's NT-Xent term
     against the (fixed) anchors, per example (B,), as a `loss_fn` for `attacks.pgd`."""
     def loss_fn(model, x_adv, y):
-        return ntxent_pair(z_anchor, project(model, head, x_adv), tau)
+        return ntxent_pair(z_anchor, project(model, head, x_adv, reads), tau)
     return loss_fn
 
 
-def three_views(model: nn.Module, head: nn.Module, x: torch.Tensor, cfg) -> torch.Tensor:
+def three_views(model: nn.Module, head: nn.Module, x: torch.Tensor, reads: str = "features",
+                **attack) -> torch.Tensor:
     """(B, 3, C, H, W): the anchor x, an augmented view, and an adversarial view within
-    cfg.eps of x (L-inf), made online by PGD against the contrastive term (model in eval mode)."""
+    attack["eps"] of x (L-inf), made online by PGD (`attacks.pgd`, which takes `attack`:
+    eps, alpha, steps in pixel units) against the contrastive term, model in eval mode."""
     with torch.no_grad(), eval_mode(model), eval_mode(head):
-        z_anchor = project(model, head, x)
+        z_anchor = project(model, head, x, reads)
     with eval_mode(head):
         x_adv = pgd(model, x, torch.zeros(len(x), dtype=torch.long, device=x.device),
-                    loss_fn=contrastive_inner(z_anchor, head), **_attack(cfg))
+                    loss_fn=contrastive_inner(z_anchor, head, reads=reads), **attack)
     return torch.stack([x, augment(x), x_adv], dim=1)
 
 
-# ----------------------------------------------------------------------------- registry hooks
-
-HEADS["clead_released"] = lambda dim, cfg: nn.Linear(dim, PROJECTION_DIM)
-
-
-@objective("clead_released")
-def clead_released(model, x, y, cfg, head=None):
-    """Step 2: the released three-view loss on (anchor, augmented, adversarial); labels unused.
-    Returns (loss, logits of the anchors, for the training log only)."""
-    views = three_views(model, head, x, cfg)
-    b = x.shape[0]
-    z = project(model, head, views.flatten(0, 1)).view(b, 3, -1)   # one batch of 3B, as released
+def forward_three(model: nn.Module, head: nn.Module, views: torch.Tensor,
+                  reads: str = "features") -> tuple[torch.Tensor, torch.Tensor]:
+    """The training forward: the 3B views (B, 3, C, H, W) as one batch, as released (so in train
+    mode BatchNorm moves its running statistics once, with this batch). Returns z (B, 3, 128)
+    and, for the training log only, the anchors' logits (B, K), detached."""
+    b = views.shape[0]
+    h = model.features(views.flatten(0, 1))
+    out = h if reads == "features" else model.fc(h)
     with torch.no_grad():
-        logits = model(x)
-    return released_loss(z), logits
+        logits = model.fc(h) if reads == "features" else out.detach()
+    return F.normalize(head(out), dim=1).view(b, 3, -1), logits.view(b, 3, -1)[:, 0]
 
 
-def train_released(model: nn.Module, standard: nn.Module, train_set, cfg, out_dir=None, **train_kwargs) -> list[dict]:
-    """Steps 1 to 3 for `model` (same architecture as `standard`, the run's standard model):
-    copy the standard weights, fine-tune with this objective (`train.train`, which takes
-    `train_kwargs`), then `finish`. Returns the history (fine-tuning epochs, then classifier)."""
-    model.load_state_dict(standard.state_dict())
-    history = train(model, train_set, cfg, out_dir=out_dir, **train_kwargs)
-    return finish(model, train_set, cfg, history, out_dir)
+# ----------------------------------------------------------------------------- head and classifier
+
+def linear_head(model: nn.Module, cfg=None) -> nn.Module:
+    """Step 2's projection head: linear to 128 (normalised in `project`), from the features
+    (model.feature_dim) or, with cfg.released_head_input "logits", from the K outputs."""
+    reads = cfg.released_head_input if cfg is not None else "features"
+    return nn.Linear(model.feature_dim if reads == "features" else model.fc.out_features, PROJECTION_DIM)
 
 
-def finish(model: nn.Module, train_set, cfg, history: list[dict], out_dir=None) -> list[dict]:
-    """Step 3 after the training loop: `fit_classifier`, then (with out_dir) model.pt saved again
-    with the final classifier, so that a loaded clead_released model is the finished one.
-    Returns the history with the classifier's epochs appended."""
-    history = history + fit_classifier(model, train_set, cfg)
-    if out_dir is not None:
-        save_checkpoint(model, Path(out_dir) / "model.pt", {"train": asdict(cfg), "history": history})
-    return history
-
-
-def fit_classifier(model: nn.Module, train_set, cfg, progress: bool = False) -> list[dict]:
-    """Step 3: a new linear classifier (model.fc) on the frozen fine-tuned features, clean
-    cross-entropy, cfg.epochs epochs with the usual SGD schedule. Returns its history rows."""
+def new_classifier(model: nn.Module, cfg, probe: str = "clean") -> tuple[str, Callable, list]:
+    """Step 3, the finishing stage: re-initialise model.fc (seeded with cfg.seed) and return
+    (stage name, step, model.fc's parameters) for the training loop, which trains them
+    cfg.epochs epochs with the usual SGD schedule; the rest stays frozen. probe "clean": a
+    linear probe on clean images (`classifier_step`); "adversarial": on PGD images made
+    against the whole model, probe included (`adversarial_classifier_step`)."""
+    steps = {"clean": ("classifier", classifier_step), "adversarial": ("adversarial classifier",
+                                                                      adversarial_classifier_step)}
+    if probe not in steps:
+        raise ValueError(f"probe must be one of {sorted(steps)}, got {probe!r}")
     torch.manual_seed(cfg.seed)
     model.fc.reset_parameters()
-    loader = make_loader(model, train_set, cfg)
-    opt, sched = make_optimizer(model.fc.parameters(), cfg, len(loader))
-    device, history = next(model.parameters()).device, []
-    model.eval()                                                   # frozen: BatchNorm keeps its statistics
-    for epoch in range(cfg.epochs):
-        loader.generator.manual_seed(cfg.seed * 1000 + epoch)
-        total, correct, seen = 0.0, 0, 0
-        for x, y in loader:
-            x, y = x.to(device), y.to(device)
-            with torch.no_grad():
-                h = model.features(x)
-            logits = model.fc(h)
-            loss = F.cross_entropy(logits, y)
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            sched.step()
-            total, correct, seen = total + loss.item() * len(y), correct + (logits.argmax(1) == y).sum().item(), seen + len(y)
-        history.append({"epoch": epoch + 1, "stage": "classifier", "train_loss": total / seen, "train_acc": correct / seen})
-    return history
+    return *steps[probe], list(model.fc.parameters())
+
+
+def classifier_step(model: nn.Module, x: torch.Tensor, y: torch.Tensor, cfg=None, head=None):
+    """Clean cross-entropy of model.fc on the frozen features: computed without gradients and
+    in eval mode (BatchNorm keeps its statistics). Returns (loss, logits (B, K))."""
+    with torch.no_grad(), eval_mode(model):
+        h = model.features(x)
+    logits = model.fc(h)
+    return F.cross_entropy(logits, y), logits
+
+
+def adversarial_classifier_step(model: nn.Module, x: torch.Tensor, y: torch.Tensor, cfg, head=None):
+    """The adversarially trained probe: PGD on the probe's input image (the run's training
+    budget: cfg.eps, cfg.alpha, cfg.train_steps; eval mode) against the whole model, then
+    `classifier_step` on those images. Returns (loss, logits on x_adv (B, K))."""
+    x_adv = pgd(model, x, y, eps=cfg.eps, alpha=cfg.alpha, steps=cfg.train_steps, validate=False)
+    return classifier_step(model, x_adv, y)

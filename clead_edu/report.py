@@ -1,4 +1,5 @@
-"""The report writers: report.md of one run, summary.md of a study, ablation.md.
+"""The report writers: report.md of one run, summary.md of a study, ablation.md; `table`
+for the notebooks' plain-text tables.
 
 Each takes the settings as a `config.RunConfig` and the numbers as plain dicts
 (the contents of metrics.json), and writes Markdown with the command beside it.
@@ -12,7 +13,24 @@ from pathlib import Path
 from .config import RunConfig
 
 LABELS = {"standard": "Standard", "pgd_at": "PGD-AT", "trades": "TRADES", "clead": "C-LEAD",
-          "fgsm_at": "FGSM-AT", "align": "Align (control)", "clead_released": "C-LEAD (released code)"}
+          "fgsm_at": "FGSM-AT", "align": "Align (control)", "clead_lam0": "C-LEAD lam=0 (control)",
+          "clead_joint": "C-LEAD joint perturbation", "clead_released": "C-LEAD (released code)",
+          "clead_released_at": "C-LEAD (released code, from PGD-AT)",
+          "clead_released_advprobe": "C-LEAD (released code, adversarial probe)",
+          "clead_released_at_advprobe": "C-LEAD (released code, from PGD-AT, adversarial probe)"}
+
+
+def table(rows: dict, formats: dict | None = None) -> str:
+    """rows {name: {column: value}} as aligned plain text, one line per name (the notebooks'
+    tables). `formats` {column: format} picks the columns and writes their values; default:
+    every column of the first row as a percentage ('{:.1%}': 0.453 -> '45.3%')."""
+    formats = formats or dict.fromkeys(next(iter(rows.values())), "{:.1%}")
+    cells = {name: [f.format(r[c]) for c, f in formats.items()] for name, r in rows.items()}
+    first = max(len(n) for n in [*rows, "model"])
+    widths = [max(len(c), *(len(v[i]) for v in cells.values())) for i, c in enumerate(formats)]
+    lines = [[f"{'model':<{first}}", *formats], *([name, *v] for name, v in cells.items())]
+    return "\n".join(f"{line[0]:<{first}}" + "".join(f"  {v:>{w}}" for v, w in zip(line[1:], widths))
+                     for line in lines)
 
 
 def interval(values: list[float], conf: float = 0.95) -> tuple[float, float]:
@@ -39,11 +57,15 @@ def describe(cfg: RunConfig, images: dict | None = None) -> str:
     n_train = images["train"] if images else (cfg.train_n or "all")
     used = f" and {images['eval']} test images" if images else ""
     return (f"Model {cfg.arch}, {t.epochs} epochs, {n_train} training images{used}, L-inf eps "
-            f"{t.eps:.4g} ({t.eps * 255:.1f}/255), training PGD-{t.steps} (step {t.alpha:.4g}), seed "
+            f"{t.eps:.4g} ({t.eps * 255:.1f}/255), training PGD-{t.train_steps} (step {t.alpha:.4g}), seed "
             f"{t.seed}. C-LEAD: lam {t.lam}{f' (ramped over {t.lam_ramp} epochs)' if t.lam_ramp else ''}, tau "
             f"{t.tau}, mu {t.mu}, positives {t.positives}, head {t.head_dim or 'none'}; clean and adversarial "
-            f"views {'in one BatchNorm batch' if t.joint_bn else 'through BatchNorm separately'}. AutoAttack: "
-            f"{e.autoattack} version on the first {e.aa_n} test images (all of them if fewer); worst case = "
+            f"views {'in one BatchNorm batch' if t.joint_bn else 'through BatchNorm separately'}"
+            f"{' (running statistics from the adversarial view only)' if t.bn_stats_adv_only else ''}"
+            f"{'; the released head reads the logits' if t.released_head_input == 'logits' else ''}"
+            f". AutoAttack: "
+            f"{e.autoattack} version on the first {e.aa_n} test images (all of them if fewer)"
+            f"{f', checked by the standard version on the first {e.aa_check_n}' if e.aa_check_n else ''}; worst case = "
             f"per-example minimum over every attack on those images. Every column of a row uses the same images.")
 
 
@@ -57,17 +79,29 @@ def write_report(out: Path, cfg: RunConfig, results: dict, feats: dict, figures:
     for name, r in results.items():
         cells = [f"{100 * r['accuracy'][c]:.1f}" for c in cols]
         lines.append(f"| {LABELS[name]} | " + " | ".join(cells) + f" | {times[name]:.0f} |")
-    lines += eval_table(results)
+    lines += eval_table(results) + aa_check_table({k: [r] for k, r in results.items()})
     lines += ["", "## Sanity checks", ""] + check_lines(results)
-    lines += ["", "## Feature space (clean vs adversarial twins)", "",
-              "| model | pair distance | relative to class centroids | adv. nearest-clean-neighbour acc. |",
-              "|---|---:|---:|---:|"]
-    for name, m in feats.items():
-        lines.append(f"| {LABELS[name]} | {m['pair_distance']:.3f} | {m['relative_pair_distance']:.3f} | "
-                     f"{100 * m['adv_nn_accuracy']:.1f}% |")
+    lines += ["", "## Feature space (clean vs adversarial twins)", ""] + feature_lines(feats, cfg, images)
     lines += ["", "## Figures", ""] + [f"![{f}]({f})" for f in figures]
     lines += ["", f"Total time: {times['total']:.0f} s."]
     (out / "report.md").write_text("\n".join(lines) + "\n")
+
+
+def feature_lines(feats: dict, cfg: RunConfig, images: dict | None = None) -> list[str]:
+    """The pair-metric table (`features.pair_metrics` of each model), or one sentence saying
+    why there is none: never a table without rows."""
+    n = min(cfg.eval.umap_n, images["eval"]) if images else cfg.eval.umap_n
+    if not feats:
+        return [f"Not measured in this run: the pair metrics use the first umap_n test images, "
+                f"and umap_n was {cfg.eval.umap_n}."]
+    lines = [f"On the first {n} evaluation images, attacked with PGD-{cfg.eval.pgd_steps} at eps "
+             f"{cfg.eps:.4g} against each model. Pair distance: mean 1 - cos between an image's embedding and "
+             f"its adversarial twin's; the nearest-neighbour accuracy looks for each adversarial embedding's "
+             f"nearest clean embedding among the other {n - 1} images (its own twin left out).", "",
+             "| model | pair distance | relative to class centroids | adv. nearest-clean-neighbour acc. |",
+             "|---|---:|---:|---:|"]
+    return lines + [f"| {LABELS[name]} | {m['pair_distance']:.3f} | {m['relative_pair_distance']:.3f} | "
+                    f"{100 * m['adv_nn_accuracy']:.1f}% |" for name, m in feats.items()]
 
 
 def eval_table(results: dict) -> list[str]:
@@ -84,6 +118,22 @@ def eval_table(results: dict) -> list[str]:
                     + " |" for name, r in results.items()]
 
 
+def aa_check_table(runs: dict) -> list[str]:
+    """runs {model: [result of each seed]}: when the standard AutoAttack ran as a check of the
+    version used (`evaluate.standard_check`), a table of both on the same images and their
+    difference (mean ± 95% interval over seeds); [] otherwise."""
+    rows = {name: [r["autoattack_check"] for r in rs if "autoattack_check" in r] for name, rs in runs.items()}
+    rows = {name: c for name, c in rows.items() if c}
+    if not rows:
+        return []
+    n = sorted({c["n"] for cs in rows.values() for c in cs})
+    lines = ["", f"AutoAttack check: the standard AutoAttack on the first {'/'.join(map(str, n))} of the "
+             "AutoAttack images (per seed) beside the version in the table, on the same images, in %:", "",
+             "| model | standard | version used | version − standard |", "|---|---:|---:|---:|"]
+    return lines + [f"| {LABELS[name]} | {fmt([c['standard'] for c in cs])} | {fmt([c['version'] for c in cs])} | "
+                    f"{fmt([c['version'] - c['standard'] for c in cs])} |" for name, cs in rows.items()]
+
+
 def check_lines(results: dict) -> list[str]:
     """One Markdown bullet per sanity check of every model; failures marked as warnings."""
     return [f"- {LABELS[name]}: {c['check']}: {'ok' if c['passed'] else '**WARNING: failed**'} ({c['detail']})"
@@ -92,11 +142,16 @@ def check_lines(results: dict) -> list[str]:
 
 # ----------------------------------------------------------------------------- several seeds
 
-PAIRED = ("clead", "clead_released", "align", "trades")   # each minus PGD-AT, same seed and images
+# The paired differences of a study (same seed, same images): each name minus its reference.
+PAIRED = {"pgd_at": ("clead", "clead_joint", "clead_lam0", "clead_released", "clead_released_at",
+                     "clead_released_advprobe", "clead_released_at_advprobe", "align", "trades"),
+          "clead_lam0": ("clead", "clead_joint")}      # minus the control: the contrastive term alone
+
 
 def summarize(metrics: list[dict]) -> dict:
-    """{'accuracy': {model: {attack: [per-seed values]}}, 'clead_minus_pgd_at': {attack: [..]},
-    'failed_checks': [str]} from the per-seed metrics.json contents."""
+    """{'accuracy': {model: {attack: [per-seed values]}}, 'paired': {reference: {model: {attack:
+    [model - reference per seed]}}} (`PAIRED`), 'clead_minus_pgd_at' and 'paired_minus_pgd_at'
+    (the same, kept for older readers), 'failed_checks': [str]} from the per-seed metrics.json."""
     acc, failed = {}, []
     for m in metrics:
         for name, r in m["models"].items():
@@ -104,10 +159,17 @@ def summarize(metrics: list[dict]) -> dict:
                 acc.setdefault(name, {}).setdefault(attack, []).append(v)
             failed += [f"seed {m['settings']['train']['seed']}, {name}: {c['check']} ({c['detail']})"
                        for c in r["sanity_checks"] if not c["passed"]]
-    paired = {name: {k: [a - b for a, b in zip(acc[name][k], acc["pgd_at"][k])] for k in acc[name]}
-              for name in PAIRED if name in acc and "pgd_at" in acc}
-    return {"accuracy": acc, "clead_minus_pgd_at": paired.get("clead", {}), "paired_minus_pgd_at": paired,
-            "failed_checks": failed}
+    paired = {ref: {name: {k: [a - b for a, b in zip(acc[name][k], acc[ref][k])] for k in acc[name]}
+                    for name in names if name in acc} for ref, names in PAIRED.items() if ref in acc}
+    vs_pgd = paired.get("pgd_at", {})
+    return {"accuracy": acc, "paired": paired, "clead_minus_pgd_at": vs_pgd.get("clead", {}),
+            "paired_minus_pgd_at": vs_pgd, "failed_checks": failed}
+
+
+def paired_lines(paired: dict, cols: list[str]) -> list[str]:
+    """The summary table's paired rows: every model minus PGD-AT, then minus the lam=0 control."""
+    return [f"| **{LABELS[name]} − {LABELS[ref]}** (paired) | " + " | ".join(fmt(diff[c]) for c in cols) + " |"
+            for ref, rows in paired.items() for name, diff in rows.items()]
 
 
 def write_summary(out: Path, metrics: list[dict], command: str) -> str:
@@ -122,8 +184,8 @@ def write_summary(out: Path, metrics: list[dict], command: str) -> str:
              "| model | " + " | ".join(cols) + " |", "|---|" + "---:|" * len(cols)]
     for name, a in s["accuracy"].items():
         lines.append(f"| {LABELS[name]} | " + " | ".join(fmt(a[c]) for c in cols) + " |")
-    for name, diff in s["paired_minus_pgd_at"].items():
-        lines.append(f"| **{LABELS[name]} − PGD-AT** (paired) | " + " | ".join(fmt(diff[c]) for c in cols) + " |")
+    lines += paired_lines(s["paired"], cols)
+    lines += aa_check_table({k: [m["models"][k] for m in metrics] for k in s["accuracy"]})
     lines += ["", f"Sanity checks: {n_checks - len(s['failed_checks'])} of {n_checks} passed."]
     lines += [f"- **WARNING: failed**: {f}" for f in s["failed_checks"]]
     lines += ["", "Training time per seed (s): " + ", ".join(
@@ -155,7 +217,7 @@ def write_ablation(out: Path, cfg: RunConfig, rows: list[dict], variants: dict, 
              f"own split of its own training images). Seeds "
              f"{','.join(map(str, seeds))}; every variant starts from lam {t.lam}, tau {t.tau}, mu {t.mu}, "
              f"positives {t.positives}, head {t.head_dim or 'none'}; {t.epochs} epochs, eps {t.eps:.4g}, "
-             f"training PGD-{t.steps}. Accuracy in %, mean ± 95% interval over seeds; the last "
+             f"training PGD-{t.train_steps}. Accuracy in %, mean ± 95% interval over seeds; the last "
              f"column is paired (same seed, same split).", "",
              f"| variant | val clean | val PGD-{k} | val PGD-{k} minus PGD-AT | train time (s) |",
              "|---|---:|---:|---:|---:|"]

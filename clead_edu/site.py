@@ -1,45 +1,50 @@
-"""The lessons as a static web site, to read without running anything.
+"""The lessons as a static web site (MkDocs with the Material theme and mkdocs-jupyter), to read
+without running anything.
 
     python -m clead_edu site --out site                  # all seven notebooks, quick preset
     python -m clead_edu site --out site --only 01,04     # some of them
 
 Each notebook is executed with papermill (working folder notebooks/, checkpoints in
-DIR/_run/runs/notebooks, so the course's own runs/ is left alone), then converted to one
-HTML page with nbconvert (lab template, figures embedded as data: URIs). The live widgets
-need a kernel, so their outputs are replaced by a note; every explorer is followed by its
-static fallback figure. DIR/index.html links the lessons with their titles. The pages load
-nothing from the network except MathJax, and only on pages that contain formulas.
+DIR/_run/runs/notebooks, so the course's own runs/ is left alone). The executed copies are
+prepared for reading (the live widgets need a kernel, so their outputs are replaced by a note;
+every explorer is followed by its static fallback figure; no build path is left in an output)
+and staged in DIR/_run/docs with the README as home page, docs/ and a copy of MathJax; MkDocs
+then builds DIR from them with mkdocs.yml (navigation, search, formulas), loading nothing from
+the network.
 """
 from __future__ import annotations
 
-import html
 import re
+import shutil
+import sysconfig
 import time
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
-NOTEBOOKS = Path(__file__).resolve().parents[1] / "notebooks"
+REPO = Path(__file__).resolve().parents[1]
+NOTEBOOKS = REPO / "notebooks"
+CONFIG = REPO / "mkdocs.yml"
+DOCS_IN_NAV = {"Instructor guide": "instructor_guide.md", "Results": "results.md", "Design notes": "design.md"}
 WIDGET = "application/vnd.jupyter.widget-view+json"
 WIDGET_NOTE = ('<p class="clead-widget-note"><em>Interactive explorer: open the notebook in Jupyter '
                '(or Colab) to use it. The static figure after it shows the same.</em></p>')
-# nbconvert's lab template without require.js, mermaid and the widget manager (all from CDNs,
-# none needed here), MathJax only where a page has formulas, an empty icon (no /favicon.ico
-# request), and a line of navigation on top.
-TEMPLATE = """{%- extends 'index.html.j2' -%}
-{%- block html_head_js_requirejs -%}{%- endblock html_head_js_requirejs -%}
-{%- block html_head_js_mermaidjs -%}{%- endblock html_head_js_mermaidjs -%}
-{%- block jupyter_widgets -%}{%- endblock jupyter_widgets -%}
-{%- block html_head_js_mathjax -%}{%- if resources.clead_math -%}{{ super() }}{%- endif -%}{%- endblock html_head_js_mathjax -%}
-{%- block html_head_css -%}<link rel="icon" href="data:,">{%- endblock html_head_css -%}
-{%- block body_header -%}{{ super() }}
-<nav class="clead-nav" style="padding: 8px 16px; font-family: sans-serif">{{ resources.clead_nav }}</nav>
-{%- endblock body_header -%}
+# MathJax's local configuration (config/local/clead_edu.js, named in mkdocs.yml's MathJax address).
+# jupyter-server-mathjax ships the STIX-Web fonts only, so: HTML-CSS must not look for its TeX
+# fonts; its placeholder font, url('about:blank'), is refused by Chromium with a console error
+# (local() instead); and the hidden MathML kept for screen readers must not ask for the TeX fonts
+# that the native-MathML styles name (a 404 for MathJax_AMS on \mathbb otherwise).
+MATHJAX_LOCAL = """MathJax.Hub.Config({"HTML-CSS": {availableFonts: [], preferredFont: null,
+  webFont: "STIX-Web", imageFont: null, styles: {
+    "@font-face": {"font-family": "MathJax_Blank", src: "local('MathJax_Blank')"},
+    ".MJX_Assistive_MathML [mathvariant]": {"font-family": "inherit !important"}}}});
+MathJax.Ajax.loadComplete("[MathJax]/config/local/clead_edu.js");
 """
+LINK = re.compile(r"(!?)\[([^\]]*)\]\(([^)\s]+)\)")
 
 
 def add_parser(sub) -> None:
     """The `site` subcommand of `python -m clead_edu`."""
-    p = sub.add_parser("site", help="execute the notebooks (quick preset) and build a static HTML site")
-    p.add_argument("--out", required=True, help="output folder; DIR/index.html links the lessons")
+    p = sub.add_parser("site", help="execute the notebooks (quick preset) and build the course web site")
+    p.add_argument("--out", required=True, help="output folder; DIR/index.html is the home page")
     p.add_argument("--only", help="comma-separated notebook numbers, e.g. 01,04 (default: all)")
     p.add_argument("--preset", default="quick", help="the notebooks' preset parameter")
     p.add_argument("--notebooks", default=str(NOTEBOOKS), help="folder of the lesson notebooks")
@@ -77,8 +82,10 @@ def for_reading(nb):
     """The executed notebook as a reader should see it: no Colab set-up cell or papermill's
     injected parameters (a temporary path), the Colab badge as a text link (no remote image),
     explorer widgets replaced by a note, progress-bar widgets left out. Changes nb in place and returns it."""
+    import nbformat
     nb.cells = [c for c in nb.cells if c.get("id") != "colab-setup"
                 and "injected-parameters" not in c.metadata.get("tags", [])]
+    nb.cells = [c for c in nb.cells if c.cell_type != "raw"]    # no raw cells: the editions' markup (otter)
     for cell in nb.cells:
         if cell.get("id") == "colab-badge":
             cell.source = re.sub(r"\[!\[Open In Colab\]\([^)]*\)\]", "[Open in Colab]", cell.source)
@@ -88,11 +95,32 @@ def for_reading(nb):
             if WIDGET not in data:
                 outputs.append(out)
             elif re.match(r"[HV]Box\(", data.get("text/plain", "")):      # an explorer: a note instead
-                outputs.append({**out, "data": {"text/html": WIDGET_NOTE}})
+                outputs.append(nbformat.from_dict({**out, "data": {"text/html": WIDGET_NOTE}}))
             # else a progress bar (tqdm): its text shows only the first state, 0%; left out
         if cell.cell_type == "code":
             cell.outputs = outputs
     nb.metadata.pop("widgets", None)
+    return nb
+
+
+def without_paths(nb, replace: dict[str, str]):
+    """Every text output (printed lines, text/plain, HTML, tracebacks) with each absolute path in
+    `replace` swapped for its short form, e.g. '/tmp/x/_run/runs/' -> 'runs/'; papermill's
+    metadata (input and output paths) dropped. Changes nb in place and returns it."""
+    def clean(text):
+        for long, short in replace.items():
+            text = text.replace(long, short)
+        return text
+    for cell in nb.cells:
+        for out in cell.get("outputs", []):
+            if "text" in out:
+                out["text"] = clean(out["text"])
+            if "traceback" in out:
+                out["traceback"] = [clean(t) for t in out["traceback"]]
+            for mime, value in out.get("data", {}).items():
+                if mime.startswith("text/") and isinstance(value, str):
+                    out["data"][mime] = clean(value)
+    nb.metadata.pop("papermill", None)
     return nb
 
 
@@ -109,24 +137,133 @@ def execute(src: Path, dest: Path, preset: str, run_dir: Path) -> float:
     return time.perf_counter() - start
 
 
-def to_html(nb, nav: str) -> str:
-    """One page: nbconvert's lab template, images embedded, the navigation line on top."""
-    import jinja2
-    from nbconvert import HTMLExporter
-    exporter = HTMLExporter(template_name="lab", embed_images=True, exclude_input_prompt=True,
-                            extra_loaders=[jinja2.DictLoader({"clead_site.html.j2": TEMPLATE})],
-                            template_file="clead_site.html.j2")
-    math = any(c.cell_type == "markdown" and re.search(r"\$[^$\s][^$]*\$", c.source) for c in nb.cells)
-    body, _ = exporter.from_notebook_node(nb, resources={"clead_nav": nav, "clead_math": math,
-                                                         "metadata": {"name": title(nb)}})
-    return body
+def site_links(text: str, here: str, exists) -> str:
+    """Markdown `text` from the repository file `here` (e.g. 'README.md') with its relative links
+    pointed at the site's copies: docs/X -> X, notebooks/NN_x.ipynb -> lessons/NN_x.ipynb, made
+    relative to where `here` lands in the site. A link whose target is not in the site (a module,
+    LICENSE, a folder) keeps its text only; README.md is the home page, index.md. `exists(path)` says whether a site path is a file."""
+    def site_path(repo_path: str) -> str | None:
+        if repo_path == "README.md":
+            return "index.md"
+        for old, new in (("docs/", ""), ("notebooks/", "lessons/")):
+            if repo_path.startswith(old):
+                return new + repo_path[len(old):]
+        return None
+
+    def fix(m):
+        bang, words, target = m.groups()
+        if re.match(r"[a-z]+:|#|/", target):
+            return m.group(0)
+        path, _, anchor = target.partition("#")
+        repo_path = _normalise(PurePosixPath(here).parent / path)
+        new = site_path(repo_path) if repo_path else None
+        if new is None or not exists(new):
+            return words
+        rel = _relative(new, site_path(here) or "index.md")
+        return f"{bang}[{words}]({rel}{'#' + anchor if anchor else ''})"
+    return LINK.sub(fix, text)
+
+
+def _normalise(path: PurePosixPath) -> str | None:
+    """'docs/../README.md' -> 'README.md'; None for a path that leaves the repository."""
+    parts = []
+    for part in path.parts:
+        if part == "..":
+            if not parts:
+                return None
+            parts.pop()
+        elif part != ".":
+            parts.append(part)
+    return "/".join(parts)
+
+
+def _relative(target: str, page: str) -> str:
+    """The link from site page `page` to site file `target` (both relative to the site root)."""
+    up = len(PurePosixPath(page).parts) - 1
+    return "../" * up + target
+
+
+def lessons_page(entries: list[tuple[str, str, float]], preset: str) -> str:
+    """lessons/index.md: one line per lesson (stem, title, seconds it took to execute)."""
+    rows = "\n".join(f"| [{name}]({stem}.ipynb) | {sec:.0f} s |" for stem, name, sec in entries)
+    return f"""# Lessons
+
+Each page is a lesson notebook executed in the `{preset}` preset, with its figures. The
+interactive explorers need a running notebook: their place shows a note, and the static figure
+after each one shows the same. To change and run the lessons, open `notebooks/` in Jupyter or
+Colab (see the home page).
+
+| lesson | executed in |
+|---|---|
+{rows}
+
+Built with `python -m clead_edu site --preset {preset}` on {time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())}.
+"""
+
+
+def stage(docs: Path, pages: list, preset: str, replace: dict[str, str]) -> list:
+    """Write the site's sources into `docs`: docs/ as it is, index.md (the README), the lessons
+    ready to read in lessons/ with lessons/index.md, MathJax in assets/mathjax. Returns the nav."""
+    import nbformat
+    if docs.exists():
+        shutil.rmtree(docs)
+    shutil.copytree(REPO / "docs", docs)
+    copy_mathjax(docs / "assets" / "mathjax")
+    (docs / "lessons").mkdir()
+    for src, nb, _ in pages:
+        nbformat.write(without_paths(for_reading(nb), replace), docs / "lessons" / src.name)
+    (docs / "lessons" / "index.md").write_text(
+        lessons_page([(src.stem, title(nb) or src.stem, s) for src, nb, s in pages], preset), encoding="utf-8")
+    exists = lambda p: p == "index.md" or (docs / p).is_file()  # noqa: E731
+    for md in [md for md in docs.rglob("*.md") if md.parent != docs / "lessons"]:
+        here = "docs/" + md.relative_to(docs).as_posix()
+        md.write_text(site_links(md.read_text(encoding="utf-8"), here, exists), encoding="utf-8")
+    readme = (REPO / "README.md").read_text(encoding="utf-8")
+    (docs / "index.md").write_text(site_links(readme, "README.md", exists), encoding="utf-8")
+    lessons = [{(title(nb) or src.stem).split(":")[0]: f"lessons/{src.name}"} for src, nb, _ in pages]
+    return ([{"Home": "index.md"}, {"Lessons": ["lessons/index.md", *lessons]}]
+            + [{name: path} for name, path in DOCS_IN_NAV.items() if exists(path)])
+
+
+def copy_mathjax(dest: Path) -> None:
+    """MathJax 2.7 from the jupyter-server-mathjax package, with the local configuration."""
+    from jupyter_server_mathjax.app import STATIC_ASSETS_PATH
+    shutil.copytree(STATIC_ASSETS_PATH, dest)
+    (dest / "config" / "local").mkdir(exist_ok=True)
+    (dest / "config" / "local" / "clead_edu.js").write_text(MATHJAX_LOCAL, encoding="utf-8")
+
+
+def mkdocs_build(docs: Path, site: Path, nav: list) -> None:
+    """MkDocs with the repository's mkdocs.yml, the staged sources `docs` and the given nav."""
+    from mkdocs.commands.build import build
+    from mkdocs.config import load_config
+    config = load_config(str(CONFIG), docs_dir=str(docs), site_dir=str(site), nav=nav)
+    build(config)
+
+
+def publish(built: Path, out: Path) -> None:
+    """Replace the previous site in `out` (all but _run) by the freshly built one."""
+    for old in out.iterdir():
+        if old.name != "_run":
+            shutil.rmtree(old) if old.is_dir() else old.unlink()
+    for new in built.iterdir():
+        shutil.move(str(new), str(out / new.name))
+    built.rmdir()
+
+
+def check_out(out: Path) -> None:
+    """The site replaces what `out` holds: refuse a folder that is not empty and not a site."""
+    if out.is_dir() and any(out.iterdir()) and not (out / "_run").is_dir():
+        raise ValueError(f"--out {out} is a folder with other files in it; the site replaces the "
+                         "contents of its folder: give a new or empty folder, or one this command built")
 
 
 def build_site(out, only: str | None = None, preset: str = "quick", notebooks=NOTEBOOKS) -> Path:
-    """Execute the chosen notebooks in order (they share checkpoints, as in a course) and write
-    DIR/<name>.html and DIR/index.html. Returns the path of index.html."""
+    """Execute the chosen notebooks in order (they share checkpoints, as in a course), then build
+    the site into `out` with MkDocs. Returns the path of the home page, out/index.html."""
     import nbformat
     out = Path(out).resolve()             # papermill runs in notebooks/: relative paths would move
+    check_out(out)
     lessons = choose(Path(notebooks).resolve(), only)
     run = out / "_run"
     run.mkdir(parents=True, exist_ok=True)
@@ -136,40 +273,11 @@ def build_site(out, only: str | None = None, preset: str = "quick", notebooks=NO
         seconds = execute(src, run / src.name, preset, run / "runs" / "notebooks")
         pages.append((src, nbformat.read(run / src.name, as_version=4), seconds))
         print(f"[clead_edu] {src.name}: {seconds:.0f} s", flush=True)
-    for i, (src, nb, _) in enumerate(pages):
-        links = ['<a href="index.html">all lessons</a>']
-        if i > 0:
-            links.insert(0, f'<a href="{pages[i - 1][0].stem}.html">previous</a>')
-        if i + 1 < len(pages):
-            links.append(f'<a href="{pages[i + 1][0].stem}.html">next</a>')
-        page = to_html(for_reading(nb), " · ".join(links))
-        (out / f"{src.stem}.html").write_text(page, encoding="utf-8")
-    index = out / "index.html"
-    index.write_text(index_page([(src.stem, title(nb) or src.stem, s) for src, nb, s in pages], preset),
-                     encoding="utf-8")
-    print(f"[clead_edu] written: {index}")
-    return index
-
-
-def index_page(entries: list[tuple[str, str, float]], preset: str) -> str:
-    """DIR/index.html: one link per lesson (stem, title, seconds it took to execute)."""
-    items = "\n".join(f'  <li><a href="{stem}.html">{html.escape(name)}</a> '
-                      f'<span class="time">(executed in {sec:.0f} s)</span></li>'
-                      for stem, name, sec in entries)
-    return f"""<!DOCTYPE html>
-<html lang="en">
-<head><meta charset="utf-8"><title>clead_edu: the lessons</title><link rel="icon" href="data:,">
-<style>body {{ font-family: sans-serif; max-width: 50em; margin: 2em auto; line-height: 1.5 }}
-.time {{ color: #555; font-size: 90% }}</style></head>
-<body>
-<h1>clead_edu: adversarial robustness, the lessons</h1>
-<p>Each page is a lesson notebook executed in the <code>{html.escape(preset)}</code> preset, with its
-figures. To change and run them, open <code>notebooks/</code> in Jupyter (see the README).</p>
-<ol>
-{items}
-</ol>
-<p>Built with <code>python -m clead_edu site --preset {html.escape(preset)}</code> on
-{time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())}.</p>
-</body>
-</html>
-"""
+    print("[clead_edu] building the site with MkDocs ...", flush=True)
+    replace = {f"{run}/": "", f"{Path(notebooks).resolve()}/": "", f"{REPO}/": "",
+               sysconfig.get_paths()["purelib"] + "/": ""}       # warnings name their file
+    nav = stage(run / "docs", pages, preset, replace)
+    mkdocs_build(run / "docs", run / "site", nav)
+    publish(run / "site", out)
+    print(f"[clead_edu] written: {out / 'index.html'}")
+    return out / "index.html"

@@ -1,12 +1,14 @@
 """Several seeds and the C-LEAD ablation: the numbers in docs/results.md.
 
     python -m clead_edu study --dataset digits --seeds 0,1,2    # runs/digits-quick-study/summary.md
+    python -m clead_edu study --dataset digits --seeds 0,1,2 --jobs 3   # the seeds side by side
     python -m clead_edu ablate --dataset digits --seeds 0,1,2   # runs/digits-quick-ablation/ablation.md
 
 `study` runs the main job once per seed (each seed in its own folder, reused if it
 is complete and has the same settings) and reports the mean and a 95% Student-t
-interval over seeds of every accuracy, plus the paired C-LEAD minus PGD-AT
-difference. `ablate` trains C-LEAD variants on a split of the *training* images and
+interval over seeds of every accuracy, plus the paired differences against PGD-AT
+and against the lam=0 control; `--jobs`/`--launcher` run the seeds side by side
+(`launch.py`). `ablate` trains C-LEAD variants on a split of the *training* images and
 scores them on the held-out part, so the test images never choose a setting.
 Both raise ValueError for bad arguments; only the command line exits.
 """
@@ -22,11 +24,13 @@ import torch
 from . import data as D
 from . import evaluate as E
 from .attacks import pgd
-from .config import RunConfig, update
+from .config import COMPARED, RunConfig, update
 from .device import pick_device, seed_everything
+from .launch import Launch, run_all
 from .models import model_for
 from .pipeline import run
 from .report import write_ablation, write_summary
+from .threads import set_threads
 from .train import train
 
 # C-LEAD variants for the ablation: changes from the command line's settings.
@@ -37,7 +41,10 @@ VARIANTS = {
     "lam=4": {"lam": 4.0}, "ramp=3": {"lam_ramp": 3}, "lam=2 ramp=3": {"lam": 2.0, "lam_ramp": 3},
     "joint-bn": {"joint_bn": True},   # both views in one BatchNorm batch (the earlier default)
     "lam=0": {"lam": 0.0},   # control: C-LEAD's attack and views without the contrastive term
-    # controls (never chosen): pair-only cosine alignment of clean and adversarial z, no negatives
+    # controls and other readings (never chosen): lam=0 with PGD-AT's BatchNorm updates (= PGD-AT),
+    # the contrastive term in the attack too, pair-only cosine alignment of clean and adversarial z
+    "lam=0 bn-adv-only": {"objective": "clead_lam0", "bn_stats_adv_only": True},
+    "joint-perturbation": {"objective": "clead_joint"},
     "align": {"objective": "align"}, "align lam=2": {"objective": "align", "lam": 2.0},
     "PGD-AT (reference)": {"objective": "pgd_at"},
 }
@@ -69,25 +76,39 @@ def claim(out: Path, settings: dict, overwrite: bool = False) -> Path:
 
 
 def study(cfg: RunConfig, seeds: list[int], out: Path, command: str, *, overwrite: bool = False,
-          **job) -> str:
+          launch: Launch | None = None, **job) -> str:
     """The main job for every seed under out/seed<k>, then summary.md; returns its text.
-    `job`: keyword arguments of `pipeline.run` (objectives, device, data_root, figures, progress)."""
+    `job`: keyword arguments of `pipeline.run` (objectives, device, data_root, figures, progress).
+    `launch`: run the seeds side by side (`launch.run_all`: processes here, or submitit jobs);
+    default one after the other in this process."""
     settings = cfg.to_dict()
     settings["train"]["seed"] = None       # every seed of the study shares the other settings
     claim(out, settings, overwrite)
-    metrics = [seed_metrics(update(cfg, seed=s), out / f"seed{s}", overwrite, **job) for s in seeds]
+    if launch is None or not launch.parallel:
+        metrics = [seed_metrics(update(cfg, seed=s), out / f"seed{s}", overwrite, **job) for s in seeds]
+    else:
+        job = job | {"progress": False}    # the bars of several processes would garble each other
+        tasks = [(f"seed {s}", (update(cfg, seed=s), out / f"seed{s}", overwrite), job, out / f"seed{s}")
+                 for s in seeds]
+        metrics = run_all(seed_metrics, tasks, launch, out)
     return write_summary(out, metrics, command)
 
 
 def seed_metrics(cfg: RunConfig, folder: Path, overwrite: bool, **job) -> dict:
     """metrics.json of one seed: reused if the folder holds a finished run with the same
-    settings (so an interrupted study continues); other settings raise ValueError."""
+    settings and every objective asked for (so an interrupted study continues); other
+    settings or missing objectives raise ValueError."""
     done = folder / "metrics.json"
     if done.exists() and overwrite:
         done.unlink()
     if done.exists():
-        if json.loads(done.read_text())["settings"] != json.loads(json.dumps(cfg.to_dict())):
+        found = json.loads(done.read_text())
+        if found["settings"] != json.loads(json.dumps(cfg.to_dict())):
             raise ValueError(f"{done} was made with other settings; pass another --out or delete {folder}")
+        missing = [o for o in job.get("objectives", COMPARED) if o not in found["models"]]
+        if missing:
+            raise ValueError(f"{done} has no {', '.join(missing)} (it has {', '.join(found['models'])}); "
+                             f"pass another --out for these objectives")
         print(f"[clead_edu] seed {cfg.seed}: reusing {done}")
     else:
         folder.mkdir(parents=True, exist_ok=True)
@@ -98,7 +119,7 @@ def seed_metrics(cfg: RunConfig, folder: Path, overwrite: bool, **job) -> dict:
 # ----------------------------------------------------------------------------- ablation
 
 def ablate(cfg: RunConfig, seeds: list[int], variants: list[str], out: Path, *, val_fraction: float = 0.2,
-           device: str = "auto", data_root="data", overwrite: bool = False) -> str:
+           device: str = "auto", data_root="data", overwrite: bool = False, threads=None) -> str:
     """Every variant x seed (rows appended to out/ablation.jsonl, so an interrupted ablation
     continues); writes out/ablation.md and returns it. Choice: highest mean validation PGD accuracy."""
     variants = list(dict.fromkeys(variants))                   # each variant once
@@ -111,6 +132,7 @@ def ablate(cfg: RunConfig, seeds: list[int], variants: list[str], out: Path, *, 
     rows = [json.loads(line) for line in log.read_text().splitlines()] if log.exists() else []
     rows = list({(r["variant"], r["seed"]): r for r in rows}.values())   # one row per variant and seed
     done, dev = {(r["variant"], r["seed"]) for r in rows}, pick_device(device)
+    set_threads(threads)
     for seed in seeds:
         data = D.get_data(cfg.dataset, data_root, seed=seed)   # the same train/test split as `run` with this seed
         for v in [v for v in variants if (v, seed) not in done]:

@@ -1,12 +1,14 @@
-"""One training loop; the objective (standard, fgsm_at, pgd_at, trades, clead) is chosen by name.
+"""One training loop; the objective (standard, fgsm_at, pgd_at, trades, clead, ...) is chosen by name.
 
     cfg = TrainConfig(objective="clead", epochs=10, eps=8/255)
     history = train(model, data.train, cfg, test_set=data.test, out_dir="runs/demo/clead")
 
-Each objective is a short function in `losses.OBJECTIVES`: the attack (in eval mode,
-from `attacks.pgd`) makes x_adv, the loss is computed in train mode. With `out_dir`,
-the training state is written atomically after every epoch (`checkpoints`), so
-`resume=True` continues an interrupted run with the same result.
+Each objective is a short step in `objectives.OBJECTIVES`: the attack (in eval mode,
+from `attacks.pgd`) makes x_adv, the loss is computed in train mode. `train` also does
+what an objective declares around its step: copy the model it starts from, train its
+projection head, run its finishing stage (all through the same epoch loop, `fit`).
+With `out_dir`, the training state is written atomically after every epoch
+(`checkpoints`), so `resume=True` continues an interrupted run with the same result.
 """
 from __future__ import annotations
 
@@ -23,17 +25,18 @@ from .checkpoints import load_state, save_checkpoint, save_state
 from .config import TrainConfig
 from .fast import fast_loader
 from .guards import check_inputs
-from .losses import OBJECTIVES, make_head
+from .objectives import OBJECTIVES, make_head
 
 
 def run_epoch(loader, model, cfg: TrainConfig, opt=None, sched=None, head=None,
-              desc: str = "", progress: bool = True) -> dict:
+              desc: str = "", progress: bool = True, step=None) -> dict:
     """One pass over `loader`; trains when `opt` is given. Returns {'loss', 'acc'} averages.
 
+    `step`: (model, x, y, cfg, head) -> (loss, logits); default the step of cfg.objective.
     With cfg.fast, the training steps (attack included) run under bf16 autocast."""
     device = next(model.parameters()).device
     autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=cfg.fast and opt is not None)
-    step = OBJECTIVES[cfg.objective]
+    step = step or OBJECTIVES[cfg.objective].step
     model.train(opt is not None)
     total_loss, correct, seen = torch.zeros((), device=device), torch.zeros((), device=device), 0
     bar = tqdm(loader, desc=desc, leave=False, disable=not progress, dynamic_ncols=True)
@@ -75,47 +78,75 @@ def make_loader(model, train_set, cfg: TrainConfig):
     return loader or D.loader(train_set, cfg.batch_size, train=True, seed=cfg.seed, num_workers=cfg.num_workers)
 
 
-def train(model, train_set, cfg: TrainConfig, *, test_set=None, out_dir=None,
+def train(model, train_set, cfg: TrainConfig, *, start=None, test_set=None, out_dir=None,
           resume: bool = False, progress: bool = True) -> list[dict]:
     """Train `model` in place on `train_set` with `cfg.objective`; returns per-epoch history.
 
-    The model stays on its device (move it first). With `out_dir`, the model is saved
-    as out_dir/model.pt + model.json at the end and the training state after every
-    epoch (out_dir/train_state.pt), so that `resume=True` continues an interrupted run.
-    Clean test accuracy is logged each epoch when `test_set` is given.
+    The model stays on its device (move it first). `start`: the trained model the objective
+    starts from (`Objective.starts_from`, e.g. clead_released from standard), copied first.
+    After the epochs, the objective's finishing stage runs, if it has one (`Objective.finish`).
+    With `out_dir`, the model is saved as out_dir/model.pt + model.json at the end and the
+    training state after every epoch (out_dir/train_state.pt), so that `resume=True` continues
+    an interrupted run. Clean test accuracy is logged each epoch when `test_set` is given.
     """
     if len(train_set) == 0:
         raise ValueError("the training set is empty (check train_n and the dataset's folder)")
-    device = next(model.parameters()).device
+    if start is not None:
+        model.load_state_dict(start.state_dict())
     loader = make_loader(model, train_set, cfg)
-    step_model = torch.compile(model) if cfg.compile else model
-    head = make_head(model.feature_dim, cfg)
-    head = head.to(device) if head is not None else None
-    opt, sched = make_optimizer(list(model.parameters()) + (list(head.parameters()) if head else []),
-                                cfg, len(loader))
+    head = make_head(model, cfg)
+    head = head.to(next(model.parameters()).device) if head is not None else None
+    params = list(model.parameters()) + (list(head.parameters()) if head else [])
     state_path = Path(out_dir) / "train_state.pt" if out_dir else None
-    history, start = [], 0
-    if resume and state_path and state_path.exists():
-        history, start = load_state(state_path, cfg, model, head, opt, sched)
-    for epoch in range(start, cfg.epochs):
-        t0 = time.time()
-        loader.generator.manual_seed(cfg.seed * 1000 + epoch)   # same order after a resume
-        torch.manual_seed(cfg.seed * 1000 + epoch + 1)          # same random starts
-        epoch_cfg = replace(cfg, lam=lam_at(cfg, epoch))        # the objective reads lam from its cfg
-        stats = run_epoch(loader, step_model, epoch_cfg, opt, sched, head,
-                          desc=f"{cfg.objective} {epoch + 1}/{cfg.epochs}", progress=progress)
-        check_finite(stats["loss"], cfg, epoch, state_path)
-        history.append(epoch_row(epoch, stats, sched, model, test_set, epoch_cfg))
-        if progress:
-            left = f" (about {(cfg.epochs - epoch - 1) * (time.time() - t0):.0f} s left)" if epoch == start else ""
-            tqdm.write(f"{cfg.objective} epoch {epoch + 1}/{cfg.epochs}: " + ", ".join(
-                f"{k} {v:.4g}" for k, v in history[-1].items() if k != "epoch") + left)
-        if state_path:
-            save_state(state_path, cfg, model, head, opt, sched, history)
+    history = fit(model, loader, cfg, params, OBJECTIVES[cfg.objective].step, head=head, test_set=test_set,
+                  state_path=state_path, resume=resume, progress=progress)
+    history += finish(model, train_set, cfg, test_set=test_set, progress=progress)
     model.eval()
     if out_dir:
         save_checkpoint(model, Path(out_dir) / "model.pt", {"train": asdict(cfg), "history": history})
     return history
+
+
+def fit(model, loader, cfg: TrainConfig, params, step, *, head=None, stage: str | None = None,
+        test_set=None, state_path=None, resume: bool = False, progress: bool = True) -> list[dict]:
+    """The epoch loop: cfg.epochs passes of `step` over `loader`, SGD on `params` (the rest of
+    the model is not updated), seeded per epoch; returns the history rows (with `stage` in
+    each when given). With `state_path`, the state is saved after every epoch and `resume`
+    continues from it."""
+    step_model = torch.compile(model) if cfg.compile else model
+    opt, sched = make_optimizer(params, cfg, len(loader))
+    history, first = [], 0
+    if resume and state_path and state_path.exists():
+        history, first = load_state(state_path, cfg, model, head, opt, sched)
+    name = f"{cfg.objective} {stage}" if stage else cfg.objective
+    for epoch in range(first, cfg.epochs):
+        t0 = time.time()
+        loader.generator.manual_seed(cfg.seed * 1000 + epoch)   # same order after a resume
+        torch.manual_seed(cfg.seed * 1000 + epoch + 1)          # same random starts
+        epoch_cfg = replace(cfg, lam=lam_at(cfg, epoch))        # the objective reads lam from its cfg
+        stats = run_epoch(loader, step_model, epoch_cfg, opt, sched, head, step=step,
+                          desc=f"{name} {epoch + 1}/{cfg.epochs}", progress=progress)
+        check_finite(stats["loss"], cfg, epoch, state_path)
+        history.append(epoch_row(epoch, stats, sched, model, test_set, epoch_cfg, stage))
+        if progress:
+            left = f" (about {(cfg.epochs - epoch - 1) * (time.time() - t0):.0f} s left)" if epoch == first else ""
+            tqdm.write(f"{name} epoch {epoch + 1}/{cfg.epochs}: " + ", ".join(
+                f"{k} {v:.4g}" for k, v in history[-1].items() if k not in ("epoch", "stage")) + left)
+        if state_path:
+            save_state(state_path, cfg, model, head, opt, sched, history)
+    return history
+
+
+def finish(model, train_set, cfg: TrainConfig, *, test_set=None, progress: bool = True) -> list[dict]:
+    """The finishing stage of cfg.objective (`Objective.finish`, e.g. clead_released's new
+    classifier on the frozen features) through the same epoch loop; its history rows, or []
+    for an objective without one."""
+    prepare = OBJECTIVES[cfg.objective].finish
+    if prepare is None:
+        return []
+    stage, step, params = prepare(model, cfg)
+    return fit(model, make_loader(model, train_set, cfg), cfg, params, step, stage=stage,
+               test_set=test_set, progress=progress)
 
 
 def lam_at(cfg: TrainConfig, epoch: int) -> float:
@@ -124,11 +155,12 @@ def lam_at(cfg: TrainConfig, epoch: int) -> float:
     return cfg.lam * min(1.0, epoch / cfg.lam_ramp) if cfg.lam_ramp else cfg.lam
 
 
-def epoch_row(epoch: int, stats: dict, sched, model, test_set, cfg: TrainConfig) -> dict:
-    """The history row of one epoch (with the epoch's lam when it ramps); clean test accuracy
-    when a test set is given."""
-    row = {"epoch": epoch + 1, "train_loss": stats["loss"], "train_acc": stats["acc"],
-           "lr": sched.get_last_lr()[0]} | ({"lam": cfg.lam} if cfg.lam_ramp else {})
+def epoch_row(epoch: int, stats: dict, sched, model, test_set, cfg: TrainConfig, stage: str | None = None) -> dict:
+    """The history row of one epoch (with its stage when given, the epoch's lam when it ramps);
+    clean test accuracy when a test set is given."""
+    row = {"epoch": epoch + 1} | ({"stage": stage} if stage else {}) | {
+        "train_loss": stats["loss"], "train_acc": stats["acc"], "lr": sched.get_last_lr()[0]} | (
+        {"lam": cfg.lam} if cfg.lam_ramp else {})
     if test_set is not None:
         test_cfg = TrainConfig(objective="standard", seed=cfg.seed)
         row["test_acc"] = run_epoch(D.loader(test_set, 256, train=False), model, test_cfg, progress=False)["acc"]

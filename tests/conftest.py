@@ -31,7 +31,7 @@ def train_small_cnn(data, objective: str, **overrides):
     """A small_cnn trained on the digits training split with `objective`, returned in eval mode."""
     seed_everything(0)
     model = M.model_for(data, "small_cnn")
-    cfg = dict(objective=objective, epochs=6, batch_size=64, lr=0.05, eps=EPS, alpha=0.05, steps=3)
+    cfg = dict(objective=objective, epochs=6, batch_size=64, lr=0.05, eps=EPS, alpha=0.05, train_steps=3)
     T.train(model, data.train, TrainConfig(**{**cfg, **overrides}), progress=False)
     return model.eval()
 

@@ -101,6 +101,20 @@ def test_explicit_default_eps_changes_nothing():
     assert to_config(ap.parse_args(["run", "--eps", str(default.eps)])) == default
 
 
+def test_every_setting_option_sets_the_field_of_its_name():
+    """--train-steps sets train_steps, --aa-n sets aa_n, ...: each option of SETTINGS changes the
+    RunConfig/TrainConfig/EvalConfig field spelled like it, with no table between them."""
+    from clead_edu import config as C
+    from clead_edu.__main__ import SETTINGS, build_parser, to_config
+    ap = build_parser()
+    for flag, kind, _ in SETTINGS:
+        value = {int: 3, float: 0.125, str: "wide_resnet"}[kind]
+        cfg = to_config(ap.parse_args(["run", flag, str(value)]))
+        name = flag.lstrip("-").replace("-", "_")
+        part = C._part_of(name)
+        assert getattr(cfg if part == "run" else getattr(cfg, part), name) == value, flag
+
+
 def cli(*args, cwd=REPO):
     return subprocess.run([sys.executable, "-m", "clead_edu", *args], cwd=cwd, capture_output=True,
                           text=True, timeout=120, env={**os.environ, "PYTHONPATH": str(REPO)})

@@ -91,7 +91,7 @@ def test_fast_training_learns_like_the_plain_path(digits):
         seed_everything(0)
         model = model_for(digits, "small_cnn")
         cfg = TrainConfig(objective="pgd_at", epochs=6, batch_size=64, lr=0.05, eps=EPS, alpha=0.05,
-                            steps=3, fast=fast)
+                            train_steps=3, fast=fast)
         T.train(model, digits.train, cfg, progress=False)
         assert all(p.dtype == torch.float32 for p in model.parameters())
         torch.manual_seed(0)

@@ -222,19 +222,19 @@ def test_separate_forwarding_uses_each_views_own_batch_statistics(net_and_batch)
 def test_trades_objective_starts_at_gaussian_scale_0001(net_and_batch, monkeypatch):
     """The trades objective starts its inner maximisation at x + 0.001 N(0,1) (random_start=0.001),
     and with zero steps the start is within a few thousandths of x."""
-    from clead_edu import losses as L
+    from clead_edu import objectives as O
     from clead_edu.config import TrainConfig
     model, x, y, _ = net_and_batch
     seen = {}
-    real = L.pgd
+    real = O.pgd
 
     def spy(*args, **kwargs):
         seen.update(kwargs)
         return real(*args, **kwargs)
-    monkeypatch.setattr(L, "pgd", spy)
-    L.OBJECTIVES["trades"](model.train(), x, y, TrainConfig(objective="trades", eps=0.2, alpha=0.05), None)
-    assert seen["random_start"] == 0.001 == L.TRADES_START
-    start = real(model, x, y, eps=0.2, steps=0, random_start=L.TRADES_START)
+    monkeypatch.setattr(O, "pgd", spy)
+    O.OBJECTIVES["trades"].step(model.train(), x, y, TrainConfig(objective="trades", eps=0.2, alpha=0.05), None)
+    assert seen["random_start"] == 0.001 == O.TRADES_START
+    start = real(model, x, y, eps=0.2, steps=0, random_start=O.TRADES_START)
     delta = start - x
     assert 0 < delta.abs().max() < 0.006 and delta.std().item() < 0.002
 

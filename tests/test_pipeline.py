@@ -53,15 +53,16 @@ def straight(tmp_path_factory):
 # The job, stopped by SIGKILL from inside after `n` training batches: no sleeping, no race.
 KILL_AFTER = """
 import os, signal, sys
-from clead_edu import losses
+from dataclasses import replace
+from clead_edu import objectives
 from clead_edu.__main__ import main
-n, real, seen = int(sys.argv[1]), losses.OBJECTIVES["pgd_at"], []
+n, real, seen = int(sys.argv[1]), objectives.OBJECTIVES["pgd_at"], []
 def step(*args, **kw):
     seen.append(1)
     if len(seen) > n:
         os.kill(os.getpid(), signal.SIGKILL)
-    return real(*args, **kw)
-losses.OBJECTIVES["pgd_at"] = step
+    return real.step(*args, **kw)
+objectives.OBJECTIVES["pgd_at"] = replace(real, step=step)
 sys.exit(main(sys.argv[2:]))
 """
 
@@ -103,3 +104,13 @@ def test_two_runs_at_once_never_share_a_folder(straight, tmp_path):
     for out in (first, second):
         assert without_timing(out / "metrics.json") == without_timing(straight / "metrics.json")
     assert not (tmp_path / "runs" / "digits-quick-seed0-3").exists()
+
+
+def test_no_figures_still_measures_the_feature_space(straight):
+    """--no-figures draws nothing but still records and reports the pair metrics."""
+    feats = json.loads((straight / "metrics.json").read_text())["feature_space"]
+    assert set(feats) == {"pgd_at"} and 0 <= feats["pgd_at"]["pair_distance"] <= 2
+    assert 0 <= feats["pgd_at"]["adv_nn_accuracy"] <= 1
+    report = (straight / "report.md").read_text()
+    assert "| PGD-AT | " + f"{feats['pgd_at']['pair_distance']:.3f}" in report
+    assert not list(straight.glob("*.png"))

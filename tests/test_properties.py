@@ -170,7 +170,7 @@ def test_well_formed_calls_always_succeed(eps, steps, n):
 
 config_values = st.one_of(numbers, odd, st.sampled_from(["standard", "pgd_at", "trades", "clead", "class",
                                                           "pair", "nonsense"]))
-FIELDS = ["objective", "epochs", "batch_size", "lr", "eps", "alpha", "steps", "beta", "lam", "tau", "mu",
+FIELDS = ["objective", "epochs", "batch_size", "lr", "eps", "alpha", "train_steps", "beta", "lam", "tau", "mu",
           "positives", "head_dim", "warmup_epochs", "weight_decay"]
 
 
@@ -198,7 +198,7 @@ def test_training_on_tiny_sets(n, batch_size, objective, head_dim):
     data = TensorDataset(torch.rand(n, 1, 8, 8), torch.randint(0, 10, (n,)))
     model = build_model("small_cnn", 10, 1, (0.5,), (0.25,))
     cfg = TrainConfig(objective=objective, epochs=1, batch_size=batch_size, lr=0.01, eps=0.1,
-                        alpha=0.05, steps=1, head_dim=head_dim if objective == "clead" else 0)
+                        alpha=0.05, train_steps=1, head_dim=head_dim if objective == "clead" else 0)
     if n == 0:
         with pytest.raises(ValueError, match="empty"):
             T.train(model, data, cfg, progress=False)

@@ -29,6 +29,30 @@ def test_summary_pairs_every_compared_reading_with_pgd_at():
     assert out["clead_minus_pgd_at"] == out["paired_minus_pgd_at"]["clead"]
 
 
+def test_summary_pairs_the_arms_with_the_lam0_control(tmp_path):
+    """C-LEAD and the joint arm minus the lam=0 control, seed by seed, beside their rows minus
+    PGD-AT; the summary table has both kinds of paired rows."""
+    from clead_edu.config import RunConfig
+    from clead_edu.report import summarize, write_summary
+
+    def seed(s, values):
+        models = {n: {"accuracy": {"clean": v, "pgd20": v / 2}, "sanity_checks": [], "train_seconds": 1.0}
+                  for n, v in values.items()}
+        settings = RunConfig().to_dict()
+        settings["train"]["seed"] = s
+        return {"settings": settings, "models": models, "seconds": {"total": 5.0}, "device": "cpu", "torch": "x"}
+    metrics = [seed(0, {"pgd_at": 0.5, "clead": 0.6, "clead_lam0": 0.55, "clead_joint": 0.4}),
+               seed(1, {"pgd_at": 0.7, "clead": 0.6, "clead_lam0": 0.7, "clead_joint": 0.8})]
+    out = summarize(metrics)
+    assert out["paired"]["clead_lam0"]["clead"]["clean"] == pytest.approx([0.05, -0.1])
+    assert out["paired"]["clead_lam0"]["clead_joint"]["pgd20"] == pytest.approx([-0.075, 0.05])
+    assert out["paired"]["pgd_at"]["clead_lam0"]["clean"] == pytest.approx([0.05, 0.0])
+    text = write_summary(tmp_path, metrics, "python -m clead_edu study")
+    assert "| **C-LEAD − C-LEAD lam=0 (control)** (paired) | -2.5 ± " in text
+    assert "| **C-LEAD − PGD-AT** (paired) |" in text and "| **C-LEAD joint perturbation − PGD-AT** (paired) |" in text
+    assert text.index("− PGD-AT** (paired)") < text.index("− C-LEAD lam=0 (control)** (paired)")
+
+
 def test_report_keeps_one_image_set_per_row(tmp_path):
     """AutoAttack on 40 of 128 images: the main table holds the 40-image numbers in every
     column, and the 128-image numbers appear only in a second table without AutoAttack."""
@@ -45,3 +69,42 @@ def test_report_keeps_one_image_set_per_row(tmp_path):
     res.update(worst_case_n=128, accuracy_eval=res["accuracy"])
     write_report(tmp_path, RunConfig(), {"pgd_at": res}, {}, [], {"pgd_at": 1.0, "total": 2.0})
     assert "The table above uses" not in (tmp_path / "report.md").read_text()
+
+
+def test_table_aligns_and_formats():
+    """report.table: a header, one line per name, columns right-aligned; percentages by default,
+    or the given formats (which also choose the columns)."""
+    from clead_edu.report import table
+    rows = {"Standard": {"clean": 0.995, "pgd20": 0.01}, "PGD-AT": {"clean": 0.97, "pgd20": 0.6543}}
+    assert table(rows).splitlines() == ["model     clean  pgd20",
+                                        "Standard  99.5%   1.0%",
+                                        "PGD-AT    97.0%  65.4%"]
+    assert table(rows, {"pgd20": "{:.3f}"}).splitlines() == ["model     pgd20", "Standard  0.010", "PGD-AT    0.654"]
+
+
+def table_without_rows(text: str) -> list[str]:
+    """Header lines of Markdown tables in `text` that have no row after their |---| line."""
+    lines = text.splitlines()
+    return [lines[i - 1] for i, line in enumerate(lines)
+            if line.startswith("|---") and not (i + 1 < len(lines) and lines[i + 1].startswith("| "))]
+
+
+def test_report_never_prints_an_empty_table(tmp_path):
+    """With pair metrics: one row per model, the images named. Without (umap_n 0): a sentence
+    saying why, and no table without rows anywhere in the report."""
+    from clead_edu.config import RunConfig, from_preset
+    from clead_edu.report import write_report
+    res = {"accuracy": {"clean": 0.9, "pgd20": 0.4}, "worst_case_n": 60, "eval_n": 60, "sanity_checks": []}
+    feats = {"pgd_at": {"pair_distance": 0.0421, "centroid_distance": 0.5, "relative_pair_distance": 0.0842,
+                        "adv_nn_accuracy": 0.55}}
+    write_report(tmp_path, RunConfig(), {"pgd_at": res}, feats, [], {"pgd_at": 1.0, "total": 2.0},
+                 {"train": 100, "eval": 60})
+    text = (tmp_path / "report.md").read_text()
+    assert "| PGD-AT | 0.042 | 0.084 | 55.0% |" in text and "first 60 evaluation images" in text
+    assert table_without_rows(text) == []
+    cfg = from_preset("quick", "digits", umap_n=0)
+    write_report(tmp_path, cfg, {"pgd_at": res}, {}, [], {"pgd_at": 1.0, "total": 2.0})
+    text = (tmp_path / "report.md").read_text()
+    assert "Not measured in this run" in text and "umap_n was 0" in text
+    assert "pair distance |" not in text and table_without_rows(text) == []
+    assert table_without_rows("| a |\n|---|\n\ntext") == ["| a |"]       # the check itself finds one

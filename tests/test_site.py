@@ -1,13 +1,16 @@
-"""`python -m clead_edu site`: the executed lessons as static HTML, checked in headless Chromium.
+"""`python -m clead_edu site`: the executed lessons as an MkDocs site, checked in headless Chromium.
 
-The site is built once for the two fastest notebooks (01, 04; about a minute on 2 CPU cores),
-served on 127.0.0.1 and opened in Debian's Chromium (see test_browser.py): the index lists
-both lessons, every link opens a page with its figures rendered, nothing logs a console
-error and nothing is fetched from the network. Screenshots: site_index.png, site_01.png in
-the artifacts folder (conftest.artifacts).
+The site is built once for two quick notebooks: 01 (the fastest) and 07 (formulas and an
+explorer with its static fallback). Then every page is opened in Debian's Chromium with the
+network blocked (only 127.0.0.1 answers): no console error, every image drawn, the navigation
+there, the formulas typeset by the site's own MathJax, the search finding a lesson.
+Screenshots: site_home.png, site_07.png in the artifacts folder (conftest.artifacts).
 """
 import functools
 import http.server
+import json
+import re
+import sysconfig
 import threading
 from pathlib import Path
 
@@ -21,6 +24,7 @@ from clead_edu.__main__ import main
 CHROMIUM = "/usr/bin/chromium"
 FLAGS = ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
          "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+LESSONS = ("01_standard_training", "07_feature_space")
 
 
 def test_choose_picks_numbers_and_names_the_missing_ones():
@@ -54,23 +58,87 @@ def test_for_reading_keeps_figures_replaces_explorers_and_drops_set_up_noise():
     assert site.title(out).startswith("02 · Adversarial attacks")
 
 
+def test_without_paths_shortens_every_text_output():
+    """Printed lines, rich text and tracebacks lose the build folder; papermill's metadata goes."""
+    run = "/tmp/pytest-7/site0/_run/"
+    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("x", outputs=[
+        nbformat.v4.new_output("stream", name="stdout", text=f"saved {run}runs/notebooks/a/model.pt\n"),
+        nbformat.v4.new_output("execute_result", data={"text/plain": f"PosixPath('{run}runs')",
+                                                       "image/png": "iVBORw0KGgo="}),
+        nbformat.v4.new_output("error", ename="E", evalue="", traceback=[f"File {run}x.py"])])])
+    nb.metadata["papermill"] = {"input_path": "/work/notebooks/01.ipynb"}
+    outs = site.without_paths(nb, {run: ""}).cells[0].outputs
+    assert outs[0]["text"] == "saved runs/notebooks/a/model.pt\n"
+    assert outs[1]["data"] == {"text/plain": "PosixPath('runs')", "image/png": "iVBORw0KGgo="}
+    assert outs[2]["traceback"] == ["File x.py"] and "papermill" not in nb.metadata
+
+
+def test_site_links_follow_the_files_into_the_site():
+    """docs/X -> X, notebooks/N.ipynb -> lessons/N.ipynb, relative to where the page lands;
+    links to what the site does not hold keep their text; web links and anchors stay."""
+    present = {"index.md", "results.md", "img/a.png", "lessons/01_x.ipynb", "instructor_guide.md"}
+    readme = ("See [results](docs/results.md#seeds), ![shot](docs/img/a.png), [01](notebooks/01_x.ipynb), "
+              "[02](notebooks/02_y.ipynb), [`solutions/`](solutions/README.md), [paper](https://arxiv.org/x), "
+              "[top](#install).")
+    assert site.site_links(readme, "README.md", present.__contains__) == (
+        "See [results](results.md#seeds), ![shot](img/a.png), [01](lessons/01_x.ipynb), "
+        "02, `solutions/`, [paper](https://arxiv.org/x), [top](#install).")
+    guide = "[answers](../solutions/README.md), [results](results.md), [figures](results/), [home](../README.md)"
+    assert site.site_links(guide, "docs/instructor_guide.md", present.__contains__) == \
+        "answers, [results](results.md), figures, [home](index.md)"
+    assert site.site_links("[r](../results.md)", "docs/results/x.md", present.__contains__) == "[r](../results.md)"
+
+
+def test_an_occupied_out_folder_is_refused_before_anything_runs(tmp_path, monkeypatch):
+    """The site replaces its folder's contents, so a folder with other files is refused (before
+    any notebook runs); an empty folder or one an earlier build made (it has _run/) is fine."""
+    monkeypatch.setattr(site, "execute", lambda *a: pytest.fail("executed before the check"))
+    (tmp_path / "mine.txt").write_text("keep me")
+    with pytest.raises(ValueError, match="other files in it"):
+        site.build_site(tmp_path, only="01")
+    assert (tmp_path / "mine.txt").read_text() == "keep me" and not (tmp_path / "_run").exists()
+    site.check_out(tmp_path / "new")
+    (tmp_path / "_run").mkdir()
+    site.check_out(tmp_path)
+
+
 @pytest.fixture(scope="module")
 def built(tmp_path_factory):
     out = tmp_path_factory.mktemp("site")
-    assert main(["site", "--out", str(out), "--only", "01,04"]) == 0
+    assert main(["site", "--out", str(out), "--only", ",".join(n[:2] for n in LESSONS)]) == 0
     return out
 
 
+def pages(built: Path) -> list[Path]:
+    """Every HTML page of the site (MathJax's own files and the run folder aside)."""
+    return sorted(p for p in built.rglob("*.html") if p.relative_to(built).parts[0] not in ("_run", "assets"))
+
+
 def test_site_files(built):
-    """index.html links the two lessons by title; each page embeds its figures."""
-    index = (built / "index.html").read_text()
-    assert '<a href="01_standard_training.html">01 · Standard training' in index
-    assert '<a href="04_contrastive_learning.html">04 · Contrastive learning' in index
-    assert "02_attacks.html" not in index
-    for name in ("01_standard_training", "04_contrastive_learning"):
-        page = (built / f"{name}.html").read_text()
-        assert page.count('src="data:image/png;base64,') >= 3 and "Traceback" not in page
-        assert "cdnjs" not in page and "require.js" not in page
+    """Home, lessons, docs pages; navigation and the search index; each lesson's figures (the
+    explorer's note followed by its static figure); MathJax in the site; no build path anywhere."""
+    names = {p.relative_to(built).as_posix() for p in pages(built)}
+    assert {"index.html", "lessons/index.html", "instructor_guide.html", "results.html"} <= names
+    assert {f"lessons/{n}.html" for n in LESSONS} <= names and "lessons/02_attacks.html" not in names
+    assert (built / "assets/mathjax/MathJax.js").is_file()
+    assert (built / "assets/mathjax/config/TeX-AMS-MML_HTMLorMML-full.js").is_file()
+    assert (built / "assets/mathjax/config/local/clead_edu.js").is_file()
+    index = json.loads((built / "search/search_index.json").read_text())
+    titles = {d["title"] for d in index["docs"]}
+    assert any(t.startswith("01 · Standard training") for t in titles) and any(t.startswith("07 ·") for t in titles)
+    build_paths = [str(built), str(REPO), sysconfig.get_paths()["purelib"]]
+    for page in pages(built):
+        text = page.read_text()
+        assert re.search(r'href="(\.\./|/)?(lessons/)?07_feature_space\.html"', text), page   # nav to the lessons
+        assert not [p for p in build_paths if p in text], page
+        assert not re.search(r'(src="|<link[^>]+href=")(https?:)?//', text), page     # nothing loaded from afar
+    for name in LESSONS:
+        text = (built / f"lessons/{name}.html").read_text()
+        assert text.count('src="data:image/png;base64,') >= 3 and "Traceback" not in text and "/tmp/" not in text
+        assert 'src="../assets/mathjax/MathJax.js?config=' in text
+    before, note, after = (built / "lessons/07_feature_space.html").read_text().partition("Interactive explorer")
+    assert note and "Interactive explorer" not in after and "jupyter-widgets" not in after
+    assert after.find('src="data:image/png;base64,', after.find("Static fallback")) > 0
 
 
 @pytest.fixture
@@ -87,36 +155,46 @@ def served(built):
     server.server_close()
 
 
+TYPESET = """() => new Promise(done => MathJax.Hub.Queue(() => done({
+    formulas: document.querySelectorAll('script[type^="math/tex"]').length,
+    drawn: document.querySelectorAll('.MathJax, .MathJax_Display').length,
+    errors: document.querySelectorAll('.MathJax_Error, [data-mjx-error]').length})))"""
+
+
 @pytest.mark.browser
 @pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="Debian chromium not installed (apt-get install chromium)")
-def test_site_in_chromium(served, artifacts):
-    """Index loads; each link opens its lesson (HTTP 200, its title); every image rendered
-    (naturalWidth > 0); no console errors, no page errors, no request off 127.0.0.1."""
+def test_every_page_in_chromium_offline(built, served, artifacts):
+    """Every page: HTTP 200, the navigation, every image drawn (naturalWidth > 0), no console or
+    page error, and every request off 127.0.0.1 blocked and recorded (there must be none).
+    07: its formulas typeset by MathJax without error. Search: typing finds lesson 07."""
     from playwright.sync_api import sync_playwright
     errors, remote = [], []
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=CHROMIUM, args=FLAGS)
-        page = browser.new_page(viewport={"width": 1200, "height": 900})
-        page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
-        page.on("pageerror", lambda e: errors.append(str(e)))
-        page.on("request", lambda r: remote.append(r.url) if not r.url.startswith((served, "data:")) else None)
+        page = browser.new_page(viewport={"width": 1280, "height": 900})
+        page.route("**/*", lambda route: route.continue_() if route.request.url.startswith((served, "data:"))
+                   else (remote.append(route.request.url), route.abort()))
+        page.on("console", lambda m: errors.append(f"{page.url}: {m.text}") if m.type == "error" else None)
+        page.on("pageerror", lambda e: errors.append(f"{page.url}: {e}"))
         try:
-            assert page.goto(f"{served}/index.html").ok
-            links = page.locator("ol a")
-            assert links.count() == 2
-            page.screenshot(path=str(artifacts / "site_index.png"))
-            targets = [(links.nth(i).get_attribute("href"), links.nth(i).inner_text()) for i in range(2)]
-            for i, (href, text) in enumerate(targets):
-                page.goto(f"{served}/index.html")
-                with page.expect_navigation():
-                    page.locator("ol a").nth(i).click()
-                assert page.url.endswith(href) and page.title() == text
-                page.wait_for_load_state("load")
+            for path in pages(built):
+                rel = path.relative_to(built).as_posix()
+                assert page.goto(f"{served}/{rel}", wait_until="load").ok or rel == "404.html", rel
+                assert page.locator("nav.md-nav--primary a.md-nav__link").count() >= 4, rel
                 sizes = page.eval_on_selector_all("img", "imgs => imgs.map(i => i.complete ? i.naturalWidth : -1)")
-                assert len(sizes) >= 3 and all(w > 0 for w in sizes), (href, sizes)
-                assert page.locator("nav.clead-nav a", has_text="all lessons").count() == 1
-                if href.startswith("01"):
-                    page.screenshot(path=str(artifacts / "site_01.png"), full_page=False)
+                assert all(w > 0 for w in sizes), (rel, sizes)
+                if rel.startswith("lessons/0"):
+                    math = page.evaluate(TYPESET)
+                    assert math["errors"] == 0 and math["drawn"] >= math["formulas"], (rel, math)
+                    if rel == "lessons/07_feature_space.html":
+                        assert math["formulas"] >= 2 and "\\mathrm" not in page.inner_text("article"), math
+                        page.screenshot(path=str(artifacts / "site_07.png"))
+                if rel == "index.html":
+                    page.screenshot(path=str(artifacts / "site_home.png"))
+            page.goto(f"{served}/index.html")
+            page.keyboard.press("/")                            # Material's search shortcut
+            page.keyboard.type("UMAP")
+            page.wait_for_selector(".md-search-result__item a[href*='07_feature_space']", timeout=15000)
         finally:
             browser.close()
     assert errors == [], errors
@@ -137,7 +215,8 @@ def test_relative_out_is_resolved_before_papermill_changes_folder(tmp_path, monk
     monkeypatch.chdir(tmp_path)
     index = site.build_site("course_site", only="01")
     assert calls == [tmp_path / "course_site" / "_run" / "runs" / "notebooks"]
-    assert index == tmp_path / "course_site" / "index.html" and (tmp_path / "course_site" / "01_standard_training.html").exists()
+    assert index == tmp_path / "course_site" / "index.html" and index.exists()
+    assert (tmp_path / "course_site" / "lessons" / "01_standard_training.html").exists()
 
 
 def test_a_failing_notebook_names_the_cell_and_the_error(tmp_path, capsys):

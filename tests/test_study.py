@@ -29,6 +29,9 @@ def test_study_two_seeds_and_continue(tmp_path, capsys):
     assert capsys.readouterr().out.count("reusing") == 2
     assert main([*args, "--lam", "0.5"]) == 2
     assert "holds a study with other settings" in capsys.readouterr().err
+    more = [*args[:4], "pgd_at,clead,clead_lam0", *args[5:]]          # an objective the seeds lack
+    assert main(more) == 2
+    assert "has no clead_lam0" in capsys.readouterr().err
 
 
 def test_ablation_on_validation_split(tmp_path):
@@ -71,7 +74,7 @@ def test_ablation_never_sees_a_test_image(tmp_path, monkeypatch):
     monkeypatch.setattr(S, "train", lambda m, ds, cfg, **k: (seen["train"].append((cfg.seed, D.take(ds)[0])),
                                                             real_train(m, ds, cfg, **k))[1])
     monkeypatch.setattr(S.E, "accuracy", lambda m, x, y, *a, **k: (seen["val"].append(x), real_acc(m, x, y, *a, **k))[1])
-    cfg = C.from_preset("quick", "digits", epochs=1, train_n=300, eval_n=40, steps=1)
+    cfg = C.from_preset("quick", "digits", epochs=1, train_n=300, eval_n=40, train_steps=1)
     (tmp_path / "abl").mkdir()
     S.ablate(cfg, [1, 2], ["default", "PGD-AT (reference)"], tmp_path / "abl")
     assert [s for s, _ in seen["train"]] == [1, 1, 2, 2] and len(seen["val"]) == 8

@@ -8,7 +8,7 @@ import torch
 from conftest import EPS
 
 from clead_edu import data as D
-from clead_edu import losses as L
+from clead_edu import objectives as O
 from clead_edu import train as T
 from clead_edu.attacks import pgd
 from clead_edu.config import TrainConfig
@@ -20,7 +20,7 @@ from clead_edu.models import model_for
 
 
 def small_cfg(objective="standard", epochs=1, **kw):
-    base = dict(batch_size=64, lr=0.05, eps=EPS, alpha=0.05, steps=2)
+    base = dict(batch_size=64, lr=0.05, eps=EPS, alpha=0.05, train_steps=2)
     return TrainConfig(objective=objective, epochs=epochs, **{**base, **kw})
 
 
@@ -135,14 +135,14 @@ def test_nan_loss_stops_and_keeps_last_good_state(digits, tmp_path, monkeypatch)
     and the saved state; the state on disk is epoch 1's, finite, and resuming finishes the run."""
     train_set = D.subset(digits.train, 256)
     cfg = TrainConfig(objective="standard", epochs=3, batch_size=64, lr=0.05)
-    real, calls = L.OBJECTIVES["standard"], []
+    real, calls = O.OBJECTIVES["standard"], []
 
     def nan_in_epoch_2(model, x, y, cfg, head=None):
-        loss, logits = real(model, x, y, cfg, head)
+        loss, logits = real.step(model, x, y, cfg, head)
         calls.append(1)
         return (loss * float("nan") if 5 <= len(calls) <= 8 else loss), logits
 
-    monkeypatch.setitem(L.OBJECTIVES, "standard", nan_in_epoch_2)
+    monkeypatch.setitem(O.OBJECTIVES, "standard", replace(real, step=nan_in_epoch_2))
     seed_everything(0)
     model = model_for(digits, "small_cnn")
     with pytest.raises(FloatingPointError, match=r"epoch 2.*learning rate.*train_state\.pt"):
@@ -151,7 +151,7 @@ def test_nan_loss_stops_and_keeps_last_good_state(digits, tmp_path, monkeypatch)
     assert len(json.loads(state["history"])) == 1
     assert all(torch.isfinite(v).all() for v in state["model"].values() if v.is_floating_point())
     assert not (tmp_path / "model.pt").exists()
-    monkeypatch.setitem(L.OBJECTIVES, "standard", real)
+    monkeypatch.setitem(O.OBJECTIVES, "standard", real)
     resumed = model_for(digits, "small_cnn")
     hist = T.train(resumed, train_set, cfg, out_dir=tmp_path, resume=True, progress=False)
     assert [h["epoch"] for h in hist] == [1, 2, 3] and all(h["train_loss"] == h["train_loss"] for h in hist)
@@ -160,17 +160,16 @@ def test_nan_loss_stops_and_keeps_last_good_state(digits, tmp_path, monkeypatch)
 def test_lam_ramp_reaches_the_objective(digits, monkeypatch):
     """With lam_ramp=2 the objective sees lam 0, lam/2, lam, lam in epochs 1-4 (constant lam without
     a ramp), and the history records the epoch's lam."""
-    from clead_edu import losses as L
     from clead_edu.train import lam_at
     seen = []
-    real = L.OBJECTIVES["align"]
+    real = O.OBJECTIVES["align"]
 
     def spy(model, x, y, cfg, head=None):
         seen.append(cfg.lam)
-        return real(model, x, y, cfg, head)
-    monkeypatch.setitem(L.OBJECTIVES, "align", spy)
+        return real.step(model, x, y, cfg, head)
+    monkeypatch.setitem(O.OBJECTIVES, "align", replace(real, step=spy))
     small = D.subset(digits.train, 64)
-    cfg = TrainConfig(objective="align", epochs=4, batch_size=64, eps=0.2, alpha=0.05, steps=1, lam=2.0, lam_ramp=2)
+    cfg = TrainConfig(objective="align", epochs=4, batch_size=64, eps=0.2, alpha=0.05, train_steps=1, lam=2.0, lam_ramp=2)
     hist = T.train(model_for(digits, "small_cnn"), small, cfg, progress=False)
     assert seen == [0.0, 1.0, 2.0, 2.0] and [h["lam"] for h in hist] == seen
     assert [lam_at(replace(cfg, lam_ramp=0), e) for e in range(3)] == [2.0, 2.0, 2.0]

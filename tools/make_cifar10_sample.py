@@ -1,10 +1,11 @@
 """Build clead_edu/assets/cifar10_sample.npz, the offline photo set behind
 `get_data("cifar10-sample")`, from an ImageFolder copy of real CIFAR-10 images.
 
-    python tools/make_cifar10_sample.py /path/to/cifar10-mini [--per-class 200]
+    python tools/make_cifar10_mini.py                  # the source tree: data/cifar10-mini
+    python tools/make_cifar10_sample.py [data/cifar10-mini] [--per-class 200]
 
-The source tree has PATH/train/<class>/bK_NNNN.png (training batch K, index NNNN)
-and PATH/test/<class>/t_NNNN.png, 32x32 RGB PNG, lossless. The sample keeps the
+The source tree has PATH/train/<class>/bK_NNNN.png (training batch K, index NNNN) and
+PATH/test/<class>/t_NNNN.png, 32x32 RGB PNG, lossless. The sample keeps the
 first `per_class` training images of every class (by file name, so a class-balanced
 2,000 at 200 per class) and every test image. Stored as uint8 arrays:
 
@@ -39,7 +40,8 @@ def read_split(folder: Path, per_class: int | None):
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("source", type=Path, help="ImageFolder tree with train/ and test/")
+    ap.add_argument("source", type=Path, nargs="?", default=Path("data/cifar10-mini"),
+                    help="ImageFolder tree with train/ and test/ (default data/cifar10-mini)")
     ap.add_argument("--per-class", type=int, default=200, help="training images per class")
     ap.add_argument("--out", type=Path, default=OUT)
     args = ap.parse_args()

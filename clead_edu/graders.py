@@ -1,0 +1,247 @@
+"""Graders for the notebooks' code exercises: the student's function against the package's own.
+
+    def my_fgsm(model, x, y, eps):
+        ...                                   # the student writes the body
+    ce.exercises.grade("fgsm", my_fgsm)       # prints "right!", or stops and says what is wrong
+
+Importing this module registers each grader under its key in `exercises.GRADERS`.
+
+Each grader calls the student's function and the package's reference (`attacks`, `losses`,
+`train`, `evaluate`, `features`) on the same small inputs: a freshly built small_cnn (width 4,
+BatchNorm inside) or a tiny MLP on random 1x8x8 images. The inputs are chosen so that the
+usual mistakes change the result: pixels near 0 and 1 (no clamp), steps that leave the ball
+(no projection), stale gradients in the optimiser (no zero_grad), BatchNorm in train mode
+(attack or evaluation not in eval mode). A function whose body is still `...` returns None:
+"not written yet". Graders run on the CPU in well under a second and leave the global random
+state as they found it.
+"""
+from __future__ import annotations
+
+import copy
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from . import attacks, evaluate, features, losses, train
+from .config import TrainConfig
+from .exercises import as_tensor, check_written, compare, fail, fixed_seed, grader, needs_grad, passed
+from .models import Classifier, build_model
+
+EPS, ALPHA = 0.1, 0.06        # radius and step of the attack exercises (pixel units)
+
+
+def tiny_cnn(seed: int = 0, classes: int = 4) -> Classifier:
+    """small_cnn of width 4 for 1x8x8 images (BatchNorm inside), in train mode."""
+    with fixed_seed(seed):
+        return build_model("small_cnn", classes, in_channels=1, width=4).train()
+
+
+def tiny_mlp(seed: int = 0, classes: int = 3) -> Classifier:
+    """normalize -> flatten -> linear(64, 16) -> tanh -> fc: no BatchNorm, so no mode matters."""
+    with fixed_seed(seed):
+        return Classifier(nn.Sequential(nn.Flatten(), nn.Linear(64, 16), nn.Tanh()), 16, classes, [0.5], [0.5])
+
+
+def images(n: int = 16, classes: int = 4, seed: int = 1) -> tuple[torch.Tensor, torch.Tensor]:
+    """n random images (n, 1, 8, 8) uniform in [0, 1] and labels (n,) in range(classes)."""
+    with fixed_seed(seed):
+        return torch.rand(n, 1, 8, 8), torch.arange(n) % classes
+
+
+def input_grad(model, x, y, mode: str = "eval") -> torch.Tensor:
+    """The cross-entropy's gradient with respect to x (B, C, H, W), on a copy of the model in `mode`."""
+    m = copy.deepcopy(model).train(mode == "train")
+    return attacks.input_grad(m, attacks.ce_loss, x, y, targeted=False)[0]
+
+
+# ----------------------------------------------------------------------------- the exercises
+
+@grader("accuracy")
+def grade_accuracy(fn) -> None:
+    """my_accuracy(model, x, y) -> fraction in [0, 1], against evaluate.accuracy (model arrives in train mode)."""
+    key, model, (x, _) = "accuracy", tiny_cnn(), images(40)
+    y = evaluate.predict(model, x)
+    y[::4] = (y[::4] + 1) % 4                       # labels: 3 of 4 as the model predicts in eval mode
+    ref = evaluate.accuracy(model, x, y)
+    with torch.no_grad():
+        in_train_mode = (copy.deepcopy(model)(x).argmax(1) == y).float().mean()
+    out = fn(model, x, y)
+    check_written(key, out, "my_accuracy")
+    compare(key, as_tensor(key, out), ref, {
+        "that is the number of right answers, not the fraction": ref * len(y),
+        "that is a percentage; return a fraction in [0, 1]": 100 * ref,
+        "the predictions were made in train mode (BatchNorm used the batch's statistics)": in_train_mode},
+        "model.eval(), predict with logits.argmax(1) (one class per image), compare with y, take the mean")
+    passed(key)
+
+
+@grader("fgsm")
+def grade_fgsm(fn) -> None:
+    """my_fgsm(model, x, y, eps) -> x_adv, against attacks.fgsm (the model arrives in train mode)."""
+    key, model, (x, y) = "fgsm", tiny_cnn(), images()
+    ref = attacks.fgsm(copy.deepcopy(model), x, y, eps=EPS)
+    g, g_train = input_grad(model, x, y), input_grad(model, x, y, "train")
+    out = fn(model, x.clone(), y, EPS)
+    check_written(key, out, "my_fgsm")
+    needs_grad(key, out, False, "x_adv")
+    out = as_tensor(key, out, x.shape)
+    if out.min() < 0 or out.max() > 1:
+        fail(key, "x_adv leaves [0, 1]", "an image must stay an image: clamp it to [0, 1]")
+    compare(key, out, ref, {
+        "x_adv steps down the loss: FGSM steps up, along +sign(gradient)": (x - EPS * g.sign()).clamp(0, 1),
+        "the gradient was taken in train mode (BatchNorm used the batch's statistics)":
+            (x + EPS * g_train.sign()).clamp(0, 1)},
+        "model.eval(); the gradient of the cross-entropy w.r.t. the input; one step of eps along its sign")
+    passed(key)
+
+
+@grader("pgd_step")
+def grade_pgd_step(fn) -> None:
+    """pgd_step(model, x, y, delta, eps, alpha) -> new delta, against attacks.step_and_project."""
+    key, model, (x, y) = "pgd_step", tiny_cnn().eval(), images()
+    with fixed_seed(2):
+        delta = (x + torch.empty_like(x).uniform_(-EPS, EPS)).clamp(0, 1) - x
+    g = input_grad(model, x + delta, y)
+    ref = attacks.step_and_project(delta, g, x, EPS, ALPHA, "linf")
+    out = fn(model, x.clone(), y, delta.clone(), EPS, ALPHA)
+    check_written(key, out, "pgd_step")
+    needs_grad(key, out, False, "the new delta")
+    out = as_tensor(key, out, x.shape)
+    if out.abs().max() > EPS + 1e-6:
+        fail(key, "the new delta leaves the eps-ball", "project it back: clip it to [-eps, eps]")
+    if (x + out).min() < -1e-6 or (x + out).max() > 1 + 1e-6:
+        fail(key, "x + delta leaves [0, 1]", "after the clip, delta = (x + delta).clamp(0, 1) - x")
+    compare(key, out, ref, {
+        "it steps down the loss: PGD ascends, along +sign(gradient)": attacks.step_and_project(delta, -g, x, EPS, ALPHA, "linf"),
+        "it steps along the gradient itself: take its sign":     # g / B: the gradient of the batch mean
+            attacks.project(delta + ALPHA * g / len(x), x, EPS, "linf")},
+        "gradient of the cross-entropy at x + delta w.r.t. delta; delta + alpha * grad.sign(); then project")
+    passed(key)
+
+
+def state_close(a: nn.Module, b: nn.Module, atol: float = 1e-5) -> bool:
+    """Whether two models have the same parameters and buffers (up to atol)."""
+    sa, sb = a.state_dict(), b.state_dict()
+    return all(torch.allclose(sa[k].double(), sb[k].double(), atol=atol) for k in sa)
+
+
+@grader("pgd_at_step")
+def grade_pgd_at_step(fn) -> None:
+    """pgd_at_step(model, opt, x, y, eps, alpha, steps) -> loss, against one step of train.run_epoch
+    (objective pgd_at). The optimiser arrives with stale gradients in it."""
+    key, (x, y) = "pgd_at_step", images(32)
+    models, opts = [tiny_cnn(), tiny_cnn()], []
+    for m in models:
+        opts.append(torch.optim.SGD(m.parameters(), lr=0.1, momentum=0.9))
+        with fixed_seed(3):
+            for p in m.parameters():
+                p.grad = torch.randn_like(p)          # left over from an earlier step
+    cfg = TrainConfig(objective="pgd_at", eps=EPS, alpha=ALPHA / 2, train_steps=3)
+    with torch.no_grad():
+        clean_loss = F.cross_entropy(copy.deepcopy(models[0])(x), y)
+    with fixed_seed(5):
+        sched = torch.optim.lr_scheduler.LambdaLR(opts[0], lambda step: 1.0)
+        ref = train.run_epoch([(x, y)], models[0], cfg, opts[0], sched, progress=False)["loss"]
+    before = copy.deepcopy(models[1])
+    with fixed_seed(5):
+        out = fn(models[1], opts[1], x, y, cfg.eps, cfg.alpha, cfg.train_steps)
+    check_written(key, out, "pgd_at_step")
+    hint = ("model.train(); x_adv from PGD (it switches to eval mode itself); the loss on x_adv; "
+            "opt.zero_grad(), loss.backward(), opt.step(); return the loss")
+    compare(key, as_tensor(key, out), ref, {
+        "the loss is the cross-entropy on the clean images: PGD-AT trains on x_adv": clean_loss}, hint, atol=1e-4)
+    if all(torch.equal(a, b) for a, b in zip(before.parameters(), models[1].parameters())):
+        fail(key, "the model did not change", "after loss.backward(), opt.step() updates the parameters")
+    if not state_close(models[0], models[1]):
+        fail(key, "the loss is right but the update is not: did the old gradients stay in?", hint)
+    passed(key)
+
+
+@grader("supcon")
+def grade_supcon(fn) -> None:
+    """my_supcon(z, labels, tau, positives) -> loss, against losses.supcon_loss, for both kinds of positives."""
+    key = "supcon"
+    with fixed_seed(4):
+        z, y = F.normalize(torch.randn(16, 8), dim=1), torch.randint(0, 3, (8,))
+    labels = torch.cat([y, y])
+    hints = {"class": "positives: every other view of the anchor's class (twin included); denominator: every "
+                      "view but the anchor itself; the mean of -log p over the positives, then over the anchors",
+             "pair": "the twin of view i is view (i + B) mod 2B, its only positive; the other views of its "
+                     "class leave the denominator"}
+    for positives, tau in (("class", 0.1), ("pair", 0.1), ("class", 0.5)):
+        out = fn(z.clone().requires_grad_(True), labels, tau, positives)
+        check_written(key, out, "my_supcon")
+        needs_grad(key, out, True, "the loss")
+        hint = hints[positives] if tau == 0.1 else "divide the similarities by tau"
+        compare(key, as_tensor(key, out), losses.supcon_loss(z, labels, tau, positives), {},
+                f"(positives={positives!r}, tau={tau}) {hint}")
+    passed(key)
+
+
+@grader("clead_loss")
+def grade_clead_loss(fn) -> None:
+    """my_clead_loss(model, x, y, x_adv, lam, tau) -> loss, against losses.clead_loss (a model without BatchNorm)."""
+    key, model, (x, y), lam, tau = "clead_loss", tiny_mlp(), images(12, classes=3), 0.5, 0.2
+    with fixed_seed(6):
+        x_adv = (x + EPS * torch.randn_like(x).sign()).clamp(0, 1)
+    ref = losses.clead_loss(model, x, y, x_adv, lam=lam, tau=tau)[0]
+    with torch.no_grad():
+        h, yy = torch.cat([model.features(x), model.features(x_adv)]), torch.cat([y, y])
+        con, ce_adv = losses.supcon_loss(F.normalize(h, dim=1), yy, tau), F.cross_entropy(model(x_adv), y)
+        mistakes = {"the cross-entropy is on the clean images: C-LEAD classifies x_adv":
+                    F.cross_entropy(model(x), y) + lam * con,
+                    "the features are not normalised before SupCon": ce_adv + lam * losses.supcon_loss(h, yy, tau),
+                    "lam does not weight the contrastive term": ce_adv + con,
+                    "SupCon does not use the tau it was given": ce_adv + lam * losses.supcon_loss(F.normalize(h, dim=1), yy)}
+    out = fn(model, x, y, x_adv, lam, tau)
+    check_written(key, out, "my_clead_loss")
+    needs_grad(key, out, True, "the loss")
+    compare(key, as_tensor(key, out), ref, mistakes, "CE(model(x_adv), y) + lam * SupCon(z, labels, tau) with "
+            "z = normalize(features of [x; x_adv]) and labels = [y; y]")
+    passed(key)
+
+
+@grader("worst_case")
+def grade_worst_case(fn) -> None:
+    """my_worst_case({attack: correct (N,) bool}) -> (N,) bool, against evaluate.worst_case."""
+    key = "worst_case"
+    with fixed_seed(7):
+        masks = {a: torch.rand(40) < p for a, p in [("clean", 0.9), ("fgsm", 0.7), ("pgd20", 0.5), ("autoattack", 0.45)]}
+    masks["clean"][:2], masks["fgsm"][:2], masks["pgd20"][:2], masks["autoattack"][:2] = False, True, True, True
+    given = {a: m.clone() for a, m in masks.items()}
+    out = fn(given)
+    check_written(key, out, "my_worst_case")
+    if any(not torch.equal(given[a], masks[a]) for a in masks):
+        fail(key, "your function changed the masks it was given (an in-place &= ?)", "start from a copy: .clone()")
+    stacked = torch.stack(list(masks.values()))
+    compare(key, as_tensor(key, out, (40,)), evaluate.worst_case(masks), {
+        "an image counts as robust if it survives ANY attack; it must survive every one": stacked.any(0),
+        "that is a majority vote over the attacks": stacked.float().mean(0) >= 0.5,
+        "the clean mask is left out: an image wrong when clean is not robust": stacked[1:].all(0)},
+        "per image, AND over every mask in the dict (clean included)")
+    passed(key)
+
+
+@grader("pair_distance")
+def grade_pair_distance(fn) -> None:
+    """my_pair_distance(model, x, x_adv) -> mean cosine distance between twins, against
+    features.pair_metrics (the model arrives in train mode)."""
+    key, model, (x, y) = "pair_distance", tiny_cnn(), images(24)
+    with fixed_seed(8):
+        x_adv = (x + EPS * torch.randn_like(x).sign()).clamp(0, 1)
+    zc, za = features.embed_images(model, x), features.embed_images(model, x_adv)
+    ref = features.pair_metrics(features.Pairs(zc, za, y, x, x_adv))["pair_distance"]
+    with torch.no_grad(), attacks.eval_mode(model):
+        hc, ha = model.features(x), model.features(x_adv)
+        zc_train, za_train = (F.normalize(copy.deepcopy(model).train().features(v), dim=1) for v in (x, x_adv))
+    out = fn(model, x, x_adv)
+    check_written(key, out, "my_pair_distance")
+    compare(key, as_tensor(key, out), ref, {
+        "that is the mean cosine similarity; the distance is 1 - cos": 1 - ref,
+        "the features are not normalised: a dot product is a cosine only for unit vectors": (1 - (hc * ha).sum(1)).mean(),
+        "the sum runs over the images instead of the features (dim=1)": (1 - (zc * za).sum(0)).mean(),
+        "the features were computed in train mode (BatchNorm used the batch's statistics)":
+            (1 - (zc_train * za_train).sum(1)).mean()},
+        "model.eval(); z = F.normalize(model.features(.), dim=1) for x and x_adv; mean over images of 1 - (z_c * z_a).sum(1)")
+    passed(key)

@@ -1,0 +1,129 @@
+"""Student and teacher editions (`python -m clead_edu editions`, built by otter assign from the lessons):
+the student edition holds no solution and stops at its first exercise with the grader's message;
+the teacher edition is the lesson without otter's markup, so it passes its graders wherever the
+lesson runs (tests/test_notebooks.py runs every lesson; one teacher edition runs here as well)."""
+import json
+import re
+
+import pytest
+from conftest import REPO
+
+from clead_edu import editions as E
+from clead_edu.__main__ import main
+from clead_edu.exercises import GRADERS
+
+SOURCES = E.lessons(REPO / "notebooks")
+GRADE_CALL = re.compile(r'ce\.exercises\.grade\("(\w+)", (\w+)\)')
+
+
+def cells(path) -> list[dict]:
+    return [{**c, "source": "".join(c["source"])} for c in json.loads(path.read_text())["cells"]]
+
+
+def questions(path) -> dict[str, dict]:
+    """{name: {'solution': code of the solution cell, 'id': its id, 'grader': code of the grader cell}}
+    of a source notebook."""
+    found, name, block = {}, None, None
+    for c in cells(path):
+        first = c["source"].split("\n")[0] if c["cell_type"] == "raw" else ""
+        if first == "# BEGIN QUESTION":
+            name = re.search(r"name: (\w+)", c["source"]).group(1)
+            found[name] = {}
+        elif first in ("# BEGIN SOLUTION", "# END SOLUTION", "# END QUESTION"):
+            block = first
+        elif c["cell_type"] == "code" and name and block == "# BEGIN SOLUTION":
+            found[name].update(solution=c["source"], id=c.get("id"))
+        elif c["cell_type"] == "code" and name and block == "# END SOLUTION":
+            found[name]["grader"] = c["source"]
+            name = block = None
+    return found
+
+
+def solution_lines(code: str) -> list[str]:
+    """The lines between '# BEGIN SOLUTION' and '# END SOLUTION' (stripped, comments and blanks dropped)."""
+    body = code.split("# BEGIN SOLUTION")[1].split("# END SOLUTION")[0]
+    return [line.split("#")[0].strip() for line in body.splitlines() if line.split("#")[0].strip()]
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory):
+    return E.build_editions(tmp_path_factory.mktemp("editions"))
+
+
+def test_every_lesson_has_code_exercises_graded_by_the_package():
+    names = []
+    for path in SOURCES:
+        qs = questions(path)
+        assert qs, f"{path.name}: no code exercise"
+        for name, q in qs.items():
+            assert solution_lines(q["solution"]), (path.name, name)
+            assert GRADE_CALL.fullmatch(q["grader"].strip()).group(1) == name, (path.name, q["grader"])
+        names += list(qs)
+    assert sorted(names) == sorted(GRADERS) and len(names) >= 7
+
+
+def test_student_edition_has_no_solution_and_keeps_every_grader(built):
+    for source, student in zip(SOURCES, built["student"]):
+        code = {c.get("id"): c["source"] for c in cells(student) if c["cell_type"] == "code"}
+        everything = "\n".join(code.values())
+        for name, q in questions(source).items():
+            assert q["grader"] in code.values()
+            blank = code[q["id"]]
+            assert [line.strip() for line in blank.splitlines()].count("...") == 1 and not [line for line in solution_lines(q["solution"]) if line in blank]
+            assert q["solution"].split("# BEGIN SOLUTION")[1].split("# END SOLUTION")[0] not in everything
+        assert "# BEGIN SOLUTION" not in everything and "otter" not in everything   # no markup, no otter at run time
+        assert not [c for c in cells(student) if c["cell_type"] == "raw"]
+
+
+def test_teacher_edition_is_the_lesson_without_the_markup(built):
+    for source, teacher in zip(SOURCES, built["teacher"]):
+        lesson = [(c.get("id"), c["cell_type"], c["source"]) for c in cells(source) if c["cell_type"] != "raw"]
+        assert [(c.get("id"), c["cell_type"], c["source"]) for c in cells(teacher)] == lesson
+        assert E.count_graders(teacher) == len(questions(source))
+        tags = [c["metadata"].get("tags", []) for c in cells(teacher)]
+        assert sum("parameters" in t for t in tags) == 1, "papermill's parameters cell must stay tagged"
+
+
+def test_command_line_builds_one_lesson_and_rejects_an_unknown_one(tmp_path, capsys):
+    assert main(["editions", "--out", str(tmp_path), "--only", "4"]) == 0
+    assert "1 lessons, 1 code exercises" in capsys.readouterr().out
+    assert [p.name for p in tmp_path.rglob("*.ipynb")] == ["04_contrastive_learning.ipynb"] * 2
+    assert main(["editions", "--out", str(tmp_path), "--only", "09"]) == 2
+    assert "no notebook numbered 09" in capsys.readouterr().err
+
+
+def run(notebook, tmp_path):
+    """Execute an edition's notebook (quick preset) in notebooks/ as the working folder; the
+    executed copy is tmp_path/out.ipynb."""
+    import papermill as pm
+    return pm.execute_notebook(str(notebook), str(tmp_path / "out.ipynb"), cwd=str(REPO / "notebooks"),
+                               parameters={"preset": "quick", "run_dir": str(tmp_path / "runs")},
+                               kernel_name="python3", progress_bar=False)
+
+
+@pytest.mark.notebook
+def test_teacher_edition_passes_its_graders(built, tmp_path):
+    nb = run(next(p for p in built["teacher"] if p.name.startswith("01")), tmp_path)
+    out = "".join(o.get("text", "") for c in nb.cells for o in c.get("outputs", []))
+    assert "exercise accuracy: right!" in out
+
+
+@pytest.mark.notebook
+def test_student_edition_stops_at_its_first_blank_with_the_graders_message(built, tmp_path):
+    import papermill as pm
+    with pytest.raises(pm.PapermillExecutionError) as err:
+        run(next(p for p in built["student"] if p.name.startswith("04")), tmp_path)
+    assert err.value.ename == "NotWrittenYet"
+    assert "exercise supcon: not written yet: replace the ... in my_supcon" in err.value.evalue
+    ran = json.loads((tmp_path / "out.ipynb").read_text())["cells"]
+    failed = [c.get("id") for c in ran if any(o.get("output_type") == "error" for o in c.get("outputs", []))]
+    assert failed == ["ex-supcon-grade"]
+
+
+def test_the_site_leaves_out_the_editions_markup():
+    import nbformat
+
+    from clead_edu.site import for_reading
+    nb = nbformat.read(REPO / "notebooks" / "04_contrastive_learning.ipynb", as_version=4)
+    assert any(c.cell_type == "raw" for c in nb.cells)
+    assert not [c for c in for_reading(nb).cells if c.cell_type == "raw"]
