@@ -47,7 +47,7 @@ COLAB = {
     "numpy": "2.0.2", "scipy": "1.16.3", "matplotlib": "3.10.0", "scikit-learn": "1.6.1",
     "pandas": "2.2.2", "seaborn": "0.13.2", "tqdm": "4.67.3", "umap-learn": "0.5.12",
     "pynndescent": "0.6.0", "numba": "0.60.0", "llvmlite": "0.43.0", "pillow": "11.3.0",
-    "packaging": "26.2", "setuptools": "75.2.0", "pip": "24.1.2",
+    "packaging": "26.2", "threadpoolctl": "3.6.0", "setuptools": "75.2.0", "pip": "24.1.2",
 }
 STAND_INS = ("torch", "torchvision", "setuptools")   # this environment's versions (module docstring)
 DEPENDENCIES = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["dependencies"]
