@@ -89,9 +89,12 @@ def test_eps_curve(which, standard_model, pgd_at_model, batch):
 
 
 def test_sanity_checks_pass_on_pgd_at(pgd_at_model, batch):
-    """All sanity checks pass on an honestly trained PGD-AT model."""
+    """All sanity checks pass on an honestly trained PGD-AT model with a converged attack.
+
+    PGD-50 (vs PGD-200): on this model at eps 0.2 PGD-10 is 5.5 points above PGD-100 and
+    PGD-20 3.1 points, so the convergence check rightly fails them."""
     x, y = batch
-    checks = E.sanity_checks(pgd_at_model, x, y, eps=EPS)
+    checks = E.sanity_checks(pgd_at_model, x, y, eps=EPS, steps=50, long_steps=200)
     assert len(checks) == 6 and all(c["passed"] for c in checks), checks
 
 
