@@ -87,23 +87,16 @@ def artifacts(tmp_path_factory) -> Path:
 
 
 # ----------------------------------------------------------------------------- parallel runs
-# `pytest -n auto` (pytest-xdist, --dist loadgroup from pyproject) runs test files side by side.
-# A file whose tests share a module fixture (a trained model, a built site, the notebook
-# sequence's checkpoint folder) stays on one worker; the longest files start first, so that
-# the short tests fill the gaps instead of leaving one worker alone at the end.
+# `pytest -n auto` (pytest-xdist, --dist loadfile from pyproject) runs test files side by side,
+# each file on one worker (its module fixtures are built once). The longest files start first,
+# so that the short ones fill the gaps instead of leaving one worker alone at the end.
 LONGEST_FIRST = ("test_notebooks.py", "test_colab.py", "test_gpu_suite.py", "test_browser.py",
                  "test_site.py", "test_fast.py", "test_pipeline.py", "test_editions.py")
-ONE_WORKER = LONGEST_FIRST + ("test_cli.py", "test_launch.py", "test_widgets.py")
 
 
-@pytest.hookimpl(tryfirst=True)
 def pytest_collection_modifyitems(config, items):
-    """Keep each ONE_WORKER file on one worker (an xdist_group named after it) and put the
-    LONGEST_FIRST files first, in that order; the rest keep pytest's order."""
+    """The LONGEST_FIRST files first, in that order; the rest, and each file's tests, keep pytest's order."""
     def rank(item):
         name = item.path.name
         return LONGEST_FIRST.index(name) if name in LONGEST_FIRST else len(LONGEST_FIRST)
-    for item in items:
-        if item.path.name in ONE_WORKER:
-            item.add_marker(pytest.mark.xdist_group(item.path.stem))
-    items.sort(key=rank)        # stable: each file keeps its own order
+    items.sort(key=rank)        # stable
