@@ -1,7 +1,7 @@
 """Student and teacher editions of the lessons, built from notebooks/ by otter-grader's `otter assign`.
 
-    python -m clead_edu editions --out editions              # editions/student/, editions/teacher/
-    python -m clead_edu editions --out editions --only 02,04
+    python -m clead_edu editions --out runs/editions         # runs/editions/student/, .../teacher/
+    python -m clead_edu editions --out runs/editions --only 02,04
     python -m clead_edu editions --out runs/editions --student-tree runs/student
 
 `--student-tree DIR` also writes the repository as students get it, to be published as the branch
