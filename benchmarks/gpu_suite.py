@@ -26,7 +26,7 @@ all): the sizes (timed batches, epochs) are chosen to fit it, from the throughpu
 images/s when that stage ran earlier into the same --out (or into the JSON given with
 --continue-from), else from the planning guesses in suite_core.GUESS (guesses, never reported as
 measurements); a step whose estimate no longer fits what is left is skipped and recorded as
-skipped. `--dry-run` runs the same code on the CPU at tiny sizes (small CNN, batches of 8/16,
+skipped. `--dry-run` runs the same code on the CPU at tiny sizes (small CNN, batches of 2/4,
 torch.compile with the 'eager' backend, a synthetic 32x32 ImageFolder of 10 colour-coded classes
 unless --data is given, notebook 01 only in the quick preset, one epoch, one seed, AutoAttack
 'quick'); tests/test_gpu_suite.py runs it.

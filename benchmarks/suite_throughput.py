@@ -17,7 +17,7 @@ WORKLOADS = ("standard", "pgd_at", "clead", "pgd20_eval")
 def throughput_sizes(dry: bool, budget_s: float) -> dict:
     """Model, batch sizes, timed batches, AutoAttack images and compile backend for the budget."""
     if dry:
-        return dict(arch="small_cnn", batch_sizes=[8, 16], batches=1, aa_n=4, workers=0, backend="eager")
+        return dict(arch="small_cnn", batch_sizes=[2, 4], batches=1, aa_n=4, workers=0, backend="eager")
     batches = int(min(20, max(3, 20 * budget_s / 150)))    # 20 timed batches (+20 warm-up) at >= 150 s
     return dict(arch="preact_resnet18", batch_sizes=[128, 512], batches=batches, aa_n=1000, workers=8,
                 backend="inductor")

@@ -20,6 +20,9 @@ from clead_edu.device import seed_everything
 # machine two OpenMP threads competing with another busy process made each PGD step
 # ~100x slower (0.56 s vs 0.006 s for 40 images, measured).
 torch.set_num_threads(1)
+# The same for the processes tests start (notebook kernels, the main job): one thread each, so
+# that test workers running side by side (pytest -n) never ask for more threads than cores.
+os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 EPS = 0.2  # L-inf radius used on digits (17 grey levels, so 8/255 would be too small)
 REPO = Path(__file__).resolve().parents[1]
@@ -81,3 +84,26 @@ def artifacts(tmp_path_factory) -> Path:
     out = Path(os.environ.get("CLEAD_EDU_ARTIFACTS") or tmp_path_factory.mktemp("artifacts"))
     out.mkdir(parents=True, exist_ok=True)
     return out
+
+
+# ----------------------------------------------------------------------------- parallel runs
+# `pytest -n auto` (pytest-xdist, --dist loadgroup from pyproject) runs test files side by side.
+# A file whose tests share a module fixture (a trained model, a built site, the notebook
+# sequence's checkpoint folder) stays on one worker; the longest files start first, so that
+# the short tests fill the gaps instead of leaving one worker alone at the end.
+LONGEST_FIRST = ("test_notebooks.py", "test_colab.py", "test_gpu_suite.py", "test_browser.py",
+                 "test_site.py", "test_fast.py", "test_pipeline.py", "test_editions.py")
+ONE_WORKER = LONGEST_FIRST + ("test_cli.py", "test_launch.py", "test_widgets.py")
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_collection_modifyitems(config, items):
+    """Keep each ONE_WORKER file on one worker (an xdist_group named after it) and put the
+    LONGEST_FIRST files first, in that order; the rest keep pytest's order."""
+    def rank(item):
+        name = item.path.name
+        return LONGEST_FIRST.index(name) if name in LONGEST_FIRST else len(LONGEST_FIRST)
+    for item in items:
+        if item.path.name in ONE_WORKER:
+            item.add_marker(pytest.mark.xdist_group(item.path.stem))
+    items.sort(key=rank)        # stable: each file keeps its own order

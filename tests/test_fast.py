@@ -84,14 +84,15 @@ def test_crop_flip_is_a_shifted_padded_crop():
 
 def test_fast_training_learns_like_the_plain_path(digits):
     """PGD-AT with fast=True (bf16 autocast, channels_last, data held as one tensor) reaches a
-    PGD accuracy within 8 points of the plain path; the weights stay float32."""
+    PGD accuracy within 8 points of the plain path; the weights stay float32. Three epochs:
+    bf16 on a CPU is slow (measured here: 98.5% clean, 48.5% PGD-10 fast; 97.5%, 53.0% plain)."""
     accs = {}
     x, y = D.take(digits.test, 200, seed=1)
     for fast in (False, True):
         seed_everything(0)
         model = model_for(digits, "small_cnn")
-        cfg = TrainConfig(objective="pgd_at", epochs=6, batch_size=64, lr=0.05, eps=EPS, alpha=0.05,
-                            train_steps=3, fast=fast)
+        cfg = TrainConfig(objective="pgd_at", epochs=3, batch_size=64, lr=0.05, eps=EPS, alpha=0.05,
+                          train_steps=3, fast=fast)
         T.train(model, digits.train, cfg, progress=False)
         assert all(p.dtype == torch.float32 for p in model.parameters())
         torch.manual_seed(0)
@@ -103,8 +104,8 @@ def test_fast_training_learns_like_the_plain_path(digits):
 def test_benchmark_runs_on_cpu(tmp_path):
     """benchmarks/throughput.py runs on the CPU and reports every workload with a ratio."""
     out = tmp_path / "bench.json"
-    res = subprocess.run([sys.executable, "benchmarks/throughput.py", "--device", "cpu", "--batch-size", "16",
-                          "--aa-n", "8", "--out", str(out)], cwd=REPO, capture_output=True, text=True,
+    res = subprocess.run([sys.executable, "benchmarks/throughput.py", "--device", "cpu", "--batch-size", "4",
+                          "--batches", "1", "--aa-n", "4", "--out", str(out)], cwd=REPO, capture_output=True, text=True,
                          timeout=600, env={**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1"})
     assert res.returncode == 0, res.stderr[-3000:]
     result = json.loads(out.read_text())

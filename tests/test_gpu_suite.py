@@ -1,7 +1,7 @@
 """benchmarks/gpu_suite.py, the command that measures every GPU path, here on the CPU.
 
 The dry run executes every stage with the same code as on the GPU, at tiny sizes: the
-throughput measurements (small CNN, batches of 8 and 16, one timed batch, torch.compile with
+throughput measurements (small CNN, batches of 2 and 4, one timed batch, torch.compile with
 the 'eager' backend), notebook 01 through papermill (quick preset, one epoch, on a synthetic
 colour-coded 32x32 ImageFolder the suite makes), and the study on that folder (one seed fast,
 the same seed plain, AutoAttack 'quick'). This file took 23 minutes on this repository's 2 cores
@@ -66,7 +66,7 @@ def test_dry_run_throughput(dry_run):
     rows = res["throughput"]["rows"]
     # 2 batch sizes x 4 workloads x (fast, baseline), then 2 x 3 training workloads compiled
     assert len(rows) == 16 + 6 and res["stages"]["throughput"]["status"] == "ok"
-    assert {(r["batch"], r["compile"]) for r in rows} == {(8, False), (16, False), (8, True), (16, True)}
+    assert {(r["batch"], r["compile"]) for r in rows} == {(2, False), (4, False), (2, True), (4, True)}
     for r in rows:
         assert positive(r["images_per_s"]) and r["epoch_s"] == pytest.approx(50_000 / r["images_per_s"])
     fast128 = {r["workload"]: r["images_per_s"] for r in rows if r["batch"] == 8 and not r["compile"] and r["path"] == "fast"}
