@@ -1,7 +1,13 @@
 """Student and teacher editions of the lessons, built from notebooks/ by otter-grader's `otter assign`.
 
-    python -m clead_edu editions --out editions              # editions/student/, editions/teacher/
-    python -m clead_edu editions --out editions --only 02,04
+    python -m clead_edu editions --out runs/editions         # runs/editions/student/, .../teacher/
+    python -m clead_edu editions --out runs/editions --only 02,04
+    python -m clead_edu editions --out runs/editions --student-tree runs/student
+
+`--student-tree DIR` also writes the repository as students get it, to be published as the branch
+that `[tool.clead_edu] student-branch` in pyproject.toml names (the branch the notebooks' Colab
+badges open and their set-up cell clones): the files git tracks, without solutions/, tests/ and
+.ci/, with notebooks/ holding the student edition (Colab cells written for that branch).
 
 Each lesson notebook is the one source of both editions, in otter's notebook format: a raw
 `# ASSIGNMENT CONFIG` cell at the end, and around each code exercise the raw cells
@@ -16,12 +22,16 @@ the package's own, `graders.py`): otter-grader is only needed to build them.
 from __future__ import annotations
 
 import json
+import runpy
 import shutil
+import subprocess
 import tempfile
 import time
 from pathlib import Path
 
-NOTEBOOKS = Path(__file__).resolve().parents[1] / "notebooks"
+ROOT = Path(__file__).resolve().parents[1]
+NOTEBOOKS = ROOT / "notebooks"
+LEFT_OUT = ("solutions/", "tests/", ".ci/", "notebooks/")   # of the student tree (notebooks/: the edition)
 OTTER_FOLDERS = {"student": "student", "teacher": "autograder"}   # edition -> otter's output folder
 
 
@@ -31,6 +41,8 @@ def add_parser(sub) -> None:
     p.add_argument("--out", required=True, help="output folder: DIR/student/ and DIR/teacher/")
     p.add_argument("--only", help="comma-separated notebook numbers, e.g. 02,04 (default: all)")
     p.add_argument("--notebooks", default=str(NOTEBOOKS), help="folder of the lesson notebooks (the sources)")
+    p.add_argument("--student-tree", help="also write this new folder: the repository for students (notebooks/ "
+                   "the student edition; no solutions/, tests/), to publish as [tool.clead_edu] student-branch")
     p.set_defaults(func=run_command)
 
 
@@ -40,6 +52,15 @@ def run_command(args) -> int:
     n = sum(count_graders(p) for p in built["student"])
     print(f"[clead_edu] {len(built['student'])} lessons, {n} code exercises, in {time.time() - start:.0f} s: "
           f"{Path(args.out) / 'student'} (solutions removed), {Path(args.out) / 'teacher'} (with solutions)")
+    if args.student_tree:
+        branch = student_tree(args.student_tree, built["student"])
+        print(f"[clead_edu] {args.student_tree}: the student tree; publish it as branch {branch!r}, e.g.\n"
+              f"  cd {args.student_tree} && git init -q -b {branch} && git add -A && "
+              f"git commit -qm 'student edition' && git push --force <repository address> {branch}")
+        if branch == "main":
+            print("[clead_edu] note: [tool.clead_edu] student-branch in pyproject.toml is 'main', the branch of "
+                  "the sources (with the worked code): name the branch you publish this tree as, then run "
+                  "`python tools/notebook_header.py`")
     return 0
 
 
@@ -76,3 +97,34 @@ def count_graders(path) -> int:
     """How many code cells of a notebook call `ce.exercises.grade(`."""
     cells = json.loads(Path(path).read_text())["cells"]
     return sum("ce.exercises.grade(" in "".join(c["source"]) for c in cells if c["cell_type"] == "code")
+
+
+def tracked_files(root) -> list[str]:
+    """The files git tracks in the repository at `root`, as relative POSIX paths."""
+    try:
+        out = subprocess.run(["git", "-C", str(root), "ls-files", "-z"], capture_output=True, check=True).stdout
+    except (OSError, subprocess.CalledProcessError):
+        raise ValueError(f"--student-tree copies the files git tracks in {root}, which is not a git "
+                         "checkout (or git is not installed)") from None
+    return [f for f in out.decode().split("\0") if f]
+
+
+def student_tree(dest, student_notebooks, root=ROOT) -> str:
+    """Write `dest` (absent or empty): the files git tracks in `root` but those under LEFT_OUT, and
+    the student notebooks in notebooks/ with their Colab cells written for root's pyproject.toml
+    by tools/notebook_header.py. Returns the branch to publish it as ([tool.clead_edu] student-branch)."""
+    dest, root = Path(dest), Path(root)
+    if dest.exists() and any(dest.iterdir()):
+        raise ValueError(f"--student-tree {dest} is not empty: remove it or name a new folder")
+    header = runpy.run_path(str(root / "tools" / "notebook_header.py"))
+    url, branch = header["repo_url"](root), header["student_branch"](root)
+    for name in tracked_files(root):
+        if not name.startswith(LEFT_OUT) and (root / name).is_file():
+            (dest / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(root / name, dest / name)
+    (dest / "notebooks").mkdir(parents=True, exist_ok=True)
+    for path in map(Path, student_notebooks):
+        nb = header["nbformat"].read(path, as_version=4)
+        header["ensure_header"](nb, path.name, url, branch)
+        header["nbformat"].write(nb, dest / "notebooks" / path.name)
+    return branch

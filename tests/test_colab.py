@@ -218,7 +218,8 @@ def test_notebooks_run_on_colabs_packages_and_change_none(tmp_path, monkeypatch,
     origin = snapshot(tmp_path / "origin")
     content, home = tmp_path / "content", tmp_path / "content" / "clead-edu"
     content.mkdir()
-    for name, value in {"CLEAD_EDU_REPOSITORY": f"file://{origin}", "CLEAD_EDU_COLAB_DIR": str(home),
+    for name, value in {"CLEAD_EDU_REPOSITORY": f"file://{origin}", "CLEAD_EDU_BRANCH": "main",
+                        "CLEAD_EDU_COLAB_DIR": str(home),
                         "JUPYTER_PATH": str(tmp_path / "jupyter"), "OMP_NUM_THREADS": "1"}.items():
         monkeypatch.setenv(name, value)
     before, printed = freeze(py), {}

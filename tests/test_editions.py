@@ -4,6 +4,8 @@ the teacher edition is the lesson without otter's markup, so it passes its grade
 lesson runs (tests/test_notebooks.py runs every lesson; one teacher edition runs here as well)."""
 import json
 import re
+import shutil
+import subprocess
 
 import pytest
 from conftest import REPO
@@ -85,11 +87,53 @@ def test_teacher_edition_is_the_lesson_without_the_markup(built):
 
 
 def test_command_line_builds_one_lesson_and_rejects_an_unknown_one(tmp_path, capsys):
-    assert main(["editions", "--out", str(tmp_path), "--only", "4"]) == 0
-    assert "1 lessons, 1 code exercises" in capsys.readouterr().out
-    assert [p.name for p in tmp_path.rglob("*.ipynb")] == ["04_contrastive_learning.ipynb"] * 2
+    assert main(["editions", "--out", str(tmp_path / "e"), "--only", "4", "--student-tree", str(tmp_path / "s")]) == 0
+    out = capsys.readouterr().out
+    assert "1 lessons, 1 code exercises" in out and "publish it as branch 'main'" in out
+    assert "note: [tool.clead_edu] student-branch in pyproject.toml is 'main'" in out   # this repository's setting
+    assert [p.name for p in (tmp_path / "e").rglob("*.ipynb")] == ["04_contrastive_learning.ipynb"] * 2
+    assert [p.name for p in (tmp_path / "s" / "notebooks").iterdir()] == ["04_contrastive_learning.ipynb"]
+    assert (tmp_path / "s" / "clead_edu" / "graders.py").is_file() and not (tmp_path / "s" / "solutions").exists()
     assert main(["editions", "--out", str(tmp_path), "--only", "09"]) == 2
     assert "no notebook numbered 09" in capsys.readouterr().err
+
+
+def git_repository(root, files: list[str]):
+    """A new git repository at root with these files of this one committed, pyproject.toml naming the
+    course's address and student-branch "student", and one file left untracked."""
+    for name in files:
+        (root / name).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy(REPO / name, root / name)
+    text = (REPO / "pyproject.toml").read_text().replace('student-branch = "main"', 'student-branch = "student"')
+    (root / "pyproject.toml").write_text(text + '\n[project.urls]\nRepository = "https://github.com/uni/course"\n')
+    (root / "untracked.txt").write_text("not committed")
+    git = ["git", "-C", str(root), "-c", "user.name=test", "-c", "user.email=test@example.org"]
+    for cmd in (["init", "-q", "-b", "main"], ["add", "pyproject.toml", *files], ["commit", "-q", "-m", "course"]):
+        subprocess.run(git + cmd, check=True)
+
+
+def test_student_tree_has_no_solution_and_points_colab_at_the_student_branch(built, tmp_path):
+    """--student-tree: the tracked files but solutions/ and tests/, notebooks/ the student edition (no
+    worked code), the badge opening and the set-up cell cloning [tool.clead_edu] student-branch."""
+    if shutil.which("git") is None:
+        pytest.skip("needs git")
+    kept = ["README.md", "clead_edu/__init__.py", "tools/notebook_header.py", "tools/colab_setup.py"]
+    git_repository(tmp_path / "course", kept + ["solutions/05_clead_defense.md", "tests/test_editions.py",
+                                                [f"notebooks/{p.name}" for p in SOURCES][0]])
+    tree = tmp_path / "tree"
+    assert E.student_tree(tree, built["student"], tmp_path / "course") == "student"
+    files = sorted(p.relative_to(tree).as_posix() for p in tree.rglob("*") if p.is_file())
+    assert files == sorted(kept + ["pyproject.toml"] + [f"notebooks/{p.name}" for p in SOURCES])
+    for source in SOURCES:
+        nb = cells(tree / "notebooks" / source.name)
+        code = "\n".join(c["source"] for c in nb if c["cell_type"] == "code")
+        for q in questions(source).values():
+            assert q["solution"].split("# BEGIN SOLUTION")[1].split("# END SOLUTION")[0] not in code
+        badge = f"colab.research.google.com/github/uni/course/blob/student/notebooks/{source.name}"
+        assert badge in nb[0]["source"] and 'os.environ.get("CLEAD_EDU_BRANCH", "student")' in nb[1]["source"]
+        assert '"https://github.com/uni/course"' in nb[1]["source"] and '"--branch", branch' in nb[1]["source"]
+    with pytest.raises(ValueError, match="not empty"):
+        E.student_tree(tree, built["student"], tmp_path / "course")
 
 
 def run(notebook, tmp_path):

@@ -23,7 +23,7 @@ def test_every_notebook_has_the_header_first_and_keeps_its_parameters_cell():
     for path in sorted((REPO / "notebooks").glob("*.ipynb")):
         cells = nbformat.read(path, as_version=4).cells
         assert [c.id for c in cells[:2]] == [H.BADGE_ID, H.SETUP_ID], path.name
-        assert cells[0].source == H.badge_source(path.name, H.repo_url())
+        assert cells[0].source == H.badge_source(path.name, H.repo_url(), H.student_branch())
         tagged = [i for i, c in enumerate(cells) if "parameters" in c.metadata.get("tags", [])]
         assert len(tagged) == 1 and tagged[0] > 1, path.name
 
@@ -107,6 +107,7 @@ def test_setup_cell_on_colab_clones_sparsely_then_runs_the_clones_setup(monkeypa
     exec(setup_cell("https://github.com/uni/course"), {})
     clone, sparse = calls
     assert clone[:2] == ["git", "clone"] and "--sparse" in clone and clone[-2:] == ["https://github.com/uni/course", str(home)]
+    assert clone[clone.index("--branch") + 1] == "main"
     assert sparse[:5] == ["git", "-C", str(home), "sparse-checkout", "set"] and "solutions" not in sparse
     assert set(H.CHECKOUT) == set(sparse[5:]) and {"clead_edu", "notebooks"} <= set(sparse[5:])
     assert (home / "prepared").read_text() == f"{home} False\n"
@@ -126,10 +127,12 @@ def test_the_repository_override_is_cloned_into_a_folder_not_named_like_the_pack
     assert calls[0][-2:] == ["file:///srv/course", "/content/clead-edu"]
 
 
-def with_repository(tmp_path, monkeypatch, url: str | None):
+def with_repository(tmp_path, monkeypatch, url: str | None, branch: str | None = None):
     text = (REPO / "pyproject.toml").read_text()
     if url is not None:
         text += f'\n[project.urls]\nRepository = "{url}"\n'
+    if branch is not None:
+        text = text.replace('student-branch = "main"', f'student-branch = "{branch}"')
     (tmp_path / "pyproject.toml").write_text(text)
     monkeypatch.setattr(H, "ROOT", tmp_path)
 
@@ -143,6 +146,36 @@ def test_repository_url_comes_from_pyproject_when_set(tmp_path, monkeypatch):
     assert H.repo_url() == "https://github.com/uni/course"
     assert "colab.research.google.com/github/uni/course/blob/main/notebooks/x.ipynb" in H.badge_source("x.ipynb", H.repo_url())
     assert '"https://github.com/uni/course")' in H.setup_source(H.repo_url())
+
+
+def test_the_student_branch_from_pyproject_goes_into_the_badge_and_the_clone(tmp_path, monkeypatch):
+    """[tool.clead_edu] student-branch: the badge opens that branch's notebooks/ and the set-up cell
+    clones it (CLEAD_EDU_BRANCH overrides it); without it, main."""
+    with_repository(tmp_path, monkeypatch, "https://github.com/uni/course", "student")
+    url, branch = H.repo_url(), H.student_branch()
+    assert branch == "student"
+    assert "colab.research.google.com/github/uni/course/blob/student/notebooks/x.ipynb" in H.badge_source("x.ipynb", url, branch)
+    for override, expected in ((None, "student"), ("main", "main")):
+        calls = []
+        on_colab(monkeypatch, importable=False)
+        if override:
+            monkeypatch.setenv("CLEAD_EDU_BRANCH", override)
+        monkeypatch.setattr(subprocess, "run", lambda cmd, **k: calls.append(cmd))
+        with pytest.raises(FileNotFoundError):      # nothing was cloned, so no tools/colab_setup.py
+            exec(H.setup_source(url, branch), {})
+        assert calls[0][calls[0].index("--branch") + 1] == expected
+    (tmp_path / "pyproject.toml").write_text((tmp_path / "pyproject.toml").read_text().replace("student-branch", "other"))
+    assert H.student_branch() == "main"
+
+
+@pytest.mark.parametrize("branch", ["two words", "../up", "ends/", "-flag"])
+def test_a_student_branch_git_would_refuse_is_refused(tmp_path, monkeypatch, capsys, branch):
+    with_repository(tmp_path, monkeypatch, "https://github.com/uni/course", branch)
+    shutil.copy(REPO / "notebooks" / "01_standard_training.ipynb", tmp_path)
+    before = (tmp_path / "01_standard_training.ipynb").read_bytes()
+    assert H.main(["--notebooks", str(tmp_path)]) == 2
+    assert "student-branch" in capsys.readouterr().err
+    assert (tmp_path / "01_standard_training.ipynb").read_bytes() == before
 
 
 @pytest.mark.parametrize("url", ["https://github.com/OW" + "NER/clead_edu", "https://github.com/<user>/<repository>",

@@ -11,9 +11,19 @@ The repository address is set in one place, pyproject.toml:
     Repository = "https://github.com/<user>/<repository>"
 
 While it is unset, the badge says so and the set-up cell, on Colab, stops with a message that
-says what to set. The set-up cell reads two environment variables, for a fork or a test:
-CLEAD_EDU_REPOSITORY (any address `git clone` accepts, a local file:// path included) replaces
-the repository address, and CLEAD_EDU_COLAB_DIR replaces the folder it clones into
+says what to set. The branch that the badges open and the set-up cell clones is set beside it,
+default main:
+
+    [tool.clead_edu]
+    student-branch = "student"
+
+so that students get the branch where the instructor published the student edition
+(`python -m clead_edu editions --out DIR --student-tree TREE`, README "For instructors")
+rather than notebooks/ on main, which holds the worked code of the exercises.
+
+The set-up cell reads three environment variables, for a fork or a test: CLEAD_EDU_REPOSITORY
+(any address `git clone` accepts, a local file:// path included) replaces the repository
+address, CLEAD_EDU_BRANCH the branch, and CLEAD_EDU_COLAB_DIR the folder it clones into
 (/content/clead-edu: with a hyphen, so that this folder, in Colab's working directory, is not
 what `import clead_edu` finds). The installation itself is tools/colab_setup.py, run from that clone.
 """
@@ -28,20 +38,25 @@ from pathlib import Path
 import nbformat
 
 ROOT = Path(__file__).resolve().parents[1]
-BRANCH = "main"
+DEFAULT_BRANCH = "main"
 BADGE_ID, SETUP_ID = "colab-badge", "colab-setup"
 # What the Colab clone checks out (a sparse checkout: the top-level files and these folders),
-# so the solutions and the instructor's material stay out of the student's working copy.
+# so solutions/ and the instructor's material stay out of the student's working copy (on a
+# student branch, notebooks/ is the student edition: no worked code of the code exercises).
 CHECKOUT = ("clead_edu", "notebooks", "data", "tools")
 GITHUB = re.compile(r"https://github\.com/([\w.-]+)/([\w.-]+)")
+BRANCH_NAME = re.compile(r"[\w][\w./-]*")
+
+
+def pyproject(root: Path | None = None) -> dict:
+    return tomllib.loads(((root or ROOT) / "pyproject.toml").read_text())
 
 
 def repo_url(root: Path | None = None) -> str:
     """`[project.urls] Repository` from pyproject.toml as https://github.com/<user>/<repository>
     (no trailing slash or .git), or "" while it is unset. A placeholder left in, or an address
     that is not a GitHub repository (Colab opens notebooks from GitHub), is an error."""
-    text = ((root or ROOT) / "pyproject.toml").read_text()
-    url = tomllib.loads(text).get("project", {}).get("urls", {}).get("Repository", "").strip()
+    url = pyproject(root).get("project", {}).get("urls", {}).get("Repository", "").strip()
     url = url.rstrip("/").removesuffix(".git")
     if not url:
         return ""
@@ -54,17 +69,26 @@ def repo_url(root: Path | None = None) -> str:
     return url
 
 
-def badge_source(name: str, url: str) -> str:
+def student_branch(root: Path | None = None) -> str:
+    """`[tool.clead_edu] student-branch` from pyproject.toml: the branch the badges open and the
+    set-up cell clones (default main). A name git would refuse is an error."""
+    branch = str(pyproject(root).get("tool", {}).get("clead_edu", {}).get("student-branch", DEFAULT_BRANCH)).strip()
+    if not BRANCH_NAME.fullmatch(branch) or ".." in branch or branch.endswith((".", "/", ".lock")):
+        raise ValueError(f"pyproject.toml [tool.clead_edu] student-branch = {branch!r} is not a git branch name")
+    return branch
+
+
+def badge_source(name: str, url: str, branch: str = DEFAULT_BRANCH) -> str:
     if not url:
         return ("**Open in Colab:** not available yet: the course's repository address is not set "
                 "(instructor: README, Google Colab). On your own machine, skip the next cell.")
     owner_repo = url.removeprefix("https://github.com/")
-    link = f"https://colab.research.google.com/github/{owner_repo}/blob/{BRANCH}/notebooks/{name}"
+    link = f"https://colab.research.google.com/github/{owner_repo}/blob/{branch}/notebooks/{name}"
     return (f"[![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)]({link})"
             f" · run it in Google Colab; on your own machine, skip the next cell.")
 
 
-def setup_source(url: str) -> str:
+def setup_source(url: str, branch: str = DEFAULT_BRANCH) -> str:
     folders = " ".join(f'"{f}",' for f in CHECKOUT)
     return f'''# Set-up on Google Colab (elsewhere it only checks that clead_edu imports): clone the course,
 # install what Colab lacks (never its torch, IPython or Jupyter), check for a GPU, go to notebooks/.
@@ -77,6 +101,7 @@ except ImportError:
     colab = False
 if colab:
     repo = os.environ.get("CLEAD_EDU_REPOSITORY", "{url}")
+    branch = os.environ.get("CLEAD_EDU_BRANCH", "{branch}")   # [tool.clead_edu] student-branch
     home = os.environ.get("CLEAD_EDU_COLAB_DIR", "/content/clead-edu")   # not "clead_edu": see the tool
     if not repo:
         raise RuntimeError("The course's repository address is not set, so clead_edu cannot be installed. "
@@ -85,7 +110,7 @@ if colab:
                            "notebook from the course's link, or set os.environ['CLEAD_EDU_REPOSITORY'] "
                            "to the course's GitHub address in a cell above and run this cell again.")
     if not os.path.isdir(home):   # the package, the lessons and their data; no solutions
-        subprocess.run(["git", "clone", "-q", "--depth", "1", "--sparse", repo, home], check=True)
+        subprocess.run(["git", "clone", "-q", "--depth", "1", "--sparse", "--branch", branch, repo, home], check=True)
         subprocess.run(["git", "-C", home, "sparse-checkout", "set", {folders[:-1]}], check=True)
     import runpy
     runpy.run_path(home + "/tools/colab_setup.py")["prepare"](home, drive=DRIVE)
@@ -97,10 +122,10 @@ else:
                           "in the repository, or pick the kernel registered for it (README, Set-up)") from None'''
 
 
-def ensure_header(nb, name: str, url: str) -> bool:
+def ensure_header(nb, name: str, url: str, branch: str = DEFAULT_BRANCH) -> bool:
     """Put the badge and set-up cells first (updating them if present); True if nb changed."""
-    wanted = [nbformat.v4.new_markdown_cell(badge_source(name, url), id=BADGE_ID),
-              nbformat.v4.new_code_cell(setup_source(url), id=SETUP_ID)]
+    wanted = [nbformat.v4.new_markdown_cell(badge_source(name, url, branch), id=BADGE_ID),
+              nbformat.v4.new_code_cell(setup_source(url, branch), id=SETUP_ID)]
     current = {c.get("id"): c for c in nb.cells if c.get("id") in (BADGE_ID, SETUP_ID)}
     if [c.get("id") for c in nb.cells[:2]] == [BADGE_ID, SETUP_ID] and \
             all(current[w.id].source == w.source for w in wanted):
@@ -115,14 +140,14 @@ def main(argv=None) -> int:
     ap.add_argument("--notebooks", default=str(ROOT / "notebooks"), help="folder of .ipynb files")
     args = ap.parse_args(argv)
     try:
-        url = repo_url()
+        url, branch = repo_url(), student_branch()
     except ValueError as err:
         print(err, file=sys.stderr)
         return 2
     stale = []
     for path in sorted(Path(args.notebooks).glob("*.ipynb")):
         nb = nbformat.read(path, as_version=4)
-        if ensure_header(nb, path.name, url):
+        if ensure_header(nb, path.name, url, branch):
             stale.append(path.name)
             if not args.check:
                 nbformat.write(nb, path)
