@@ -27,6 +27,7 @@ from .lesson import checkpoint_name, pretrained_archive, setup
 # Lesson 05's one-knob variants of C-LEAD (its notebook defines the same dict; a test checks).
 ABLATION = {"default": {}, "lam 0.3": {"lam": 0.3}, "lam 3": {"lam": 3.0}, "tau 0.5": {"tau": 0.5},
             "positives pair": {"positives": "pair"}, "mu 1": {"mu": 1.0}, "head 64": {"head_dim": 64}}
+MAIN = 5                                                       # lesson_models: 5 main models, then the ablation
 COST = {"standard": 1, "pgd_at": 3, "trades": 4, "clead": 5}   # rough relative cost of one epoch
 
 
@@ -66,7 +67,8 @@ def build(dataset: str = "cifar10-sample", preset: str = "quick", run_dir="runs/
     """Train (or find, when already trained) every lesson model, measure them, write the archive."""
     where = dict(run_dir=run_dir, data_root=data_root, threads=threads, epochs=epochs)
     L = setup(preset, dataset, **where)
-    todo = sorted(lesson_models(L.cfg), key=lambda m: -COST.get(m[0], 5) * m[1].get("epochs", L.cfg.train.epochs))
+    models = lesson_models(L.cfg)        # the main models first (the lessons' first cells need them), shortest first
+    todo = sorted(models, key=lambda m: (models.index(m) >= MAIN, COST.get(m[0], 5) * m[1].get("epochs", L.cfg.train.epochs)))
     if jobs == 1:
         for objective, changes in todo:
             train_one(preset, dataset, where, objective, changes)
