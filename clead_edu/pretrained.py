@@ -3,7 +3,7 @@
     python -m clead_edu pretrained                          # cifar10-sample, quick preset
     python -m clead_edu pretrained --jobs 2 --threads 1     # two models at a time, one thread each
 
-Training every photo model that lessons 01-07 use takes longer on a CPU than the lessons
+Training every photo model that lessons 01-08 use takes longer on a CPU than the lessons
 themselves, so the package ships them: clead_edu/assets/pretrained/<dataset>-<preset>.zip,
 in the `export` format (every file's SHA-256 in a manifest), which `Lesson.model` loads
 (`lesson.py`). The build trains each model exactly as `L.model` would (same settings, same
@@ -32,9 +32,9 @@ COST = {"standard": 1, "pgd_at": 3, "trades": 4, "clead": 5}   # rough relative 
 
 
 def lesson_models(cfg) -> list[tuple[str, dict]]:
-    """(objective, changes) of every model `L.model` loads in lessons 01-07 with settings `cfg`:
-    standard (and a second seed, 06's transfer surrogate), PGD-AT, TRADES, C-LEAD, and 05's
-    ablation variants (half the epochs in the quick preset)."""
+    """(objective, changes) of every model `L.model` loads in lessons 01-08 with settings `cfg`:
+    standard (and a second seed: 06's transfer surrogate, 08's seed comparison), PGD-AT, TRADES,
+    C-LEAD, and 05's ablation variants (half the epochs in the quick preset)."""
     half = {"epochs": max(1, cfg.train.epochs // 2)} if cfg.preset == "quick" else {}
     main = [("standard", {}), ("pgd_at", {}), ("trades", {}), ("clead", {}), ("standard", {"seed": cfg.seed + 1})]
     models = main + [("clead", {**v, **half}) for v in ABLATION.values()]

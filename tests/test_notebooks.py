@@ -24,9 +24,9 @@ def run_dir(tmp_path_factory, artifacts):
     (artifacts / "notebook_times.json").write_text(json.dumps(TIMES, indent=1))
 
 
-def test_all_seven_lessons_present():
-    """The sequence 01..07 is complete and each notebook has one tagged parameters cell."""
-    assert [p.name[:2] for p in NOTEBOOKS] == [f"{i:02d}" for i in range(1, 8)]
+def test_all_eight_lessons_present():
+    """The sequence 01..08 is complete and each notebook has one tagged parameters cell."""
+    assert [p.name[:2] for p in NOTEBOOKS] == [f"{i:02d}" for i in range(1, 9)]
     for nb in NOTEBOOKS:
         cells = json.loads(nb.read_text())["cells"]
         tagged = [c for c in cells if "parameters" in c.get("metadata", {}).get("tags", [])]
