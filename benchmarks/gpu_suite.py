@@ -12,7 +12,7 @@ Stages (`--stage throughput|notebooks|study|all`, or a comma list):
               plain baseline (benchmarks/throughput.py does each measurement), AutoAttack (standard)
               time on 1,000 images of an untrained model (a lower bound; the study stage times it
               on a trained model).
-  notebooks   the 7 notebooks with papermill, preset full, dataset folder:<--data>, epochs cut to
+  notebooks   notebooks 01-07 with papermill, preset full, dataset folder:<--data>, epochs cut to
               fit the budget; wall time and peak memory of each (below); executed notebooks kept.
   study       `python -m clead_edu study` on folder:<--data>, preset full (PreAct ResNet-18), the
               objectives the package compares (clead_edu.config.COMPARED: standard, pgd_at, trades,

@@ -15,8 +15,10 @@ from suite_throughput import measured_rates
 NOTEBOOKS = sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))
 # What each notebook trains in the full preset (later notebooks reuse the checkpoints of earlier
 # ones from the run folder they all use): with the rates, this chooses the notebooks' epochs.
+# 08 runs its own three-seed study of PGD-AT and C-LEAD on a GPU; the suite runs 01-07 unless
+# --notebooks names it.
 NOTEBOOK_TRAINS = {"01": ["standard"], "02": [], "03": ["pgd_at", "trades", "fgsm_at", "pgd_at"],
-                   "04": [], "05": ["clead"] * 7, "06": ["standard"], "07": []}
+                   "04": [], "05": ["clead"] * 7, "06": ["standard"], "07": [], "08": ["pgd_at", "clead"] * 3}
 
 MEMORY_HOOK = '''\
 # Written by benchmarks/gpu_suite.py: after every cell, the kernel's peak memory to $CLEAD_SUITE_MEMFILE.

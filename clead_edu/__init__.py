@@ -11,12 +11,12 @@ attacks (guards: their input checks), losses (the pure losses), released (the lo
 of the authors' released reading), objectives (the training steps by name: attack, then loss),
 train (the loop), checkpoints, fast (the GPU fast path), evaluate, features, plots, widgets,
 lesson (the notebooks' set-up), exercises (self-checks) and graders (the code exercises'),
-pipeline (the main job), report, study (launch: its seeds side by side), threads (how many CPU
-threads to use).
+pipeline (the main job), report, study (launch: its seeds side by side; `study.published`: the
+studies shipped with the package), threads (how many CPU threads to use).
 Importing runs nothing.
 """
 from . import (attacks, checkpoints, config, data, evaluate, exercises, features, graders, guards, lesson,
-               losses, models, objectives, plots, released, report, threads, train, widgets)
+               losses, models, objectives, plots, released, report, study, threads, train, widgets)
 # (importing graders registers the code exercises' graders in exercises.GRADERS)
 from .attacks import fgsm, pgd
 from .config import from_preset
@@ -25,5 +25,5 @@ from .lesson import setup
 
 __version__ = "0.1.0"
 __all__ = ["attacks", "checkpoints", "config", "data", "evaluate", "exercises", "features", "graders", "guards", "lesson",
-           "losses", "models", "objectives", "plots", "released", "report", "threads", "train", "widgets", "fgsm", "pgd",
+           "losses", "models", "objectives", "plots", "released", "report", "study", "threads", "train", "widgets", "fgsm", "pgd",
            "from_preset", "pick_device", "seed_everything", "setup"]

@@ -14,7 +14,7 @@ import sys
 from . import config as C
 from . import data as D
 from . import launch as L
-from . import bundle, editions, pipeline
+from . import bundle, editions, pipeline, pretrained
 from . import site as site_cmd
 from . import study as S
 from .device import pick_device
@@ -108,6 +108,7 @@ def build_parser() -> argparse.ArgumentParser:
     site_cmd.add_parser(sub)
     editions.add_parser(sub)
     bundle.add_parsers(sub)
+    pretrained.add_parser(sub)
     return ap
 
 

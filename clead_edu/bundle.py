@@ -124,10 +124,13 @@ def read_verified(archive) -> dict[PurePosixPath, bytes]:
     return files
 
 
-def import_bundle(archive, to, overwrite: bool = False) -> list[Path]:
+def import_bundle(archive, to, overwrite: bool = False, only: set[str] | None = None) -> list[Path]:
     """Verify the whole archive (read_verified), refuse to replace differing files unless
-    `overwrite`, then write every file under `to`. Returns the paths written or already equal."""
+    `overwrite`, then write every file under `to` (or only those whose paths are in `only`;
+    the ones not in the archive are skipped). Returns the paths written or already equal."""
     files, to = read_verified(archive), Path(to)
+    if only is not None:
+        files = {p: data for p, data in files.items() if p.as_posix() in only}
     clashes = [to / p for p, data in files.items()
                if (to / p).is_file() and (to / p).read_bytes() != data]
     if clashes and not overwrite:

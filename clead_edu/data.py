@@ -8,7 +8,7 @@ units (8/255 means 8 grey levels out of 255).
 Names understood by `get_data` (`config.DATASETS`):
 
     digits       scikit-learn's bundled 8x8 handwritten digits (offline, default)
-    cifar10-sample  2,000 training and 517 test CIFAR-10 photos shipped in the package (offline)
+    cifar10-sample  5,085 training and 517 test CIFAR-10 photos shipped in the package (offline)
     cifar10      torchvision CIFAR-10, downloaded into `root`
     cifar100     torchvision CIFAR-100, downloaded into `root`
     imagenette   torchvision Imagenette (10 ImageNet classes), resized
@@ -85,8 +85,8 @@ class Augmented(Dataset):
 
 
 def _cifar10_sample(augment: bool) -> Data:
-    """Real CIFAR-10 photos bundled with the package (see data/README.md): the first 200
-    training images of each class (2,000) and 517 test images, 32x32 RGB."""
+    """Real CIFAR-10 photos bundled with the package (see data/README.md): 5,085 training
+    and 517 test images, 32x32 RGB."""
     import numpy as np
     from torchvision import transforms as T
     arrays = np.load(SAMPLE_FILE)

@@ -38,6 +38,9 @@ ANSWERS = {
               "bcc7636e050fb1570de4f3eb7963b5773ecee0871a436dfdf2cd4cb9e4667b36"},
              "with lam = 0 only CE(f(x_adv), y) is left, on PGD examples: which objective "
              "of notebook 03 is that?"),
+    "08.1": ({"8a798890fe93817163b10b5f7bd2ca4d25d84c52739a645a889c173eee7d9d3d"},
+             "the interval runs from mean - half to mean + half of the worst-case row; "
+             "answer yes or no: is 0 between the two ends?"),
 }
 
 

@@ -61,7 +61,7 @@ def pair_metrics(pairs: Pairs) -> dict:
         are the references), so compare models on the same images.
     """
     clean, adv, y = pairs.clean, pairs.adv, pairs.y
-    pair = (1 - (clean * adv).sum(1)).mean().item()
+    pair = (1 - (clean * adv).sum(1)).clamp(min=0).mean().item()     # >= 0 (rounding: cos of a twin with itself)
     classes = y.unique()
     cent = F.normalize(torch.stack([clean[y == c].mean(0) for c in classes]), dim=1)
     off_diag = ~torch.eye(len(classes), dtype=torch.bool)

@@ -7,8 +7,8 @@
 Importing this module registers each grader under its key in `exercises.GRADERS`.
 
 Each grader calls the student's function and the package's reference (`attacks`, `losses`,
-`train`, `evaluate`, `features`) on the same small inputs: a freshly built small_cnn (width 4,
-BatchNorm inside) or a tiny MLP on random 1x8x8 images. The inputs are chosen so that the
+`train`, `evaluate`, `features`, `report`) on the same small inputs: a freshly built small_cnn
+(width 4, BatchNorm inside) or a tiny MLP on random 1x8x8 images, or a few per-seed accuracies. The inputs are chosen so that the
 usual mistakes change the result: pixels near 0 and 1 (no clamp), steps that leave the ball
 (no projection), stale gradients in the optimiser (no zero_grad), BatchNorm in train mode
 (attack or evaluation not in eval mode). A function whose body is still `...` returns None:
@@ -23,7 +23,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from . import attacks, evaluate, features, losses, train
+from . import attacks, evaluate, features, losses, report, train
 from .config import TrainConfig
 from .exercises import as_tensor, check_written, compare, fail, fixed_seed, grader, needs_grad, passed
 from .models import Classifier, build_model
@@ -244,4 +244,50 @@ def grade_pair_distance(fn) -> None:
         "the features were computed in train mode (BatchNorm used the batch's statistics)":
             (1 - (zc_train * za_train).sum(1)).mean()},
         "model.eval(); z = F.normalize(model.features(.), dim=1) for x and x_adv; mean over images of 1 - (z_c * z_a).sum(1)")
+    passed(key)
+
+
+def interval_mistakes(a: list[float], b: list[float]) -> dict:
+    """The usual wrong (mean, half-width) pairs for the paired 95% interval of a - b (n seeds)."""
+    from scipy.stats import t
+    def sd(v, dof=1):                       # the standard deviation, divided by n - dof
+        return (sum((x - sum(v) / n) ** 2 for x in v) / (n - dof)) ** 0.5
+    n, d = len(a), [u - v for u, v in zip(a, b)]
+    mean, half = report.interval(d)
+    se, t95 = sd(d) / n ** 0.5, t.ppf(0.975, n - 1)
+    return {"the difference is a - b (the defense minus the baseline), not b - a": (-mean, half),
+            "that is in percent; return fractions, as a and b are": (100 * mean, 100 * half),
+            "the seeds were treated as unpaired (two independent samples): pair them, a[i] - b[i]":
+                (mean, t.ppf(0.975, 2 * n - 2) * ((sd(a) ** 2 + sd(b) ** 2) / n) ** 0.5),
+            "the two intervals were combined as if unpaired: take the interval of the differences":
+                (mean, report.interval(a)[1] + report.interval(b)[1]),
+            "1.96 is the normal quantile; with n seeds use Student's t with n - 1 degrees of freedom":
+                (mean, 1.96 * se),
+            "t.ppf(0.95, ...) is the one-sided quantile (a 90% interval); a 95% interval needs t.ppf(0.975, n - 1)":
+                (mean, t.ppf(0.95, n - 1) * se),
+            "the t quantile has n degrees of freedom; it needs n - 1": (mean, t.ppf(0.975, n) * se),
+            "the standard deviation divides by n; the sample standard deviation divides by n - 1":
+                (mean, t95 * sd(d, 0) / n ** 0.5),
+            "that is t times the standard deviation; the half-width uses the standard error, sd / sqrt(n)":
+                (mean, t95 * sd(d))}
+
+
+@grader("paired_interval")
+def grade_paired_interval(fn) -> None:
+    """my_paired_interval(a, b) -> (mean of a - b, half-width of its 95% Student-t interval),
+    a and b per-seed values (lists of floats, same seeds), against report.interval of the differences."""
+    key = "paired_interval"
+    hint = ("d = a[i] - b[i] per seed; mean of d; half-width t.ppf(0.975, n - 1) * sd(d) / sqrt(n), "
+            "with the sample standard deviation (n - 1)")
+    for a, b in (([0.30, 0.26, 0.34, 0.28], [0.27, 0.245, 0.30, 0.265]), ([0.25, 0.21, 0.29], [0.26, 0.23, 0.28])):
+        out = fn(list(a), list(b))
+        check_written(key, out, "my_paired_interval")
+        try:
+            got = torch.tensor([float(v) for v in out], dtype=torch.float64)
+        except (TypeError, ValueError, RuntimeError):
+            got = torch.zeros(0)
+        if got.shape != (2,):
+            fail(key, "return two numbers: (mean difference, half-width)", hint)
+        compare(key, got, report.interval([u - v for u, v in zip(a, b)]),
+                {m: torch.tensor(w) for m, w in interval_mistakes(a, b).items()}, f"(n = {len(a)} seeds) {hint}")
     passed(key)

@@ -9,6 +9,7 @@ and writes metrics.json and report.md (`report.write_report`).
 """
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import re
@@ -22,6 +23,7 @@ from . import evaluate as E
 from . import features
 from . import plots as P
 from .attacks import pgd
+from .checkpoints import atomic_write
 from .config import COMPARED, RunConfig
 from .device import pick_device, seed_everything
 from .models import model_for
@@ -53,8 +55,8 @@ def run(cfg: RunConfig, out: Path, *, objectives=COMPARED, device: str = "auto",
         hist = train(model, train_set, cfg.for_objective(obj), start=start, out_dir=out / obj, resume=resume,
                      progress=progress, test_set=test_set)
         times[obj] = time.time() - t
-        print(f"[clead_edu] evaluating {LABELS[obj]} ...")
-        results[obj] = evaluate_model(model, x, y, cfg, eps_grid) | {"history": hist, "train_seconds": times[obj]}
+        results[obj] = evaluate_kept(model, x, y, cfg, eps_grid, out / obj, LABELS[obj]) | {
+            "history": hist, "train_seconds": times[obj]}
         print(f"[clead_edu] {LABELS[obj]}: " + ", ".join(
             f"{k} {100 * v:.1f}%" for k, v in results[obj]["accuracy"].items()))
         models[obj] = model
@@ -89,6 +91,35 @@ def order(objectives) -> list[str]:
 def check_grid(eps: float) -> list[float]:
     """The eps values the sanity checks need: 0, eps/2, eps, 2 eps."""
     return [0.0, eps / 2, eps, 2 * eps]
+
+
+def evaluate_kept(model, x, y, cfg: RunConfig, eps_grid: list[float], folder: Path, label: str) -> dict:
+    """`evaluate_model`, kept in folder/evaluation.json with what it depends on (the weights'
+    SHA-256, the settings, the eps grid, the images' SHA-256): a resumed or repeated run reads
+    it back instead of attacking the same model again (an AutoAttack evaluation can take an hour)."""
+    key = {"weights_sha256": weights_sha256(model), "settings": cfg.to_dict(), "eps_grid": eps_grid,
+           "images_sha256": hashlib.sha256(x.numpy().tobytes() + y.numpy().tobytes()).hexdigest()}
+    path = folder / "evaluation.json"
+    if path.is_file():
+        kept = json.loads(path.read_text())
+        if kept.get("key") == key:
+            print(f"[clead_edu] {label}: evaluation read back from {path} (same weights, settings and images)")
+            return kept["result"]
+    print(f"[clead_edu] evaluating {label} ...")
+    result = evaluate_model(model, x, y, cfg, eps_grid)
+    folder.mkdir(parents=True, exist_ok=True)
+    atomic_write(path, lambda p: p.write_text(json.dumps({"key": key, "result": result}, indent=1)))
+    return result
+
+
+def weights_sha256(model) -> str:
+    """SHA-256 of the model's state (every tensor's name, shape, dtype and bytes, in order)."""
+    h = hashlib.sha256()
+    for name, t in model.state_dict().items():
+        t = t.detach().cpu().contiguous()
+        h.update(f"{name}{tuple(t.shape)}{t.dtype}".encode())
+        h.update(t.reshape(-1).view(torch.uint8).numpy().tobytes())
+    return h.hexdigest()
 
 
 def evaluate_model(model, x, y, cfg: RunConfig, eps_grid: list[float]) -> dict:

@@ -1,7 +1,7 @@
 """The lessons as a static web site (MkDocs with the Material theme and mkdocs-jupyter), to read
 without running anything.
 
-    python -m clead_edu site --out site                  # all seven notebooks, quick preset
+    python -m clead_edu site --out site                  # all eight notebooks, quick preset
     python -m clead_edu site --out site --only 01,04     # some of them
 
 Each notebook is executed with papermill (working folder notebooks/, checkpoints in

@@ -11,6 +11,9 @@ and against the lam=0 control; `--jobs`/`--launcher` run the seeds side by side
 (`launch.py`). `ablate` trains C-LEAD variants on a split of the *training* images and
 scores them on the held-out part, so the test images never choose a setting.
 Both raise ValueError for bad arguments; only the command line exits.
+
+`published(name)` reads a study shipped with the package (its summary.json, with the command
+that produced it), for a lesson on a machine where running the study would take too long.
 """
 from __future__ import annotations
 
@@ -49,6 +52,17 @@ VARIANTS = {
     "PGD-AT (reference)": {"objective": "pgd_at"},
 }
 
+# The studies shipped in assets/studies/<name>-study.json (copies of docs/results/) and the
+# commands that produced them (docs/results.md; the seeds ran side by side, then this command
+# summarised them).
+STUDIES = Path(__file__).parent / "assets" / "studies"
+PUBLISHED = {
+    "cifar10-mini": "python -m clead_edu study --dataset folder:data/cifar10-mini --epochs 8 --train-steps 3 "
+                    "--alpha 0.0157 --eval-n 200 --extra-pgd-steps 50 --extra-restarts 2 --autoattack standard "
+                    "--aa-n 200 --objectives standard,pgd_at,trades,clead,clead_released "
+                    "--no-figures --no-progress --seeds 0,1,2 --out runs/results/c10mini-v2",
+}
+
 
 def parse_seeds(text: str) -> list[int]:
     """'0,1,2' -> [0, 1, 2]; ValueError unless distinct integers."""
@@ -59,6 +73,18 @@ def parse_seeds(text: str) -> list[int]:
     if not seeds or len(set(seeds)) != len(seeds):
         raise ValueError(f"--seeds needs distinct integers, got {text!r}")
     return seeds
+
+
+def published(name: str = "cifar10-mini") -> dict:
+    """The study `name` shipped with the package: its summary.json as a dict, with the command
+    that produced it added under 'command'. Keys: 'seeds' [int]; 'settings' (RunConfig.to_dict);
+    'accuracy' {objective: {attack: [accuracy in [0, 1] per seed]}}, attacks 'clean', 'fgsm',
+    'pgd20', 'pgd50x2', 'autoattack', 'worst_case' (per-example minimum over all of them);
+    'paired_minus_pgd_at' {objective: {attack: [objective - PGD-AT per seed]}} (same seed, same
+    test images); 'clead_minus_pgd_at' (its 'clead' entry); 'failed_checks' [str]."""
+    if name not in PUBLISHED:
+        raise ValueError(f"no published study {name!r}; there is {', '.join(PUBLISHED)}")
+    return json.loads((STUDIES / f"{name}-study.json").read_text()) | {"command": PUBLISHED[name]}
 
 
 def claim(out: Path, settings: dict, overwrite: bool = False) -> Path:

@@ -79,7 +79,7 @@ def make_loader(model, train_set, cfg: TrainConfig):
 
 
 def train(model, train_set, cfg: TrainConfig, *, start=None, test_set=None, out_dir=None,
-          resume: bool = False, progress: bool = True) -> list[dict]:
+          resume: bool = False, progress: bool = True, until: int | None = None) -> list[dict]:
     """Train `model` in place on `train_set` with `cfg.objective`; returns per-epoch history.
 
     The model stays on its device (move it first). `start`: the trained model the objective
@@ -88,6 +88,8 @@ def train(model, train_set, cfg: TrainConfig, *, start=None, test_set=None, out_
     With `out_dir`, the model is saved as out_dir/model.pt + model.json at the end and the
     training state after every epoch (out_dir/train_state.pt), so that `resume=True` continues
     an interrupted run. Clean test accuracy is logged each epoch when `test_set` is given.
+    `until`: stop after that many epochs of the schedule (a run in parts: the state is saved
+    as after an interruption, nothing is saved as finished, and the finishing stage waits).
     """
     if len(train_set) == 0:
         raise ValueError("the training set is empty (check train_n and the dataset's folder)")
@@ -99,7 +101,10 @@ def train(model, train_set, cfg: TrainConfig, *, start=None, test_set=None, out_
     params = list(model.parameters()) + (list(head.parameters()) if head else [])
     state_path = Path(out_dir) / "train_state.pt" if out_dir else None
     history = fit(model, loader, cfg, params, OBJECTIVES[cfg.objective].step, head=head, test_set=test_set,
-                  state_path=state_path, resume=resume, progress=progress)
+                  state_path=state_path, resume=resume, progress=progress, until=until)
+    if until is not None and until < cfg.epochs:
+        model.eval()
+        return history
     history += finish(model, train_set, cfg, test_set=test_set, progress=progress)
     model.eval()
     if out_dir:
@@ -108,18 +113,20 @@ def train(model, train_set, cfg: TrainConfig, *, start=None, test_set=None, out_
 
 
 def fit(model, loader, cfg: TrainConfig, params, step, *, head=None, stage: str | None = None,
-        test_set=None, state_path=None, resume: bool = False, progress: bool = True) -> list[dict]:
+        test_set=None, state_path=None, resume: bool = False, progress: bool = True,
+        until: int | None = None) -> list[dict]:
     """The epoch loop: cfg.epochs passes of `step` over `loader`, SGD on `params` (the rest of
     the model is not updated), seeded per epoch; returns the history rows (with `stage` in
     each when given). With `state_path`, the state is saved after every epoch and `resume`
-    continues from it."""
+    continues from it. `until`: stop after that many epochs (the learning-rate schedule is
+    still the one of cfg.epochs)."""
     step_model = torch.compile(model) if cfg.compile else model
     opt, sched = make_optimizer(params, cfg, len(loader))
     history, first = [], 0
     if resume and state_path and state_path.exists():
         history, first = load_state(state_path, cfg, model, head, opt, sched)
     name = f"{cfg.objective} {stage}" if stage else cfg.objective
-    for epoch in range(first, cfg.epochs):
+    for epoch in range(first, cfg.epochs if until is None else min(until, cfg.epochs)):
         t0 = time.time()
         loader.generator.manual_seed(cfg.seed * 1000 + epoch)   # same order after a resume
         torch.manual_seed(cfg.seed * 1000 + epoch + 1)          # same random starts

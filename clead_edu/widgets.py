@@ -179,11 +179,15 @@ def eps_explorer_static(model, x1, y1, classes, eps_values, attack: str = "PGD (
 
 # ----------------------------------------------------------------------------- feature space
 
-def feature_explorer(models: dict, x, y, classes, *, eps_values, steps: int = 10, seed: int = 0):
+def feature_explorer(models: dict, x, y, classes, *, eps_values, value: float | None = None,
+                     steps: int = 10, seed: int = 0):
     """Live UMAP explorer: pick the model, the class to highlight, and epsilon.
 
-    Embeddings and UMAP are computed once per (model, eps) and cached, so the first
-    view of each takes a few seconds and later ones are instant.
+    models {name: model}; x (N, C, H, W) in [0, 1], y (N,). The epsilon slider moves through
+    `eps_values` (pixel units, e.g. [k / 255 for k in range(17)]; 0 shows the clean images
+    twice), labelled as eps_label does, starting at `value` (default: the largest). The attack,
+    the embeddings and the UMAP are computed once per (model, eps) and cached, so the first
+    view of each takes a few seconds and later ones (another class, back to a model) are instant.
     """
     import ipywidgets as W
 
@@ -196,7 +200,8 @@ def feature_explorer(models: dict, x, y, classes, *, eps_values, steps: int = 10
     model_w = W.Dropdown(options=list(models), description="model")
     class_w = W.Dropdown(options=[("all", -1)] + [(str(c), i) for i, c in enumerate(classes)],
                          description="class")
-    eps_w = W.SelectionSlider(options=[float(e) for e in eps_values], value=float(eps_values[-1]),
+    options = [(eps_label(float(e)), float(e)) for e in eps_values]
+    eps_w = W.SelectionSlider(options=options, value=float(eps_values[-1] if value is None else value),
                               description="epsilon", continuous_update=False)
     status, out = W.HTML(), W.Image(format="png")
 
@@ -205,7 +210,7 @@ def feature_explorer(models: dict, x, y, classes, *, eps_values, steps: int = 10
         status.value = (f"pair distance {m['pair_distance']:.3f}, relative {m['relative_pair_distance']:.2f}, "
                         f"adversarial nearest-neighbour accuracy {100 * m['adv_nn_accuracy']:.0f}%")
         out.value = _png(draw_feature_view(xy, labels, classes, class_w.value,
-                                           f"{model_w.value}, eps {eps_w.value:.3f}"))
+                                           f"{model_w.value}, eps {eps_label(eps_w.value)}"))
     for w in (model_w, class_w, eps_w):
         w.observe(redraw, names="value")
     redraw()

@@ -7,8 +7,8 @@ pyautoattack, so the set-up cell must install pyautoattack and nothing else.
 
 The fast tests check tools/colab_setup.py against these versions. The slow one (marker `colab`)
 builds a fresh virtual environment with them, a stand-in `google.colab` (its drive.mount makes a
-folder) and a Jupyter kernel, then executes notebooks 01, 02 and 07 in the quick preset (one
-training epoch: the environment is under test here, not the models) with papermill, their set-up
+folder) and a Jupyter kernel, then executes notebooks 01, 02 and 07 in the quick preset (on the photos,
+with the pretrained models: the environment is under test here, not training) with papermill, their set-up
 cell as shipped cloning this working tree from a temporary repository (CLEAD_EDU_REPOSITORY): 01
 in a new runtime; 02 in the same runtime with DRIVE = True (as a student sets it), so 01's model
 moves to the stand-in Drive; 07 in a new runtime (the clone deleted, what the set-up cell
@@ -236,7 +236,7 @@ def test_notebooks_run_on_colabs_packages_and_change_none(tmp_path, monkeypatch,
         nbformat.write(nb, tmp_path / f"{stem}.ipynb")
         start = time.time()
         pm.execute_notebook(str(tmp_path / f"{stem}.ipynb"), str(tmp_path / f"{stem}.out.ipynb"),
-                            kernel_name="colab", cwd=str(content), parameters={"preset": "quick", "epochs": 1},
+                            kernel_name="colab", cwd=str(content), parameters={"preset": "quick"},
                             progress_bar=False)
         times[stem] = round(time.time() - start, 1)
         print("Colab played:", stem, times[stem], "s")

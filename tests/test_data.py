@@ -85,13 +85,13 @@ def test_validation_split_is_disjoint_and_seeded(digits):
 
 
 def test_cifar10_sample_is_real_offline_photos():
-    """cifar10-sample: 2,000 class-balanced training and 517 test photos (3, 32, 32) in [0, 1],
+    """cifar10-sample: 5,085 training and 517 test photos (3, 32, 32) in [0, 1] (cifar10-mini's),
     shipped in the package (no download), the same on every load; augmentation on train only."""
     d = D.get_data("cifar10-sample", root="/nonexistent", download=False)
-    assert (len(d.train), len(d.test), d.shape, d.num_classes) == (2000, 517, (3, 32, 32), 10)
+    assert (len(d.train), len(d.test), d.shape, d.num_classes) == (5085, 517, (3, 32, 32), 10)
     assert d.classes[:3] == ["airplane", "automobile", "bird"]
     x, y = D.take(d.train)
-    assert torch.bincount(y).tolist() == [200] * 10
+    assert torch.bincount(y).tolist() == [517, 524, 490, 493, 537, 475, 503, 516, 529, 501]
     assert x.dtype == torch.float32 and 0 <= x.min() and x.max() <= 1
     assert torch.allclose(x * 255, (x * 255).round(), atol=1e-4)       # 8-bit photos
     assert x.std() > 0.15 and len({img.sum().item() for img in x[:50]}) == 50   # real, distinct images

@@ -172,7 +172,7 @@ def test_sizes_fit_the_budget():
     assert 1 <= small[0] < big[0] <= 30
     assert big[1]["total_s"] <= 3000 and (small[1]["total_s"] <= 240 or small[0] == 1)
     names = [p.stem for p in suite_notebooks.NOTEBOOKS]
-    assert len(names) == 7
+    assert len(names) == 8
     e_small, per_epoch, fixed = suite_notebooks.notebook_epochs(names, 280, guess)
     e_big = suite_notebooks.notebook_epochs(names, 2000, guess)[0]
     assert 1 <= e_small <= e_big <= 30 and (fixed + e_big * per_epoch <= 2000)

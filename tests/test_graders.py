@@ -88,6 +88,17 @@ def pair_distance(model, x, x_adv, normalise=True, dim=1, eval_mode=True, simila
     return (cos if similarity else 1 - cos).mean().item()
 
 
+def paired_interval(a, b, paired=True, quantile=0.975, dof=1, z=False, percent=False):
+    from scipy.stats import t
+    n = len(a)
+    d = [u - v for u, v in zip(a, b)] if paired else None
+    mean = sum(a) / n - sum(b) / n
+    var = (lambda v: sum((x - sum(v) / n) ** 2 for x in v) / (n - dof))
+    se = (var(d) / n) ** 0.5 if paired else ((var(a) + var(b)) / n) ** 0.5
+    q = 1.96 if z else t.ppf(quantile, n - 1 if paired else 2 * n - 2)
+    return (100 * mean, 100 * q * se) if percent else (mean, q * se)
+
+
 def blank(*args, **kwargs):
     """What the student edition's `def ...: ...` returns."""
     return None
@@ -135,6 +146,14 @@ CASES = {
         "wrong axis": (lambda *a: pair_distance(*a, dim=0), "over the images"),
         "train mode": (lambda *a: pair_distance(*a, eval_mode=False), "train mode"),
         "similarity": (lambda *a: pair_distance(*a, similarity=True), "1 - cos")}),
+    "paired_interval": (paired_interval, {
+        "unpaired": (lambda a, b: paired_interval(a, b, paired=False), "unpaired"),
+        "one-sided quantile": (lambda a, b: paired_interval(a, b, quantile=0.95), "one-sided"),
+        "normal quantile": (lambda a, b: paired_interval(a, b, z=True), "Student's t"),
+        "population sd": (lambda a, b: paired_interval(a, b, dof=0), "n - 1"),
+        "b - a": (lambda a, b: paired_interval(b, a), "a - b"),
+        "percent": (lambda a, b: paired_interval(a, b, percent=True), "percent"),
+        "the mean only": (lambda a, b: paired_interval(a, b)[0], "two numbers")}),
 }
 MISTAKES = [(key, name) for key, (_, wrong) in CASES.items() for name in wrong]
 

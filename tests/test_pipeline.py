@@ -114,3 +114,22 @@ def test_no_figures_still_measures_the_feature_space(straight):
     report = (straight / "report.md").read_text()
     assert "| PGD-AT | " + f"{feats['pgd_at']['pair_distance']:.3f}" in report
     assert not list(straight.glob("*.png"))
+
+
+def test_evaluation_is_kept_and_read_back(tmp_path, monkeypatch, capsys):
+    """A repeated run with the same weights, settings and images reads each model's evaluation
+    back from its evaluation.json (no attack runs); another setting evaluates again."""
+    from clead_edu import config, pipeline
+    cfg = config.from_preset("quick", "digits", epochs=1, train_n=200, eval_n=40, aa_n=0, curve_n=20)
+    first = json.loads(pipeline.run(cfg, tmp_path / "a", objectives=["standard"], figures=False, progress=False,
+                                    threads=1).joinpath("metrics.json").read_text())
+    calls = []
+    real = pipeline.evaluate_model
+    monkeypatch.setattr(pipeline, "evaluate_model", lambda *a, **k: calls.append(1) or real(*a, **k))
+    again = json.loads(pipeline.run(cfg, tmp_path / "a", objectives=["standard"], figures=False, progress=False,
+                                    resume=True, threads=1).joinpath("metrics.json").read_text())
+    assert calls == [] and "evaluation read back" in capsys.readouterr().out
+    assert again["models"]["standard"]["accuracy"] == first["models"]["standard"]["accuracy"]
+    pipeline.run(config.update(cfg, pgd_steps=5), tmp_path / "a", objectives=["standard"], figures=False,
+                 progress=False, resume=True, threads=1)
+    assert calls == [1]

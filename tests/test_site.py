@@ -29,7 +29,7 @@ LESSONS = ("01_standard_training", "07_feature_space")
 
 def test_choose_picks_numbers_and_names_the_missing_ones():
     assert [p.name[:2] for p in site.choose(site.NOTEBOOKS, "4,01")] == ["01", "04"]
-    assert len(site.choose(site.NOTEBOOKS, None)) == 7
+    assert len(site.choose(site.NOTEBOOKS, None)) == 8
     with pytest.raises(ValueError, match="no notebook numbered 09"):
         site.choose(site.NOTEBOOKS, "01,09")
 

@@ -1,8 +1,12 @@
 """Several seeds, intervals, the validation split, the ablation and the extra sanity checks."""
+import fnmatch
 import json
+import tomllib
 
 import pytest
+from conftest import REPO
 
+from clead_edu import study
 from clead_edu.__main__ import main
 
 TINY = ["--epochs", "1", "--train-n", "150", "--eval-n", "40", "--aa-n", "20", "--no-figures",
@@ -95,3 +99,17 @@ def test_variant_names_survive_the_comma_separated_flag():
     from clead_edu.study import VARIANTS
     assert not [v for v in VARIANTS if "," in v]
     assert ",".join(VARIANTS).split(",") == list(VARIANTS)
+
+
+def test_published_study_is_the_results_copy_with_its_command():
+    """The study shipped in the package (lesson 08 reads it) is docs/results/cifar10-mini-study.json
+    byte for byte, is packaged, and comes with the command its summary.md names."""
+    shipped = study.STUDIES / "cifar10-mini-study.json"
+    assert shipped.read_bytes() == (REPO / "docs" / "results" / "cifar10-mini-study.json").read_bytes()
+    globs = tomllib.loads((REPO / "pyproject.toml").read_text())["tool"]["setuptools"]["package-data"]["clead_edu"]
+    assert any(fnmatch.fnmatch(shipped.relative_to(REPO / "clead_edu").as_posix(), g) for g in globs)
+    s = study.published("cifar10-mini")
+    assert s["seeds"] == [0, 1, 2] and len(s["accuracy"]["clead"]["worst_case"]) == 3
+    assert f"Command: `{s['command']}`" in (REPO / "docs" / "results" / "cifar10-mini-study.md").read_text()
+    with pytest.raises(ValueError, match="no published study 'digits'.*cifar10-mini"):
+        study.published("digits")

@@ -1,23 +1,27 @@
-"""The epsilon explorer on photos: a quick standard model on cifar10-sample, flipped by
-perturbations of a few 255ths; the explorer's panels, slider units and first image."""
+"""The epsilon explorer on photos: the lessons' pretrained standard model on cifar10-sample,
+flipped by perturbations of a few 255ths; the explorer's panels, slider units and first image;
+the feature explorer's epsilon slider in 255ths and its cache."""
 import matplotlib.pyplot as plt
 import pytest
 import torch
 
 from clead_edu import data as D
 from clead_edu import evaluate, widgets
-from conftest import train_small_cnn
+import clead_edu as ce
 
 LEVELS = [k / 255 for k in range(1, 17)]
 
 
 @pytest.fixture(scope="module")
-def photos():
-    """A small CNN trained briefly on the bundled photos, and 40 test photos."""
-    data = D.get_data("cifar10-sample")
-    model = train_small_cnn(data, "standard", epochs=4, eps=8 / 255, alpha=2 / 255)
-    x, y = D.take(data.test, 40, seed=0)
-    return model, x, y, data.classes
+def photos(tmp_path_factory):
+    """The lessons' standard photo model (from the pretrained bundle, never trained here), and
+    40 test photos."""
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("CLEAD_EDU_NO_TRAINING", "1")
+        L = ce.setup("quick", "cifar10-sample", run_dir=tmp_path_factory.mktemp("runs"), threads=1)
+        model, _ = L.model("standard")
+    x, y = D.take(L.data.test, 40, seed=0)
+    return model, x, y, L.data.classes
 
 
 def test_quick_photo_model_beats_chance_and_flips_at_small_eps(photos):
@@ -67,3 +71,24 @@ def test_explorer_counts_255ths_and_starts_on_a_correct_photo(photos):
 def test_eps_label():
     assert widgets.eps_label(4 / 255) == "4/255" and widgets.eps_label(0.2) == "51/255"
     assert widgets.eps_label(0.123) == "0.123"
+
+
+def test_feature_explorer_slides_in_255ths_and_attacks_once_per_model_and_eps(photos, monkeypatch):
+    """The epsilon slider runs 0, 1/255, ..., 16/255 (0 included), starts at 8/255; each
+    (model, eps) is attacked once: changing the class or coming back to a model or an eps
+    reuses it."""
+    model, x, y, classes = photos
+    calls = []
+    real = widgets.features.embed_pairs
+    monkeypatch.setattr(widgets.features, "embed_pairs", lambda m, *a, **k: calls.append(k["eps"]) or real(m, *a, **k))
+    box = widgets.feature_explorer({"A": model, "B": model}, x[:30], y[:30], classes,
+                                   eps_values=[k / 255 for k in range(17)], value=8 / 255, steps=2)
+    model_w, class_w, eps_w = box.children[0].children
+    assert [label for label, _ in eps_w.options][:2] == ["0/255", "1/255"] and eps_w.label == "8/255"
+    eps_w.value = 0.0
+    assert "pair distance 0.000" in box.children[1].value          # at eps 0 the twins are the images
+    class_w.value = 3
+    model_w.value = "B"
+    model_w.value = "A"
+    eps_w.value = 8 / 255
+    assert calls == [8 / 255, 0.0, 0.0]

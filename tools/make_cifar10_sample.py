@@ -2,12 +2,13 @@
 `get_data("cifar10-sample")`, from an ImageFolder copy of real CIFAR-10 images.
 
     python tools/make_cifar10_mini.py                  # the source tree: data/cifar10-mini
-    python tools/make_cifar10_sample.py [data/cifar10-mini] [--per-class 200]
+    python tools/make_cifar10_sample.py [data/cifar10-mini] [--per-class N]
 
 The source tree has PATH/train/<class>/bK_NNNN.png (training batch K, index NNNN) and
-PATH/test/<class>/t_NNNN.png, 32x32 RGB PNG, lossless. The sample keeps the
-first `per_class` training images of every class (by file name, so a class-balanced
-2,000 at 200 per class) and every test image. Stored as uint8 arrays:
+PATH/test/<class>/t_NNNN.png, 32x32 RGB PNG, lossless. The sample keeps every
+training image (or the first `per_class` of every class, by file name) and every
+test image; from cifar10-mini that is 5,085 training and 517 test photos, 15.8 MB.
+Stored as uint8 arrays:
 
     x_train (N, 32, 32, 3) uint8   y_train (N,) int64   src_train (N,) str  file names
     x_test  (M, 32, 32, 3) uint8   y_test  (M,) int64   src_test  (M,) str
@@ -42,7 +43,8 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("source", type=Path, nargs="?", default=Path("data/cifar10-mini"),
                     help="ImageFolder tree with train/ and test/ (default data/cifar10-mini)")
-    ap.add_argument("--per-class", type=int, default=200, help="training images per class")
+    ap.add_argument("--per-class", type=int, default=None, help="at most this many training images per class "
+                    "(default: all)")
     ap.add_argument("--out", type=Path, default=OUT)
     args = ap.parse_args()
     x_tr, y_tr, s_tr = read_split(args.source / "train", args.per_class)
