@@ -153,3 +153,11 @@ def test_quick_photo_settings_only_in_the_quick_preset():
     full = ce.config.from_preset("full", "cifar10-sample")
     assert (full.train.epochs, full.train.train_steps, full.train.alpha) == (30, 10, 2 / 255)
     assert ce.config.from_preset("quick", "cifar10-sample", epochs=3).train.epochs == 3
+
+
+def test_jobs_below_one_is_refused_before_any_work():
+    """`pretrained --jobs 0` stops with a message and trains nothing."""
+    import argparse
+    args = argparse.Namespace(jobs=0, dataset="digits", preset="quick", run_dir="unused", out=None, threads=1, epochs=1)
+    with pytest.raises(SystemExit, match="--jobs must be at least 1"):
+        pretrained.build_command(args)
