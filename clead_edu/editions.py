@@ -22,6 +22,7 @@ the package's own, `graders.py`): otter-grader is only needed to build them.
 from __future__ import annotations
 
 import json
+import re
 import runpy
 import shutil
 import subprocess
@@ -109,6 +110,16 @@ def tracked_files(root) -> list[str]:
     return [f for f in out.decode().split("\0") if f]
 
 
+# A Markdown link into a folder the student tree leaves out: [text](../solutions/README.md)
+LINK_OUT = re.compile(r"\[([^\]]+)\]\((?:\./|\.\./)*(?:" + "|".join(re.escape(p) for p in LEFT_OUT if p != "notebooks/") + r")[^)]*\)")
+
+
+def unlink_left_out(markdown: str) -> str:
+    """`markdown` with every link into LEFT_OUT replaced by its text and a note, so the student
+    branch has no broken links: "[`solutions/`](solutions/README.md)" -> "`solutions/` (instructors' copy only)"."""
+    return LINK_OUT.sub(r"\1 (instructors' copy only)", markdown)
+
+
 def student_tree(dest, student_notebooks, root=ROOT) -> str:
     """Write `dest` (absent or empty): the files git tracks in `root` but those under LEFT_OUT, and
     the student notebooks in notebooks/ with their Colab cells written for root's pyproject.toml
@@ -122,6 +133,8 @@ def student_tree(dest, student_notebooks, root=ROOT) -> str:
         if not name.startswith(LEFT_OUT) and (root / name).is_file():
             (dest / name).parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(root / name, dest / name)
+            if name.endswith(".md"):
+                (dest / name).write_text(unlink_left_out((root / name).read_text()))
     (dest / "notebooks").mkdir(parents=True, exist_ok=True)
     for path in map(Path, student_notebooks):
         nb = header["nbformat"].read(path, as_version=4)

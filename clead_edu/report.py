@@ -151,7 +151,8 @@ PAIRED = {"pgd_at": ("clead", "clead_joint", "clead_lam0", "clead_released", "cl
 def summarize(metrics: list[dict]) -> dict:
     """{'accuracy': {model: {attack: [per-seed values]}}, 'paired': {reference: {model: {attack:
     [model - reference per seed]}}} (`PAIRED`), 'clead_minus_pgd_at' and 'paired_minus_pgd_at'
-    (the same, kept for older readers), 'failed_checks': [str]} from the per-seed metrics.json."""
+    (the same, kept for older readers), 'failed_checks': [str], 'feature_space'
+    (`summarize_features`)} from the per-seed metrics.json."""
     acc, failed = {}, []
     for m in metrics:
         for name, r in m["models"].items():
@@ -163,7 +164,50 @@ def summarize(metrics: list[dict]) -> dict:
                     for name in names if name in acc} for ref, names in PAIRED.items() if ref in acc}
     vs_pgd = paired.get("pgd_at", {})
     return {"accuracy": acc, "paired": paired, "clead_minus_pgd_at": vs_pgd.get("clead", {}),
-            "paired_minus_pgd_at": vs_pgd, "failed_checks": failed}
+            "paired_minus_pgd_at": vs_pgd, "failed_checks": failed, "feature_space": summarize_features(metrics)}
+
+
+PAIR_METRICS = {"pair_distance": "pair distance", "relative_pair_distance": "relative to class centroids",
+                "adv_nn_accuracy": "adv. nearest-clean-neighbour acc. (%)"}
+
+
+def summarize_features(metrics: list[dict]) -> dict:
+    """{'values': {model: {metric: [per-seed value]}}, 'paired': {model: {metric: [model - PGD-AT
+    per seed]}}} of the pair metrics (`features.pair_metrics`, metrics.json's 'feature_space');
+    {} when no seed measured them (umap_n 0)."""
+    vals = {}
+    for m in metrics:
+        for name, f in (m.get("feature_space") or {}).items():
+            for k in PAIR_METRICS:
+                vals.setdefault(name, {}).setdefault(k, []).append(f[k])
+    if not vals or any(len(v["pair_distance"]) != len(metrics) for v in vals.values()):
+        return {}
+    ref = vals.get("pgd_at")
+    paired = {name: {k: [a - b for a, b in zip(v[k], ref[k])] for k in PAIR_METRICS}
+              for name, v in vals.items() if ref and name in PAIRED["pgd_at"]}
+    return {"values": vals, "paired": paired}
+
+
+def feature_summary_lines(fs: dict, cfg: RunConfig, n: int) -> list[str]:
+    """summary.md's feature-space section: the pair metrics, mean ± 95% interval over seeds, and
+    each model minus PGD-AT (paired); one sentence when they were not measured."""
+    if not fs:
+        return ["Not measured in this study (umap_n was 0)."]
+    def cells(v):
+        return " | ".join(fmt(v[k]) if k == "adv_nn_accuracy" else fmt3(v[k]) for k in PAIR_METRICS)
+    lines = [f"On the first {n} evaluation images of each seed, attacked with PGD-{cfg.eval.pgd_steps} at eps "
+             f"{cfg.eps:.4g} against each model (`features.pair_metrics`; the nearest-neighbour accuracy leaves "
+             "each image's own twin out): mean ± half-width of the 95% interval over seeds; the paired rows "
+             "subtract PGD-AT seed by seed.", "",
+             "| model | " + " | ".join(PAIR_METRICS.values()) + " |", "|---|" + "---:|" * len(PAIR_METRICS)]
+    lines += [f"| {LABELS[name]} | {cells(v)} |" for name, v in fs["values"].items()]
+    return lines + [f"| **{LABELS[name]} − PGD-AT** (paired) | {cells(v)} |" for name, v in fs["paired"].items()]
+
+
+def fmt3(values: list[float]) -> str:
+    """'mean ± half' with three decimals (distances), or '± n/a' for a single value."""
+    m, h = interval(values)
+    return f"{m:.3f} ± {h:.3f}" if not math.isnan(h) else f"{m:.3f} ± n/a"
 
 
 def paired_lines(paired: dict, cols: list[str]) -> list[str]:
@@ -186,6 +230,8 @@ def write_summary(out: Path, metrics: list[dict], command: str) -> str:
         lines.append(f"| {LABELS[name]} | " + " | ".join(fmt(a[c]) for c in cols) + " |")
     lines += paired_lines(s["paired"], cols)
     lines += aa_check_table({k: [m["models"][k] for m in metrics] for k in s["accuracy"]})
+    n_feat = min(cfg.eval.umap_n, (metrics[0].get("images") or {}).get("eval", cfg.eval.umap_n))
+    lines += ["", "## Feature space (clean vs adversarial twins)", ""] + feature_summary_lines(s["feature_space"], cfg, n_feat)
     lines += ["", f"Sanity checks: {n_checks - len(s['failed_checks'])} of {n_checks} passed."]
     lines += [f"- **WARNING: failed**: {f}" for f in s["failed_checks"]]
     lines += ["", "Training time per seed (s): " + ", ".join(

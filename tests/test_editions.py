@@ -132,8 +132,20 @@ def test_student_tree_has_no_solution_and_points_colab_at_the_student_branch(bui
         badge = f"colab.research.google.com/github/uni/course/blob/student/notebooks/{source.name}"
         assert badge in nb[0]["source"] and 'os.environ.get("CLEAD_EDU_BRANCH", "student")' in nb[1]["source"]
         assert '"https://github.com/uni/course"' in nb[1]["source"] and '"--branch", branch' in nb[1]["source"]
+    readme = (tree / "README.md").read_text()
+    assert "](solutions/" not in readme and "`solutions/` (instructors' copy only)" in readme
+    assert "](notebooks/" in readme or "](docs/" in readme          # links into shipped folders stay
     with pytest.raises(ValueError, match="not empty"):
         E.student_tree(tree, built["student"], tmp_path / "course")
+
+
+def test_student_markdown_keeps_no_link_into_a_folder_it_lacks():
+    """Links into solutions/, tests/, .ci/ (also as ../solutions/) become their text; others stay."""
+    text = ("See [the answers](../solutions/README.md), [CI](.ci/run), [tests](./tests/x.py), "
+            "[lesson 1](notebooks/01_x.ipynb) and [docs](docs/design.md).")
+    assert E.unlink_left_out(text) == (
+        "See the answers (instructors' copy only), CI (instructors' copy only), tests (instructors' copy "
+        "only), [lesson 1](notebooks/01_x.ipynb) and [docs](docs/design.md).")
 
 
 def run(notebook, tmp_path):

@@ -53,6 +53,38 @@ def test_summary_pairs_the_arms_with_the_lam0_control(tmp_path):
     assert text.index("− PGD-AT** (paired)") < text.index("− C-LEAD lam=0 (control)** (paired)")
 
 
+def test_summary_has_the_pair_metrics_with_intervals(tmp_path):
+    """The study's summary: each model's pair metrics over seeds (mean ± 95% interval) and C-LEAD
+    minus PGD-AT seed by seed; without pair metrics a sentence, never an empty table."""
+    from clead_edu.config import RunConfig
+    from clead_edu.report import interval, summarize, write_summary
+
+    def seed(s, feats):
+        settings = RunConfig().to_dict()
+        settings["train"]["seed"] = s
+        models = {n: {"accuracy": {"clean": 0.5}, "sanity_checks": [], "train_seconds": 1.0} for n in feats}
+        fs = {n: {"pair_distance": d, "centroid_distance": 1.0, "relative_pair_distance": 2 * d,
+                  "adv_nn_accuracy": a} for n, (d, a) in feats.items()}
+        return {"settings": settings, "models": models, "feature_space": fs, "seconds": {"total": 5.0},
+                "device": "cpu", "torch": "x", "images": {"train": 100, "eval": 40}}
+    metrics = [seed(0, {"pgd_at": (0.02, 0.3), "clead": (0.01, 0.2)}),
+               seed(1, {"pgd_at": (0.04, 0.5), "clead": (0.01, 0.3)}),
+               seed(2, {"pgd_at": (0.03, 0.4), "clead": (0.02, 0.4)})]
+    fs = summarize(metrics)["feature_space"]
+    assert fs["values"]["clead"]["pair_distance"] == [0.01, 0.01, 0.02]
+    assert fs["paired"]["clead"]["pair_distance"] == pytest.approx([-0.01, -0.03, -0.01])
+    assert fs["paired"]["clead"]["adv_nn_accuracy"] == pytest.approx([-0.1, -0.2, 0.0])
+    text = write_summary(tmp_path, metrics, "python -m clead_edu study")
+    m, h = interval([-0.01, -0.03, -0.01])
+    assert f"| **C-LEAD − PGD-AT** (paired) | {m:.3f} ± {h:.3f} | " in text
+    assert "| PGD-AT | 0.030 ± " in text and "On the first 40 evaluation images" in text
+    for m in metrics:
+        del m["feature_space"]
+    text = write_summary(tmp_path, metrics, "python -m clead_edu study")
+    section = text.split("## Feature space")[1]
+    assert "Not measured" in section and "| model |" not in section
+
+
 def test_report_keeps_one_image_set_per_row(tmp_path):
     """AutoAttack on 40 of 128 images: the main table holds the 40-image numbers in every
     column, and the 128-image numbers appear only in a second table without AutoAttack."""

@@ -28,6 +28,8 @@ def test_study_two_seeds_and_continue(tmp_path, capsys):
     text = (out / "summary.md").read_text()
     assert "C-LEAD − PGD-AT" in text and "Sanity checks:" in text and "±" in text
     assert "150 training images and 40 test images" in text        # the numbers used, not the settings
+    pairs = summary["feature_space"]["paired"]["clead"]["pair_distance"]     # the pair metrics, per seed
+    assert len(pairs) == 2 and "| **C-LEAD − PGD-AT** (paired) | " in text.split("## Feature space")[1]
     capsys.readouterr()
     assert main(args) == 0
     assert capsys.readouterr().out.count("reusing") == 2
