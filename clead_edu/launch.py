@@ -23,6 +23,7 @@ import json
 import multiprocessing
 import os
 import socket
+import threading
 import time
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict, dataclass
@@ -92,10 +93,29 @@ def call(fn: Callable, args: tuple, kwargs: dict, threads: int | None, log: Path
     return {"result": result, "worker": worker}
 
 
+def process_pool(jobs: int) -> ProcessPoolExecutor:
+    """`jobs` fresh (spawned, not forked) worker processes that end when this process ends, also
+    when it is killed (SIGTERM from `kill`, a scheduler or a Jupyter server): without that, a
+    worker would go on training until its task was done, unseen."""
+    return ProcessPoolExecutor(jobs, mp_context=multiprocessing.get_context("spawn"), initializer=exit_with_parent)
+
+
+def exit_with_parent(poll_s: float = 1.0) -> None:
+    """In a worker: a daemon thread that ends the process once its parent is gone (the worker is
+    then re-parented, so os.getppid() changes). Training resumes from its last finished epoch."""
+    parent = os.getppid()
+
+    def watch():
+        while os.getppid() == parent:
+            time.sleep(poll_s)
+        os._exit(1)
+    threading.Thread(target=watch, daemon=True, name="exit_with_parent").start()
+
+
 def executor(launch: Launch, folder: Path):
     """An executor with submit(fn, *args) -> a future with done() and result()."""
     if launch.launcher == "processes":
-        return ProcessPoolExecutor(launch.jobs, mp_context=multiprocessing.get_context("spawn"))
+        return process_pool(launch.jobs)
     try:
         import submitit    # only these launchers need it (pyproject extra `cluster`)
     except ImportError:

@@ -15,13 +15,12 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import multiprocessing
-from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 from .attacks import pgd
 from .bundle import export
 from .evaluate import accuracy
+from .launch import process_pool
 from .lesson import checkpoint_name, pretrained_archive, setup
 
 # Lesson 05's one-knob variants of C-LEAD (its notebook defines the same dict; a test checks).
@@ -73,7 +72,7 @@ def build(dataset: str = "cifar10-sample", preset: str = "quick", run_dir="runs/
         for objective, changes in todo:
             train_one(preset, dataset, where, objective, changes)
     else:
-        with ProcessPoolExecutor(jobs, mp_context=multiprocessing.get_context("spawn")) as pool:
+        with process_pool(jobs) as pool:
             for f in [pool.submit(train_one, preset, dataset, where, o, c) for o, c in todo]:
                 f.result()
     measure(L, todo)

@@ -4,6 +4,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 
 import pytest
 from conftest import ENV, REPO
@@ -96,3 +97,56 @@ def test_study_help_shows_jobs_and_launcher():
     assert res.returncode == 0, res.stderr
     for opt in ("--jobs", "--launcher", "slurm", "--partition", "--time"):
         assert opt in res.stdout, opt
+
+
+PARENT = """
+import sys, time
+from clead_edu.launch import process_pool
+
+def task(path):
+    import os, time
+    open(path, "w").write(str(os.getpid()))
+    time.sleep(120)                     # a long training task
+
+if __name__ == "__main__":
+    with process_pool(1) as pool:
+        pool.submit(task, sys.argv[1]).result()
+"""
+
+
+@pytest.mark.skipif(not os.path.isdir("/proc"), reason="reads /proc (Linux)")
+def test_workers_end_when_the_parent_is_killed(tmp_path):
+    """SIGTERM to the process that holds the pool (the command's process): its worker, busy with
+    a long task, is gone within seconds instead of running on unseen."""
+    import signal
+    script, pid_file = tmp_path / "parent.py", tmp_path / "worker.pid"
+    script.write_text(PARENT)
+    parent = subprocess.Popen([sys.executable, str(script), str(pid_file)], cwd=REPO,
+                              env={**os.environ, "PYTHONPATH": str(REPO)})
+    try:
+        for _ in range(600):
+            if pid_file.is_file() and pid_file.read_text():
+                break
+            time.sleep(0.1)
+        worker = int(pid_file.read_text())
+        os.kill(worker, 0)                                  # running
+        parent.send_signal(signal.SIGTERM)
+        parent.wait(timeout=30)
+        for _ in range(100):
+            if not alive(worker):
+                break
+            time.sleep(0.1)
+        assert not alive(worker), "the worker outlived its parent"
+    finally:
+        parent.kill()
+        if pid_file.is_file() and pid_file.read_text() and alive(int(pid_file.read_text())):
+            os.kill(int(pid_file.read_text()), signal.SIGKILL)
+
+
+def alive(pid: int) -> bool:
+    """True while process `pid` runs (a zombie or a missing process counts as ended)."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().split(") ")[1][0] != "Z"
+    except FileNotFoundError:
+        return False
