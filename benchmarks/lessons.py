@@ -10,7 +10,8 @@ after the other through papermill, in a fresh run folder (so the lessons load th
 photo models, or train what is missing), and each notebook's wall time is printed with the
 total and its share of the budget (--budget-s, default 900 s: 15 minutes). The package sizes
 its threads itself (`clead_edu.threads`); --threads N sets CLEAD_EDU_THREADS for the kernels.
-The times and settings also go to --out (JSON).
+The times and settings also go to --out (JSON); --keep DIR keeps the executed notebooks, with
+each cell's time in its metadata (papermill's "duration").
 """
 from __future__ import annotations
 
@@ -49,6 +50,7 @@ def main(argv=None) -> int:
     ap.add_argument("--no-training", action="store_true", help="set CLEAD_EDU_NO_TRAINING=1")
     ap.add_argument("--budget-s", type=float, default=900.0, help="the course's time budget (s)")
     ap.add_argument("--out", default="runs/bench_lessons.json", help="where the JSON goes")
+    ap.add_argument("--keep", help="keep the executed notebooks here (each cell's time is in its metadata)")
     args = ap.parse_args(argv)
     only = [s.strip() for s in args.only.split(",")] if args.only else None
     notebooks = [nb for nb in NOTEBOOKS if only is None or nb.name[:2] in only]
@@ -59,8 +61,10 @@ def main(argv=None) -> int:
     env.update({"CLEAD_EDU_NO_TRAINING": "1"} if args.no_training else {})
     times = {}
     with tempfile.TemporaryDirectory() as tmp:
+        executed = Path(args.keep or tmp)
+        executed.mkdir(parents=True, exist_ok=True)
         for nb in notebooks:
-            times[nb.name] = run_notebook(nb, Path(tmp) / "runs", Path(tmp), env, args.dataset)
+            times[nb.name] = run_notebook(nb, Path(tmp) / "runs", executed, env, args.dataset)
             print(f"{nb.name:<40} {times[nb.name]:7.1f} s", flush=True)
     total = sum(times.values())
     print(f"{'total':<40} {total:7.1f} s = {total / 60:.1f} min; {total / args.budget_s:.2f} x the "
