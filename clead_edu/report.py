@@ -174,7 +174,7 @@ PAIR_METRICS = {"pair_distance": "pair distance", "relative_pair_distance": "rel
 def summarize_features(metrics: list[dict]) -> dict:
     """{'values': {model: {metric: [per-seed value]}}, 'paired': {model: {metric: [model - PGD-AT
     per seed]}}} of the pair metrics (`features.pair_metrics`, metrics.json's 'feature_space');
-    {} when no seed measured them (umap_n 0)."""
+    {} unless every seed measured them."""
     vals = {}
     for m in metrics:
         for name, f in (m.get("feature_space") or {}).items():
@@ -192,7 +192,7 @@ def feature_summary_lines(fs: dict, cfg: RunConfig, n: int) -> list[str]:
     """summary.md's feature-space section: the pair metrics, mean ± 95% interval over seeds, and
     each model minus PGD-AT (paired); one sentence when they were not measured."""
     if not fs:
-        return ["Not measured in this study (umap_n was 0)."]
+        return ["Not measured on every seed (umap_n 0, or seeds run before the pair metrics were recorded)."]
     def cells(v):
         return " | ".join(fmt(v[k]) if k == "adv_nn_accuracy" else fmt3(v[k]) for k in PAIR_METRICS)
     lines = [f"On the first {n} evaluation images of each seed, attacked with PGD-{cfg.eval.pgd_steps} at eps "
@@ -230,14 +230,14 @@ def write_summary(out: Path, metrics: list[dict], command: str) -> str:
         lines.append(f"| {LABELS[name]} | " + " | ".join(fmt(a[c]) for c in cols) + " |")
     lines += paired_lines(s["paired"], cols)
     lines += aa_check_table({k: [m["models"][k] for m in metrics] for k in s["accuracy"]})
-    n_feat = min(cfg.eval.umap_n, (metrics[0].get("images") or {}).get("eval", cfg.eval.umap_n))
-    lines += ["", "## Feature space (clean vs adversarial twins)", ""] + feature_summary_lines(s["feature_space"], cfg, n_feat)
     lines += ["", f"Sanity checks: {n_checks - len(s['failed_checks'])} of {n_checks} passed."]
     lines += [f"- **WARNING: failed**: {f}" for f in s["failed_checks"]]
     lines += ["", "Training time per seed (s): " + ", ".join(
         f"{LABELS[k]} {sum(m['models'][k]['train_seconds'] for m in metrics) / len(metrics):.0f}"
         for k in s["accuracy"]) + f"; whole job {sum(m['seconds']['total'] for m in metrics) / len(metrics):.0f} "
         f"per seed, on {metrics[0]['device']} (torch {metrics[0]['torch']})."]
+    n_feat = min(cfg.eval.umap_n, (metrics[0].get("images") or {}).get("eval", cfg.eval.umap_n))
+    lines += ["", "## Feature space (clean vs adversarial twins)", ""] + feature_summary_lines(s["feature_space"], cfg, n_feat)
     text = "\n".join(lines) + "\n"
     (out / "summary.md").write_text(text)
     (out / "summary.json").write_text(json.dumps({"seeds": seeds, "settings": cfg.to_dict(), **s}, indent=1))
