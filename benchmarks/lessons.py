@@ -29,10 +29,16 @@ ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOKS = sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))
 
 
+def papermill_command(nb: Path, out_dir: Path, run_dir: Path) -> list[str]:
+    """The command that executes notebook `nb` in the quick preset, in its own folder, with
+    checkpoints in `run_dir`, writing the executed copy to out_dir (also benchmarks/threads.py's)."""
+    return [sys.executable, "-m", "papermill", str(nb), str(out_dir / nb.name), "--cwd", str(nb.parent),
+            "-p", "preset", "quick", "-p", "run_dir", str(run_dir), "-k", "python3", "--no-progress-bar"]
+
+
 def run_notebook(nb: Path, run_dir: Path, out_dir: Path, env: dict, dataset: str | None) -> float:
-    """Execute one notebook (papermill, quick preset, working folder notebooks/); its wall seconds."""
-    cmd = [sys.executable, "-m", "papermill", str(nb), str(out_dir / nb.name), "--cwd", str(nb.parent),
-           "-p", "preset", "quick", "-p", "run_dir", str(run_dir), "-k", "python3", "--no-progress-bar"]
+    """Execute one notebook (`papermill_command`); its wall seconds."""
+    cmd = papermill_command(nb, out_dir, run_dir)
     if dataset:
         cmd += ["-p", "dataset", dataset]
     t = time.perf_counter()
@@ -56,7 +62,7 @@ def main(argv=None) -> int:
     notebooks = [nb for nb in NOTEBOOKS if only is None or nb.name[:2] in only]
     if not notebooks:
         raise SystemExit(f"no notebook matches --only {args.only}")
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])}
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT)] + [p for p in [os.environ.get("PYTHONPATH")] if p])}
     env.update({"CLEAD_EDU_THREADS": args.threads} if args.threads else {})
     env.update({"CLEAD_EDU_NO_TRAINING": "1"} if args.no_training else {})
     times = {}

@@ -33,6 +33,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from lessons import papermill_command   # benchmarks/: the scripts run from their folder
+
 ROOT = Path(__file__).resolve().parents[1]
 CASES = ("idle", "idle-1cpu", "busy", "quota")
 THREAD_VARS = ("CLEAD_EDU_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")
@@ -74,9 +76,7 @@ def workload_command(args, out: Path) -> list[str]:
         return [sys.executable, "-m", "clead_edu", "run", "--dataset", args.dataset, "--objectives", "pgd_at",
                 "--epochs", "1", "--train-n", str(64 * args.batches), "--eval-n", "100", "--aa-n", "0",
                 "--no-figures", "--no-progress", "--overwrite", "--out", str(out / "run")]
-    nb = Path(args.workload).resolve()
-    return [sys.executable, "-m", "papermill", str(nb), str(out / nb.name), "--cwd", str(nb.parent),
-            "-p", "preset", "quick", "-p", "run_dir", str(out / "nb_runs"), "-k", "python3", "--no-progress-bar"]
+    return papermill_command(Path(args.workload).resolve(), out, out / "nb_runs")
 
 
 # ----------------------------------------------------------------------------- the cases (parent side)

@@ -44,10 +44,10 @@ def interval(values: list[float], conf: float = 0.95) -> tuple[float, float]:
     return mean, t.ppf(0.5 + conf / 2, n - 1) * sd / math.sqrt(n)
 
 
-def fmt(values: list[float], scale: float = 100.0) -> str:
-    """'mean ± half' in percent (or '± n/a' for a single value)."""
+def fmt(values: list[float], scale: float = 100.0, decimals: int = 1) -> str:
+    """'mean ± half' in percent (or '± n/a' for a single value); scale 1, decimals 3 for distances."""
     m, h = interval(values)
-    return f"{scale * m:.1f} ± {scale * h:.1f}" if not math.isnan(h) else f"{scale * m:.1f} ± n/a"
+    return f"{scale * m:.{decimals}f} ± " + (f"{scale * h:.{decimals}f}" if not math.isnan(h) else "n/a")
 
 
 def describe(cfg: RunConfig, images: dict | None = None) -> str:
@@ -194,7 +194,7 @@ def feature_summary_lines(fs: dict, cfg: RunConfig, n: int) -> list[str]:
     if not fs:
         return ["Not measured on every seed (umap_n 0, or seeds run before the pair metrics were recorded)."]
     def cells(v):
-        return " | ".join(fmt(v[k]) if k == "adv_nn_accuracy" else fmt3(v[k]) for k in PAIR_METRICS)
+        return " | ".join(fmt(v[k]) if k == "adv_nn_accuracy" else fmt(v[k], 1, 3) for k in PAIR_METRICS)
     lines = [f"On the first {n} evaluation images of each seed, attacked with PGD-{cfg.eval.pgd_steps} at eps "
              f"{cfg.eps:.4g} against each model (`features.pair_metrics`; the nearest-neighbour accuracy leaves "
              "each image's own twin out): mean ± half-width of the 95% interval over seeds; the paired rows "
@@ -202,12 +202,6 @@ def feature_summary_lines(fs: dict, cfg: RunConfig, n: int) -> list[str]:
              "| model | " + " | ".join(PAIR_METRICS.values()) + " |", "|---|" + "---:|" * len(PAIR_METRICS)]
     lines += [f"| {LABELS[name]} | {cells(v)} |" for name, v in fs["values"].items()]
     return lines + [f"| **{LABELS[name]} − PGD-AT** (paired) | {cells(v)} |" for name, v in fs["paired"].items()]
-
-
-def fmt3(values: list[float]) -> str:
-    """'mean ± half' with three decimals (distances), or '± n/a' for a single value."""
-    m, h = interval(values)
-    return f"{m:.3f} ± {h:.3f}" if not math.isnan(h) else f"{m:.3f} ± n/a"
 
 
 def paired_lines(paired: dict, cols: list[str]) -> list[str]:
