@@ -63,10 +63,16 @@ def describe(cfg: RunConfig, images: dict | None = None) -> str:
             f"views {'in one BatchNorm batch' if t.joint_bn else 'through BatchNorm separately'}"
             f"{' (running statistics from the adversarial view only)' if t.bn_stats_adv_only else ''}"
             f"{'; the released head reads the logits' if t.released_head_input == 'logits' else ''}"
-            f". AutoAttack: "
-            f"{e.autoattack} version on the first {e.aa_n} test images (all of them if fewer)"
-            f"{f', checked by the standard version on the first {e.aa_check_n}' if e.aa_check_n else ''}; worst case = "
-            f"per-example minimum over every attack on those images. Every column of a row uses the same images.")
+            f". {autoattack_words(e)}; worst case = per-example minimum over every attack on those images. "
+            f"Every column of a row uses the same images.")
+
+
+def autoattack_words(e) -> str:
+    """The AutoAttack part of `describe`: which version on how many images, or that it was not run."""
+    if not e.autoattack or not e.aa_n:
+        return "AutoAttack: not run"
+    check = f", checked by the standard version on the first {e.aa_check_n}" if e.aa_check_n else ""
+    return f"AutoAttack: {e.autoattack} version on the first {e.aa_n} test images (all of them if fewer){check}"
 
 
 def write_report(out: Path, cfg: RunConfig, results: dict, feats: dict, figures: list[str], times: dict,

@@ -140,3 +140,14 @@ def test_report_never_prints_an_empty_table(tmp_path):
     assert "Not measured in this run" in text and "umap_n was 0" in text
     assert "pair distance |" not in text and table_without_rows(text) == []
     assert table_without_rows("| a |\n|---|\n\ntext") == ["| a |"]       # the check itself finds one
+
+
+def test_describe_names_the_autoattack_run_or_says_none_ran():
+    """The settings paragraph says which AutoAttack ran on how many images, with the standard
+    check when there is one, and "not run" (not "None version on the first 0") without it."""
+    from clead_edu.config import from_preset
+    from clead_edu.report import describe
+    ran = describe(from_preset("quick", "digits", autoattack="apgd", aa_n=50, aa_check_n=20))
+    assert "AutoAttack: apgd version on the first 50 test images" in ran and "standard version on the first 20" in ran
+    none = describe(from_preset("quick", "digits", autoattack=None))
+    assert "AutoAttack: not run;" in none and "None version" not in none
