@@ -158,11 +158,11 @@ DATASET_DEFAULTS = {
     "folder:PATH": dict(eps=8 / 255, alpha=2 / 255),
 }
 FULL_ARCH = {"imagenette": "resnet18"}
-# The quick preset on the bundled photos: every photo, 15 epochs, and a two-step training
+# The quick preset on the bundled photos: every photo, 15 epochs, and a three-step training
 # attack whose step is eps/2 (the lessons' models, pretrained: docs/results.md, "The lessons'
 # photo models"); fewer images under attack than on the digits, since a 32x32 colour image
 # costs about ten times an 8x8 digit on a CPU.
-QUICK_DATASET = {"cifar10-sample": dict(train_n=None, epochs=15, train_steps=2, alpha=4 / 255,
+QUICK_DATASET = {"cifar10-sample": dict(train_n=None, epochs=15, train_steps=3, alpha=4 / 255,
                                         eval_n=200, curve_n=100, umap_n=200, aa_n=100)}
 
 

@@ -145,10 +145,10 @@ def test_photo_bundle_first_epoch_reproduces(objective, tmp_path):
 
 
 def test_quick_photo_settings_only_in_the_quick_preset():
-    """The quick preset on the bundled photos trains on every photo, 15 epochs, PGD-2 with step
+    """The quick preset on the bundled photos trains on every photo, 15 epochs, PGD-3 with step
     eps/2; the full preset keeps its own settings; an override still wins."""
     quick = ce.config.from_preset("quick", "cifar10-sample")
-    assert (quick.train_n, quick.train.epochs, quick.train.train_steps, quick.eval.eval_n) == (None, 15, 2, 200)
+    assert (quick.train_n, quick.train.epochs, quick.train.train_steps, quick.eval.eval_n) == (None, 15, 3, 200)
     assert quick.train.alpha == pytest.approx(quick.eps / 2)
     full = ce.config.from_preset("full", "cifar10-sample")
     assert (full.train.epochs, full.train.train_steps, full.train.alpha) == (30, 10, 2 / 255)
