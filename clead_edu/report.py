@@ -63,7 +63,8 @@ def describe(cfg: RunConfig, images: dict | None = None) -> str:
             f"views {'in one BatchNorm batch' if t.joint_bn else 'through BatchNorm separately'}"
             f"{' (running statistics from the adversarial view only)' if t.bn_stats_adv_only else ''}"
             f"{'; the released head reads the logits' if t.released_head_input == 'logits' else ''}"
-            f". {autoattack_words(e)}; worst case = per-example minimum over every attack on those images. "
+            f". {autoattack_words(e)}; worst case = per-example minimum over every attack"
+            f"{' on the AutoAttack images' if e.autoattack and e.aa_n else ''}. "
             f"Every column of a row uses the same images.")
 
 
@@ -216,6 +217,14 @@ def paired_lines(paired: dict, cols: list[str]) -> list[str]:
             for ref, rows in paired.items() for name, diff in rows.items()]
 
 
+def train_time(result: dict) -> float:
+    """Seconds one model took to train: the sum of its epochs' recorded times (kept through a
+    resume, so a seed continued from a finished training state is not counted as 0 s), else, for
+    runs made before epochs were timed, the seconds its training took in the run that wrote it."""
+    epochs = [h.get("seconds") for h in result.get("history") or []]
+    return sum(epochs) if epochs and None not in epochs else result["train_seconds"]
+
+
 def write_summary(out: Path, metrics: list[dict], command: str) -> str:
     """summary.md and summary.json in `out`; returns the markdown."""
     s, cfg = summarize(metrics), RunConfig.from_dict(metrics[0]["settings"])
@@ -233,7 +242,7 @@ def write_summary(out: Path, metrics: list[dict], command: str) -> str:
     lines += ["", f"Sanity checks: {n_checks - len(s['failed_checks'])} of {n_checks} passed."]
     lines += [f"- **WARNING: failed**: {f}" for f in s["failed_checks"]]
     lines += ["", "Training time per seed (s): " + ", ".join(
-        f"{LABELS[k]} {sum(m['models'][k]['train_seconds'] for m in metrics) / len(metrics):.0f}"
+        f"{LABELS[k]} {sum(train_time(m['models'][k]) for m in metrics) / len(metrics):.0f}"
         for k in s["accuracy"]) + f"; whole job {sum(m['seconds']['total'] for m in metrics) / len(metrics):.0f} "
         f"per seed, on {metrics[0]['device']} (torch {metrics[0]['torch']})."]
     n_feat = min(cfg.eval.umap_n, (metrics[0].get("images") or {}).get("eval", cfg.eval.umap_n))

@@ -134,7 +134,8 @@ def fit(model, loader, cfg: TrainConfig, params, step, *, head=None, stage: str 
         stats = run_epoch(loader, step_model, epoch_cfg, opt, sched, head, step=step,
                           desc=f"{name} {epoch + 1}/{cfg.epochs}", progress=progress)
         check_finite(stats["loss"], cfg, epoch, state_path)
-        history.append(epoch_row(epoch, stats, sched, model, test_set, epoch_cfg, stage))
+        history.append(epoch_row(epoch, stats, sched, model, test_set, epoch_cfg, stage)
+                       | {"seconds": round(time.time() - t0, 2)})   # kept through a resume
         if progress:
             left = f" (about {(cfg.epochs - epoch - 1) * (time.time() - t0):.0f} s left)" if epoch == first else ""
             tqdm.write(f"{name} epoch {epoch + 1}/{cfg.epochs}: " + ", ".join(

@@ -35,6 +35,8 @@ def without_timing(metrics_path: Path) -> dict:
     m.pop("seconds")
     for r in m["models"].values():
         r.pop("train_seconds")
+        for row in r["history"]:
+            row.pop("seconds")
     return m
 
 

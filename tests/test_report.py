@@ -151,3 +151,23 @@ def test_describe_names_the_autoattack_run_or_says_none_ran():
     assert "AutoAttack: apgd version on the first 50 test images" in ran and "standard version on the first 20" in ran
     none = describe(from_preset("quick", "digits", autoattack=None))
     assert "AutoAttack: not run;" in none and "None version" not in none
+    assert "every attack on the AutoAttack images." in ran and "every attack. Every column" in none
+
+
+def test_summary_counts_a_resumed_seed_by_its_epochs(tmp_path):
+    """Training time per seed sums the epochs' recorded times, so a seed resumed from a finished
+    training state (0 s of training in the run that wrote it) is not averaged in as 0 s; a result
+    without timed epochs falls back to its train_seconds."""
+    from clead_edu.config import RunConfig
+    from clead_edu.report import train_time, write_summary
+
+    def seed(s, train_seconds, history):
+        settings = RunConfig().to_dict()
+        settings["train"]["seed"] = s
+        model = {"accuracy": {"clean": 0.5}, "sanity_checks": [], "train_seconds": train_seconds, "history": history}
+        return {"settings": settings, "models": {"pgd_at": model}, "seconds": {"total": 5.0}, "device": "cpu", "torch": "x"}
+    resumed = seed(0, 0.1, [{"epoch": 1, "seconds": 30.0}, {"epoch": 2, "seconds": 50.0}])
+    trained = seed(1, 100.0, [{"epoch": 1, "seconds": 45.0}, {"epoch": 2, "seconds": 55.0}])
+    assert train_time(resumed["models"]["pgd_at"]) == 80.0
+    assert train_time(seed(2, 7.0, [{"epoch": 1}])["models"]["pgd_at"]) == 7.0
+    assert "Training time per seed (s): PGD-AT 90;" in write_summary(tmp_path, [resumed, trained], "study")

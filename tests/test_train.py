@@ -107,6 +107,7 @@ def test_resume_after_interruption_matches_straight_run(digits, tmp_path, monkey
     resumed = fresh_model(digits)
     hist = T.train(resumed, train_set, cfg, out_dir=tmp_path, resume=True, progress=False)
     assert [h["epoch"] for h in hist] == [1, 2, 3]
+    assert all(h["seconds"] > 0 for h in hist)     # the epochs before the interruption keep their times
     assert same_weights(resumed, straight)
     assert (tmp_path / "model.pt").exists()
 
