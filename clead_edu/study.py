@@ -61,6 +61,11 @@ PUBLISHED = {
                     "--alpha 0.0157 --eval-n 200 --extra-pgd-steps 50 --extra-restarts 2 --autoattack standard "
                     "--aa-n 200 --objectives standard,pgd_at,trades,clead,clead_released "
                     "--no-figures --no-progress --seeds 0,1,2 --out runs/results/c10mini-v2",
+    "cifar10-mini-controls": "python -m clead_edu study --dataset folder:data/cifar10-mini --epochs 8 "
+                             "--train-steps 3 --alpha 0.0157 --eval-n 517 --extra-pgd-steps 50 --extra-restarts 2 "
+                             "--autoattack apgd --aa-n 517 --aa-check-n 200 --objectives "
+                             "pgd_at,clead,clead_lam0,clead_joint --no-figures --no-progress --seeds 0,1,2,3,4 "
+                             "--jobs 2 --threads 1 --out runs/results/c10mini-controls",
 }
 
 

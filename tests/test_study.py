@@ -115,3 +115,15 @@ def test_published_study_is_the_results_copy_with_its_command():
     assert f"Command: `{s['command']}`" in (REPO / "docs" / "results" / "cifar10-mini-study.md").read_text()
     with pytest.raises(ValueError, match="no published study 'digits'.*cifar10-mini"):
         study.published("digits")
+
+
+def test_published_controls_study_is_the_results_copy_with_its_command():
+    """The controls study (lesson 08's control section) ships byte for byte as in docs/results/, with
+    its command, five seeds, and C-LEAD paired against both PGD-AT and the lam=0 control."""
+    name = "cifar10-mini-controls"
+    shipped = study.STUDIES / f"{name}-study.json"
+    assert shipped.read_bytes() == (REPO / "docs" / "results" / f"{name}-study.json").read_bytes()
+    s = study.published(name)
+    assert s["seeds"] == [0, 1, 2, 3, 4] and s["settings"]["eval"]["eval_n"] == 517
+    assert set(s["paired"]["clead_lam0"]) == {"clead", "clead_joint"} and len(s["paired"]["pgd_at"]["clead"]["worst_case"]) == 5
+    assert f"Command: `{s['command']}`" in (REPO / "docs" / "results" / f"{name}-study.md").read_text()
