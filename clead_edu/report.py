@@ -217,12 +217,25 @@ def paired_lines(paired: dict, cols: list[str]) -> list[str]:
             for ref, rows in paired.items() for name, diff in rows.items()]
 
 
-def train_time(result: dict) -> float:
+def train_time(result: dict) -> float | None:
     """Seconds one model took to train: the sum of its epochs' recorded times (kept through a
     resume, so a seed continued from a finished training state is not counted as 0 s), else, for
-    runs made before epochs were timed, the seconds its training took in the run that wrote it."""
+    runs made before epochs were timed, the seconds its training took in the run that wrote it;
+    None (not known) when that run took under a second: it read back a finished training state."""
     epochs = [h.get("seconds") for h in result.get("history") or []]
-    return sum(epochs) if epochs and None not in epochs else result["train_seconds"]
+    if epochs and None not in epochs:
+        return sum(epochs)
+    return result["train_seconds"] if result["train_seconds"] >= 1.0 else None
+
+
+def mean_train_time(results: list[dict]) -> str:
+    """Mean of `train_time` over the seeds that know it, e.g. '340' or '340 (2 of 3 seeds)';
+    'not recorded' when none does."""
+    known = [t for t in map(train_time, results) if t is not None]
+    if not known:
+        return "not recorded (read back from a finished training state)"
+    part = f" ({len(known)} of {len(results)} seeds)" if len(known) < len(results) else ""
+    return f"{sum(known) / len(known):.0f}{part}"
 
 
 def write_summary(out: Path, metrics: list[dict], command: str) -> str:
@@ -242,7 +255,7 @@ def write_summary(out: Path, metrics: list[dict], command: str) -> str:
     lines += ["", f"Sanity checks: {n_checks - len(s['failed_checks'])} of {n_checks} passed."]
     lines += [f"- **WARNING: failed**: {f}" for f in s["failed_checks"]]
     lines += ["", "Training time per seed (s): " + ", ".join(
-        f"{LABELS[k]} {sum(train_time(m['models'][k]) for m in metrics) / len(metrics):.0f}"
+        f"{LABELS[k]} {mean_train_time([m['models'][k] for m in metrics])}"
         for k in s["accuracy"]) + f"; whole job {sum(m['seconds']['total'] for m in metrics) / len(metrics):.0f} "
         f"per seed, on {metrics[0]['device']} (torch {metrics[0]['torch']})."]
     n_feat = min(cfg.eval.umap_n, (metrics[0].get("images") or {}).get("eval", cfg.eval.umap_n))

@@ -157,7 +157,8 @@ def test_describe_names_the_autoattack_run_or_says_none_ran():
 def test_summary_counts_a_resumed_seed_by_its_epochs(tmp_path):
     """Training time per seed sums the epochs' recorded times, so a seed resumed from a finished
     training state (0 s of training in the run that wrote it) is not averaged in as 0 s; a result
-    without timed epochs falls back to its train_seconds."""
+    without timed epochs falls back to its train_seconds, or counts as not known when that run only
+    read a finished state back."""
     from clead_edu.config import RunConfig
     from clead_edu.report import train_time, write_summary
 
@@ -171,3 +172,8 @@ def test_summary_counts_a_resumed_seed_by_its_epochs(tmp_path):
     assert train_time(resumed["models"]["pgd_at"]) == 80.0
     assert train_time(seed(2, 7.0, [{"epoch": 1}])["models"]["pgd_at"]) == 7.0
     assert "Training time per seed (s): PGD-AT 90;" in write_summary(tmp_path, [resumed, trained], "study")
+    # untimed epochs and a run that only read a finished state back: not known, not 0 s
+    read_back = seed(3, 0.02, [{"epoch": 1}, {"epoch": 2}])
+    assert train_time(read_back["models"]["pgd_at"]) is None
+    assert "PGD-AT 90 (2 of 3 seeds);" in write_summary(tmp_path, [resumed, trained, read_back], "study")
+    assert "PGD-AT not recorded" in write_summary(tmp_path, [read_back], "study")
