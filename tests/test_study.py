@@ -103,16 +103,23 @@ def test_variant_names_survive_the_comma_separated_flag():
     assert ",".join(VARIANTS).split(",") == list(VARIANTS)
 
 
+def published_copy(name: str) -> dict:
+    """Asserts that the study `name` ships in the package as docs/results/<name>-study.json byte
+    for byte, is packaged, and comes with the command its summary.md names; returns it."""
+    shipped = study.STUDIES / f"{name}-study.json"
+    assert shipped.read_bytes() == (REPO / "docs" / "results" / f"{name}-study.json").read_bytes()
+    globs = tomllib.loads((REPO / "pyproject.toml").read_text())["tool"]["setuptools"]["package-data"]["clead_edu"]
+    assert any(fnmatch.fnmatch(shipped.relative_to(REPO / "clead_edu").as_posix(), g) for g in globs)
+    s = study.published(name)
+    assert f"Command: `{s['command']}`" in (REPO / "docs" / "results" / f"{name}-study.md").read_text()
+    return s
+
+
 def test_published_study_is_the_results_copy_with_its_command():
     """The study shipped in the package (lesson 08 reads it) is docs/results/cifar10-mini-study.json
     byte for byte, is packaged, and comes with the command its summary.md names."""
-    shipped = study.STUDIES / "cifar10-mini-study.json"
-    assert shipped.read_bytes() == (REPO / "docs" / "results" / "cifar10-mini-study.json").read_bytes()
-    globs = tomllib.loads((REPO / "pyproject.toml").read_text())["tool"]["setuptools"]["package-data"]["clead_edu"]
-    assert any(fnmatch.fnmatch(shipped.relative_to(REPO / "clead_edu").as_posix(), g) for g in globs)
-    s = study.published("cifar10-mini")
+    s = published_copy("cifar10-mini")
     assert s["seeds"] == [0, 1, 2] and len(s["accuracy"]["clead"]["worst_case"]) == 3
-    assert f"Command: `{s['command']}`" in (REPO / "docs" / "results" / "cifar10-mini-study.md").read_text()
     with pytest.raises(ValueError, match="no published study 'digits'.*cifar10-mini"):
         study.published("digits")
 
@@ -120,10 +127,6 @@ def test_published_study_is_the_results_copy_with_its_command():
 def test_published_controls_study_is_the_results_copy_with_its_command():
     """The controls study (lesson 08's control section) ships byte for byte as in docs/results/, with
     its command, five seeds, and C-LEAD paired against both PGD-AT and the lam=0 control."""
-    name = "cifar10-mini-controls"
-    shipped = study.STUDIES / f"{name}-study.json"
-    assert shipped.read_bytes() == (REPO / "docs" / "results" / f"{name}-study.json").read_bytes()
-    s = study.published(name)
+    s = published_copy("cifar10-mini-controls")
     assert s["seeds"] == [0, 1, 2, 3, 4] and s["settings"]["eval"]["eval_n"] == 517
     assert set(s["paired"]["clead_lam0"]) == {"clead", "clead_joint"} and len(s["paired"]["pgd_at"]["clead"]["worst_case"]) == 5
-    assert f"Command: `{s['command']}`" in (REPO / "docs" / "results" / f"{name}-study.md").read_text()
