@@ -104,7 +104,9 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--seeds", default="0,1,2", help="comma-separated seeds")
     add_launch_options(s)
     a.add_argument("--val-fraction", type=float, default=0.2, help="share of the training images held out")
-    a.add_argument("--variants", default=",".join(S.VARIANTS), help="comma-separated subset of " + ",".join(S.VARIANTS))
+    a.add_argument("--variants", default=",".join(S.VARIANTS),
+                   help="comma-separated arms, e.g. clead[lam=0.3,head_dim=128],pgd_at[eps=4/255], or names from "
+                        + ",".join(S.VARIANTS))
     site_cmd.add_parser(sub)
     editions.add_parser(sub)
     bundle.add_parsers(sub)
@@ -154,7 +156,7 @@ def main(argv=None) -> int:
                   + f"[clead_edu] written: {out / 'summary.md'}")
         else:
             out = pipeline.out_dir(cfg, args.out, "ablation", reuse=True)
-            variants = [v.strip() for v in args.variants.split(",") if v.strip()]
+            variants = C.split_arms(args.variants)
             print(S.ablate(cfg, S.parse_seeds(args.seeds), variants, out, val_fraction=args.val_fraction,
                            device=args.device, data_root=args.data_root, overwrite=args.overwrite,
                            threads=args.threads)

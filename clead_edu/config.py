@@ -196,6 +196,68 @@ def update(cfg: RunConfig, **changes) -> RunConfig:
                    eval=replace(cfg.eval, **parts["eval"]))
 
 
+# ----------------------------------------------------------------------------- arms
+
+def parse_arm(text: str) -> tuple[str, dict]:
+    """An arm: an objective and the training settings it changes, spelled
+    'objective[name=value,...]' (or just 'objective').
+
+        parse_arm("clead[lam=0.3,tau=0.5,head_dim=128]") -> ("clead", {"lam": 0.3, "tau": 0.5, "head_dim": 128})
+        parse_arm("pgd_at[eps=4/255]")                   -> ("pgd_at", {"eps": 0.01568...})
+
+    Names are TrainConfig fields; each value is read as its field's type (a float may be
+    written as a fraction, 4/255; a bool as true/false). Raises ValueError for a bad spelling,
+    an unknown objective or setting, or a value of the wrong type."""
+    head, _, rest = text.strip().partition("[")
+    if rest and not rest.endswith("]") or not head:
+        raise ValueError(f"an arm is spelled objective[name=value,...], got {text!r}")
+    if head not in OBJECTIVES:
+        raise ValueError(f"unknown objective {head!r} in arm {text!r}; choose from {', '.join(OBJECTIVES)}")
+    changes = {}
+    for item in filter(None, (i.strip() for i in rest[:-1].split(","))):
+        name, eq, value = (part.strip() for part in item.partition("="))
+        if not eq or name in ("objective", "seed") or name not in TRAIN_FIELDS:
+            raise ValueError(f"{item!r} in arm {text!r} is not name=value with a training setting "
+                             f"({', '.join(n for n in TRAIN_FIELDS if n not in ('objective', 'seed'))})")
+        changes[name] = _read_value(name, value)
+    replace(TrainConfig(objective=head), **changes)       # validate the values once
+    return head, changes
+
+
+def split_arms(text: str) -> list[str]:
+    """A comma-separated list of arms, commas inside brackets kept:
+    'clead[lam=1,tau=0.5],pgd_at' -> ['clead[lam=1,tau=0.5]', 'pgd_at']."""
+    items, depth, start = [], 0, 0
+    for i, ch in enumerate(text + ","):
+        depth += {"[": 1, "]": -1}.get(ch, 0)
+        if ch == "," and depth == 0:
+            items.append(text[start:i].strip())
+            start = i + 1
+    return [i for i in items if i]
+
+
+def arm_name(objective: str, changes: dict) -> str:
+    """The spelling of an arm (the inverse of `parse_arm`): 'clead[lam=0.3,tau=0.5]'."""
+    def spell(v):
+        return str(v).lower() if isinstance(v, bool) else f"{v:.6g}" if isinstance(v, float) else str(v)
+    inside = ",".join(f"{k}={spell(v)}" for k, v in changes.items())
+    return f"{objective}[{inside}]" if inside else objective
+
+
+def _read_value(name: str, text: str):
+    """`text` as the type of TrainConfig's field `name` (fractions allowed for floats)."""
+    kind = type(TRAIN_FIELDS[name])
+    try:
+        if kind is bool:
+            return {"true": True, "false": False}[text.lower()]
+        if kind is float:
+            num, _, den = text.partition("/")
+            return float(num) / float(den) if den else float(num)
+        return kind(text)
+    except (KeyError, ValueError, ZeroDivisionError):
+        raise ValueError(f"{name}={text!r}: expected {kind.__name__}") from None
+
+
 def _part_of(name: str) -> str:
     for part, cls in (("run", RunConfig), ("train", TrainConfig), ("eval", EvalConfig)):
         if name in {f.name for f in fields(cls)} - {"train", "eval"}:
@@ -211,3 +273,6 @@ def _check_int(name: str, v, low: int) -> None:
 def _check_number(name: str, v) -> None:
     if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) or v < 0:
         raise ValueError(f"{name} must be a finite number >= 0, got {v!r}")
+
+
+TRAIN_FIELDS = {f.name: getattr(TrainConfig(), f.name) for f in fields(TrainConfig)}   # name -> default

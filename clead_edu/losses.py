@@ -4,7 +4,7 @@ The pure losses only: the named training steps that attack, then call one of the
 are in `objectives.py` (`OBJECTIVES["clead"]`, ...).
 
 A defense is a drop-in loss here: each `*_loss(model, x, y, x_adv, ...)` returns
-a scalar to minimise; none of them touches an optimiser. The inner losses
+(the scalar to minimise, the logits the training log scores); none of them touches an optimiser. The inner losses
 (`*_inner`) are what the attack maximises; they follow the attack's `loss_fn`
 signature (model, x_adv, y) -> per-example loss (B,), so they plug into
 `attacks.pgd(..., loss_fn=...)`.
@@ -93,6 +93,20 @@ def supcon_loss(z: torch.Tensor, labels: torch.Tensor, tau: float = 0.1,
     of `supcon_per_anchor`,  L = mean_i l_i.  z (2B, D), labels (2B,); returns a scalar."""
     per_anchor = supcon_per_anchor(z, labels, tau, positives)
     return per_anchor[supcon_masks(labels, positives)[0].any(1)].mean()
+
+
+def supcon_bounds(labels: torch.Tensor, positives: str = "class") -> tuple[float, float]:
+    """What `supcon_loss` would be for this batch at its two ends, in nats (the yardstick of
+    a training log): (uniform, floor).
+
+    uniform: every similarity equal, so each anchor spreads its softmax evenly over its
+        denominator set A(i): mean_i ln|A(i)| (ln(2B - 1) with positives='class').
+    floor: all of each anchor's mass on its positives, spread evenly: mean_i ln|P(i)|, the
+        lowest value the soft-target cross-entropy can take (0 with positives='pair').
+    labels (2B,); the mean runs over the anchors with positives, as in `supcon_loss`."""
+    pos, denom = supcon_masks(labels, positives)
+    has = pos.any(1)
+    return (denom[has].sum(1).double().log().mean().item(), pos[has].sum(1).double().log().mean().item())
 
 
 # ----------------------------------------------------------------------------- C-LEAD
@@ -192,7 +206,7 @@ def forward_views(fn, x: torch.Tensor, x_adv: torch.Tensor, joint_bn: bool = Fal
 def clead_loss(model: nn.Module, x: torch.Tensor, y: torch.Tensor, x_adv: torch.Tensor, *,
                lam: float = 1.0, tau: float = 0.1, positives: str = "class",
                head: nn.Module | None = None, joint_bn: bool = False,
-               bn_stats_adv_only: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
+               bn_stats_adv_only: bool = False, terms: dict | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """C-LEAD outer objective: CE(f(x_adv), y) + lam * SupCon({z(x), z(x_adv)}, y; tau).
 
     Args:
@@ -202,15 +216,23 @@ def clead_loss(model: nn.Module, x: torch.Tensor, y: torch.Tensor, x_adv: torch.
         joint_bn: one forward pass over both views (else two; see `forward_views`).
         bn_stats_adv_only: the clean pass leaves BatchNorm's running statistics as they were
             (then lam = 0 is PGD-AT exactly).
+        terms: a dict to fill with the parts, for the training log (detached scalars): 'ce',
+            'supcon' (measured even when lam = 0, without gradient), and the batch's
+            'supcon_uniform' and 'supcon_floor' (`supcon_bounds`).
     Returns:
         (loss scalar, logits on x_adv (B, K)).
     """
     h = forward_views(model.features, x, x_adv, joint_bn, model if bn_stats_adv_only else None)
     logits_adv = model.fc(h[x.shape[0]:])
-    loss = F.cross_entropy(logits_adv, y)
-    if lam:
-        z = F.normalize(head(h) if head is not None else h, dim=1)
-        loss = loss + lam * supcon_loss(z, torch.cat([y, y]), tau, positives)
+    loss = ce = F.cross_entropy(logits_adv, y)
+    if lam or terms is not None:
+        with torch.set_grad_enabled(bool(lam) and torch.is_grad_enabled()):
+            z = F.normalize(head(h) if head is not None else h, dim=1)
+            contrast = supcon_loss(z, torch.cat([y, y]), tau, positives)
+        loss = loss + lam * contrast if lam else loss
+        if terms is not None:
+            uniform, floor = supcon_bounds(torch.cat([y, y]), positives)
+            terms.update(ce=ce.detach(), supcon=contrast.detach(), supcon_uniform=uniform, supcon_floor=floor)
     return loss, logits_adv
 
 

@@ -5,7 +5,9 @@
 
 A step takes a batch x (B, C, H, W) in [0, 1] with labels y (B,), makes its adversarial
 examples (the attack runs in eval mode, from `attacks.pgd`), and returns the scalar loss
-to minimise and the logits the training log scores (B, K); the losses themselves are
+to minimise and the logits the training log scores (B, K), optionally with a third item,
+a dict of named parts for the log (`clead`: its cross-entropy and contrastive term, with
+the term's yardsticks); the losses themselves are
 in `losses.py` (and `released.py` for the authors' released reading). Besides its step,
 an objective may declare what the training loop does around it (`Objective`): a
 projection head trained beside the model, the trained model it starts from, and a
@@ -37,7 +39,8 @@ Step = Callable[..., "tuple[torch.Tensor, torch.Tensor]"]
 class Objective:
     """One training objective: its step, and what the training loop does around it.
 
-    step: (model, x, y, cfg, head) -> (loss, logits).
+    step: (model, x, y, cfg, head) -> (loss, logits) or (loss, logits, terms), terms a dict
+        {name: scalar} of parts the training log averages over the epoch.
     head: (model, cfg) -> the module trained beside the model, or None; None here means
         the default (`make_head`: C-LEAD's optional MLP head when cfg.head_dim > 0).
     starts_from: the objective whose trained model this one starts from (its weights are
@@ -125,10 +128,18 @@ def clead_attack(model, x, y, cfg, head=None) -> torch.Tensor:
 @objective("clead")
 def clead(model, x, y, cfg, head=None):
     """C-LEAD: perturb to break the prediction (and, with mu > 0, the representation), then
-    pull each clean image and its adversarial twin together. Returns (loss, logits on x_adv)."""
+    pull each clean image and its adversarial twin together. Returns (loss, logits on x_adv, terms)."""
     x_adv = clead_attack(model, x, y, cfg, head)
-    return clead_loss(model, x, y, x_adv, lam=cfg.lam, tau=cfg.tau, positives=cfg.positives, head=head,
-                      joint_bn=cfg.joint_bn, bn_stats_adv_only=cfg.bn_stats_adv_only)
+    return clead_outer(model, x, y, x_adv, cfg, head)
+
+
+def clead_outer(model, x, y, x_adv, cfg, head=None):
+    """`losses.clead_loss` with cfg's knobs; returns (loss, logits on x_adv, terms), the terms
+    being its parts for the training log (cross-entropy, SupCon and SupCon's yardsticks)."""
+    terms = {}
+    loss, logits = clead_loss(model, x, y, x_adv, lam=cfg.lam, tau=cfg.tau, positives=cfg.positives, head=head,
+                              joint_bn=cfg.joint_bn, bn_stats_adv_only=cfg.bn_stats_adv_only, terms=terms)
+    return loss, logits, terms
 
 
 @objective("align")
@@ -153,13 +164,12 @@ def clead_joint(model, x, y, cfg, head=None):
     """C-LEAD with the contrastive term in the perturbation too: the attack maximises
     CE(f(x_adv), y) + lam * SupCon({z(x), z(x_adv)}, y; tau) (+ mu * (1 - cos), as in `clead`),
     the batch's outer loss itself (`losses.clead_joint_inner`), with z(x) fixed and the model in
-    eval mode; then the model minimises that loss (`clead_loss`). Returns (loss, logits on x_adv)."""
+    eval mode; then the model minimises that loss (`clead_loss`). Returns (loss, logits on x_adv, terms)."""
     with torch.no_grad(), eval_mode(model):
         z_clean = embed(model, x, head)
     inner = clead_joint_inner(z_clean, lam=cfg.lam, tau=cfg.tau, positives=cfg.positives, mu=cfg.mu, head=head)
     x_adv = pgd(model, x, y, loss_fn=inner, **attack_budget(cfg))
-    return clead_loss(model, x, y, x_adv, lam=cfg.lam, tau=cfg.tau, positives=cfg.positives, head=head,
-                      joint_bn=cfg.joint_bn, bn_stats_adv_only=cfg.bn_stats_adv_only)
+    return clead_outer(model, x, y, x_adv, cfg, head)
 
 
 def clead_released(model, x, y, cfg, head=None):

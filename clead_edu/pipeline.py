@@ -147,6 +147,10 @@ def draw_figures(models: dict, results: dict, x, y, cfg: RunConfig, data, out: P
     P.eps_curves(eps_grid, {LABELS[k]: r["eps_curve"] for k, r in results.items()}, train_eps=cfg.eps,
                  attack=f"PGD-{cfg.eval.pgd_steps}").savefig(out / "accuracy_vs_eps.png", dpi=110)
     files.append("accuracy_vs_eps.png")
+    logged = {LABELS[k]: r["history"] for k, r in results.items() if any("train_supcon" in h for h in r["history"])}
+    if logged:
+        P.contrastive_term(logged).savefig(out / "contrastive_term.png", dpi=110)
+        files.append("contrastive_term.png")
     if (out / "umap_pairs.png").exists():
         files.append("umap_pairs.png")
     return files

@@ -297,3 +297,40 @@ def unit_embeddings(panels: dict[str, np.ndarray], labels: np.ndarray, *, rows: 
     fig.suptitle(title)
     fig.tight_layout()
     return fig
+
+
+def frontier(points: dict[str, list[tuple[float, float, str]]], *, xlabel: str = "clean accuracy (%)",
+             ylabel: str = "robust accuracy (%)", title: str = "") -> plt.Figure:
+    """The clean/robust trade-off: {group: [(clean, robust, label), ...]} with accuracies in
+    [0, 1]; one marker style and a joining line per group (e.g. PGD-AT at several training eps,
+    C-LEAD at several settings), each point labelled."""
+    fig, ax = plt.subplots(figsize=(6.5, 5))
+    for i, (group, pts) in enumerate(points.items()):
+        pts = sorted(pts)
+        xs, ys = 100 * np.array([p[0] for p in pts]), 100 * np.array([p[1] for p in pts])
+        ax.plot(xs, ys, **line_style(i), label=group)
+        for x, y, (_, _, text) in zip(xs, ys, pts):
+            ax.annotate(text, (x, y), textcoords="offset points", xytext=(4, 4), fontsize=7)
+    ax.set(xlabel=xlabel, ylabel=ylabel, title=title)
+    ax.grid(alpha=0.3)
+    ax.legend()
+    fig.tight_layout()
+    return fig
+
+
+def contrastive_term(histories: dict[str, list[dict]], *, title: str = "") -> plt.Figure:
+    """The contrastive term per epoch (nats) of each run that logged one ({run: train.train's
+    history}), with its batch's uniform-similarity value and floor as dashed and dotted lines."""
+    fig, ax = plt.subplots(figsize=(6.5, 4))
+    for i, (name, rows) in enumerate(histories.items()):
+        rows = [r for r in rows if "train_supcon" in r]
+        epochs = [r["epoch"] for r in rows]
+        line, = ax.plot(epochs, [r["train_supcon"] for r in rows], "o-", label=name)
+        ax.plot(epochs, [r["train_supcon_uniform"] for r in rows], "--", color=line.get_color(), alpha=0.5)
+        ax.plot(epochs, [r["train_supcon_floor"] for r in rows], ":", color=line.get_color(), alpha=0.5)
+    ax.set(xlabel="epoch", ylabel="SupCon term (nats)", title=title or
+           "contrastive term (dashed: uniform similarities, dotted: floor)")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    return fig

@@ -87,11 +87,32 @@ def write_report(out: Path, cfg: RunConfig, results: dict, feats: dict, figures:
         cells = [f"{100 * r['accuracy'][c]:.1f}" for c in cols]
         lines.append(f"| {LABELS[name]} | " + " | ".join(cells) + f" | {times[name]:.0f} |")
     lines += eval_table(results) + aa_check_table({k: [r] for k, r in results.items()})
+    lines += term_lines(results)
     lines += ["", "## Sanity checks", ""] + check_lines(results)
     lines += ["", "## Feature space (clean vs adversarial twins)", ""] + feature_lines(feats, cfg, images)
     lines += ["", "## Figures", ""] + [f"![{f}]({f})" for f in figures]
     lines += ["", f"Total time: {times['total']:.0f} s."]
     (out / "report.md").write_text("\n".join(lines) + "\n")
+
+
+def term_lines(results: dict) -> list[str]:
+    """The last training epoch's cross-entropy and contrastive term of each model that logged
+    them, against the term's yardsticks for a batch ([] when none did)."""
+    last = {name: r["history"][-1] for name, r in results.items()
+            if r.get("history") and "train_supcon" in r["history"][-1]}
+    if not last:
+        return []
+    lines = ["", "## The contrastive term in training", "",
+             "Last epoch, means over its batches, in nats. Uniform: the term when every similarity is "
+             "equal (ln(2B - 1) with class positives); floor: its lowest possible value for the batch "
+             "(mean ln of the number of positives). Share trained: how far the term has come from "
+             "uniform towards its floor. (A lam-0 control measures the term without training it.)", "",
+             "| model | cross-entropy | SupCon | uniform | floor | share trained |", "|---|---:|---:|---:|---:|---:|"]
+    for name, h in last.items():
+        share = (h["train_supcon_uniform"] - h["train_supcon"]) / (h["train_supcon_uniform"] - h["train_supcon_floor"])
+        lines.append(f"| {LABELS[name]} | {h['train_ce']:.3f} | {h['train_supcon']:.3f} | "
+                     f"{h['train_supcon_uniform']:.3f} | {h['train_supcon_floor']:.3f} | {100 * share:.0f}% |")
+    return lines
 
 
 def feature_lines(feats: dict, cfg: RunConfig, images: dict | None = None) -> list[str]:
@@ -271,11 +292,13 @@ def write_summary(out: Path, metrics: list[dict], command: str) -> str:
 def write_ablation(out: Path, cfg: RunConfig, rows: list[dict], variants: dict, seeds: list[int],
                    val_fraction: float) -> str:
     """ablation.md: one row per variant, with its validation PGD accuracy minus PGD-AT's on the
-    same seed and split (paired), when the PGD-AT reference was run. `variants`: name -> changes."""
+    same seed and split (paired), when a PGD-AT arm with the run's settings was run, and the
+    contrastive term at the last epoch against its yardsticks. `variants`: name -> changes
+    ({'objective': ..., setting: value}); the choice is among the C-LEAD ones."""
     by = {v: [r for r in rows if r["variant"] == v] for v in variants}
-    clead = [v for v in variants if "objective" not in variants[v] and by[v]]
+    clead = [v for v in variants if variants[v]["objective"] == "clead" and by[v]]
     best = max(clead, key=lambda v: interval([r["val_pgd"] for r in by[v]])[0]) if clead else None
-    ref = {r["seed"]: r["val_pgd"] for r in rows if r["variant"] == "PGD-AT (reference)"}
+    ref = {r["seed"]: r["val_pgd"] for r in rows if variants.get(r["variant"]) == {"objective": "pgd_at"}}
     t, k = cfg.train, cfg.eval.pgd_steps
     sizes = sorted({(r["n_fit"], r["n_val"]) for r in rows if "n_fit" in r})
     counts = f" ({', '.join(f'{a} training and {b} validation images' for a, b in sizes)})" if sizes else ""
@@ -284,17 +307,31 @@ def write_ablation(out: Path, cfg: RunConfig, rows: list[dict], variants: dict, 
              f"{100 * val_fraction:.0f}%{counts} (validation; the test split is not used; each seed draws its "
              f"own split of its own training images). Seeds "
              f"{','.join(map(str, seeds))}; every variant starts from lam {t.lam}, tau {t.tau}, mu {t.mu}, "
-             f"positives {t.positives}, head {t.head_dim or 'none'}; {t.epochs} epochs, eps {t.eps:.4g}, "
-             f"training PGD-{t.train_steps}. Accuracy in %, mean ± 95% interval over seeds; the last "
-             f"column is paired (same seed, same split).", "",
-             f"| variant | val clean | val PGD-{k} | val PGD-{k} minus PGD-AT | train time (s) |",
-             "|---|---:|---:|---:|---:|"]
+             f"positives {t.positives}, head {t.head_dim or 'none'}, batch {t.batch_size}; {t.epochs} epochs, "
+             f"eps {t.eps:.4g}, training PGD-{t.train_steps}; scored at eps {t.eps:.4g} whatever eps an arm "
+             f"trains at. Accuracy in %, mean ± 95% interval over seeds; the PGD-AT column is paired "
+             f"(same seed, same split). SupCon: the contrastive term in the last epoch (nats, mean over "
+             f"seeds), with the batch's uniform-similarity value and floor.", "",
+             f"| variant | val clean | val PGD-{k} | val PGD-{k} minus PGD-AT | SupCon (uniform / floor) "
+             f"| train time (s) |",
+             "|---|---:|---:|---:|---:|---:|"]
     for v in [v for v in variants if by[v]]:
         r, mark = by[v], " **(chosen)**" if v == best else ""
         diff = [x["val_pgd"] - ref[x["seed"]] for x in r if x["seed"] in ref]
         lines.append(f"| {v}{mark} | {fmt([x['val_clean'] for x in r])} | {fmt([x['val_pgd'] for x in r])} "
-                     f"| {fmt(diff) if diff else 'n/a'} | {sum(x['train_seconds'] for x in r) / len(r):.0f} |")
+                     f"| {fmt(diff) if diff else 'n/a'} | {supcon_words(r)} "
+                     f"| {sum(x['train_seconds'] for x in r) / len(r):.0f} |")
     lines += ["", f"Chosen by mean validation PGD-{k} accuracy: **{best}** ({variants.get(best) or 'no change'})."]
     text = "\n".join(lines) + "\n"
     (out / "ablation.md").write_text(text)
     return text
+
+
+def supcon_words(rows: list[dict]) -> str:
+    """'3.10 (4.84 / 2.51)': the last epoch's SupCon term, uniform value and floor, means over
+    the rows that logged one; 'n/a' otherwise."""
+    last = [r["history"][-1] for r in rows if r.get("history") and "train_supcon" in r["history"][-1]]
+    if not last:
+        return "n/a"
+    mean = {k: sum(h[k] for h in last) / len(last) for k in ("train_supcon", "train_supcon_uniform", "train_supcon_floor")}
+    return f"{mean['train_supcon']:.2f} ({mean['train_supcon_uniform']:.2f} / {mean['train_supcon_floor']:.2f})"

@@ -19,15 +19,15 @@ from __future__ import annotations
 
 import json
 import time
-from dataclasses import replace
 from pathlib import Path
 
 import torch
 
 from . import data as D
 from . import evaluate as E
+from . import plots as P
 from .attacks import pgd
-from .config import COMPARED, RunConfig, update
+from .config import COMPARED, RunConfig, parse_arm, update
 from .device import pick_device, seed_everything
 from .launch import Launch, run_all
 from .models import model_for
@@ -154,10 +154,9 @@ def ablate(cfg: RunConfig, seeds: list[int], variants: list[str], out: Path, *, 
     """Every variant x seed (rows appended to out/ablation.jsonl, so an interrupted ablation
     continues); writes out/ablation.md and returns it. Choice: highest mean validation PGD accuracy."""
     variants = list(dict.fromkeys(variants))                   # each variant once
-    bad = [v for v in variants if v not in VARIANTS]
-    if bad or not 0 < val_fraction < 1:
-        raise ValueError(f"unknown variants {bad} (choose from {', '.join(VARIANTS)}) "
-                         f"or --val-fraction {val_fraction} not in (0, 1)")
+    changes = {v: variant_changes(v) for v in variants}        # ValueError for a bad name or arm
+    if not 0 < val_fraction < 1:
+        raise ValueError(f"--val-fraction {val_fraction} not in (0, 1)")
     claim(out, cfg.to_dict() | {"val_fraction": val_fraction}, overwrite)
     log = out / "ablation.jsonl"
     rows = [json.loads(line) for line in log.read_text().splitlines()] if log.exists() else []
@@ -173,22 +172,57 @@ def ablate(cfg: RunConfig, seeds: list[int], variants: list[str], out: Path, *, 
             rows.append(row)
             with log.open("a") as f:
                 f.write(json.dumps(row) + "\n")
-    return write_ablation(out, cfg, rows, {v: VARIANTS[v] for v in variants}, seeds, val_fraction)
+    draw_sweep(out, rows, changes)
+    return write_ablation(out, cfg, rows, changes, seeds, val_fraction)
+
+
+def draw_sweep(out: Path, rows: list[dict], changes: dict) -> None:
+    """out/frontier.png (validation clean against PGD accuracy, means over seeds, one line per
+    objective) and out/contrastive_term.png (the term per epoch of each arm that logged it,
+    first seed)."""
+    points = {}
+    for v, change in changes.items():
+        r = [x for x in rows if x["variant"] == v]
+        if r:
+            points.setdefault(change["objective"], []).append(
+                (sum(x["val_clean"] for x in r) / len(r), sum(x["val_pgd"] for x in r) / len(r), v))
+    if points:
+        P.frontier(points, xlabel="validation clean accuracy (%)", ylabel="validation PGD accuracy (%)",
+                   title="Clean/robust trade-off (validation)").savefig(out / "frontier.png", dpi=110)
+    first = {}
+    for r in rows:
+        if r.get("history") and "train_supcon" in r["history"][-1]:
+            first.setdefault(r["variant"], r["history"])
+    logged = {v: first[v] for v in changes if v in first}
+    if logged:
+        P.contrastive_term(logged).savefig(out / "contrastive_term.png", dpi=110)
+
+
+def variant_changes(variant: str) -> dict:
+    """What a variant changes, {'objective': name, setting: value, ...}: a name of VARIANTS
+    (C-LEAD unless it says otherwise) or an arm, 'pgd_at[eps=4/255]' (`config.parse_arm`)."""
+    if variant in VARIANTS:
+        return {"objective": "clead"} | VARIANTS[variant]
+    try:
+        objective, changes = parse_arm(variant)
+    except ValueError as err:
+        raise ValueError(f"{err}; a variant is an arm or one of: {', '.join(VARIANTS)}") from None
+    return {"objective": objective} | changes
 
 
 def ablation_run(cfg: RunConfig, data, variant: str, val_fraction: float, device) -> dict:
     """Train one variant on the training part of a seeded split of the training images; score it
-    on the held-out part. Returns {'variant', 'seed', 'val_clean', 'val_pgd', 'train_seconds'}."""
+    on the held-out part, always at the run's eps (an arm may train at another). Returns
+    {'variant', 'seed', 'n_fit', 'n_val', 'val_clean', 'val_pgd', 'train_seconds', 'history'}."""
     fit, val = D.split(D.subset(data.train, cfg.train_n, cfg.seed), val_fraction, cfg.seed)
     x, y = D.take(val, cfg.eval.eval_n, cfg.seed)
-    change = dict(VARIANTS[variant])
-    train_cfg = replace(cfg.for_objective(change.pop("objective", "clead")), **change)
+    train_cfg = update(cfg, **variant_changes(variant)).train    # a changed eps brings its step along
     seed_everything(cfg.seed)
     model = model_for(data, cfg.arch).to(device)
     t = time.time()
-    train(model, fit, train_cfg, progress=False)
+    history = train(model, fit, train_cfg, progress=False)
     seconds = time.time() - t
     torch.manual_seed(cfg.seed)
     return {"variant": variant, "seed": cfg.seed, "n_fit": len(fit), "n_val": len(y), "val_clean": E.accuracy(model, x, y),
             "val_pgd": E.accuracy(model, x, y, pgd, eps=cfg.eps, steps=cfg.eval.pgd_steps),
-            "train_seconds": seconds}
+            "train_seconds": seconds, "history": history}

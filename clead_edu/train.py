@@ -30,33 +30,38 @@ from .objectives import OBJECTIVES, make_head
 
 def run_epoch(loader, model, cfg: TrainConfig, opt=None, sched=None, head=None,
               desc: str = "", progress: bool = True, step=None) -> dict:
-    """One pass over `loader`; trains when `opt` is given. Returns {'loss', 'acc'} averages.
+    """One pass over `loader`; trains when `opt` is given. Returns {'loss', 'acc'} averages,
+    and the average of each part a step reports (its third item, e.g. 'ce' and 'supcon').
 
-    `step`: (model, x, y, cfg, head) -> (loss, logits); default the step of cfg.objective.
-    With cfg.fast, the training steps (attack included) run under bf16 autocast."""
+    `step`: (model, x, y, cfg, head) -> (loss, logits) or (loss, logits, terms); default the
+    step of cfg.objective. With cfg.fast, the training steps (attack included) run under bf16
+    autocast."""
     device = next(model.parameters()).device
     autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=cfg.fast and opt is not None)
     step = step or OBJECTIVES[cfg.objective].step
     model.train(opt is not None)
-    total_loss, correct, seen = torch.zeros((), device=device), torch.zeros((), device=device), 0
+    total_loss, correct, seen, parts = torch.zeros((), device=device), torch.zeros((), device=device), 0, {}
     bar = tqdm(loader, desc=desc, leave=False, disable=not progress, dynamic_ncols=True)
     for i, (x, y) in enumerate(bar):
         x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
         if i == 0:
             check_inputs(x, y, cfg.eps, model=model)
         with torch.set_grad_enabled(opt is not None), autocast:
-            loss, logits = step(model, x, y, cfg, head)
+            loss, logits, *terms = step(model, x, y, cfg, head)
         if opt is not None:
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
             sched.step()
         total_loss += loss.detach() * len(y)
+        for name, value in (terms[0] if terms else {}).items():
+            parts[name] = parts.get(name, 0.0) + value * len(y)
         correct += (logits.argmax(1) == y).sum()
         seen += len(y)
         if progress and i % 10 == 0:
             bar.set_postfix(loss=f"{total_loss.item() / seen:.3f}", acc=f"{correct.item() / seen:.3f}")
-    return {"loss": total_loss.item() / max(seen, 1), "acc": correct.item() / max(seen, 1)}
+    return {"loss": total_loss.item() / max(seen, 1), "acc": correct.item() / max(seen, 1)} | {
+        name: float(total) / max(seen, 1) for name, total in parts.items()}
 
 
 def make_optimizer(params, cfg: TrainConfig, steps_per_epoch: int):
@@ -164,11 +169,13 @@ def lam_at(cfg: TrainConfig, epoch: int) -> float:
 
 
 def epoch_row(epoch: int, stats: dict, sched, model, test_set, cfg: TrainConfig, stage: str | None = None) -> dict:
-    """The history row of one epoch (with its stage when given, the epoch's lam when it ramps);
-    clean test accuracy when a test set is given."""
+    """The history row of one epoch (with its stage when given, the epoch's lam when it ramps,
+    the step's parts as train_<name>, e.g. train_supcon); clean test accuracy when a test set
+    is given."""
     row = {"epoch": epoch + 1} | ({"stage": stage} if stage else {}) | {
         "train_loss": stats["loss"], "train_acc": stats["acc"], "lr": sched.get_last_lr()[0]} | (
-        {"lam": cfg.lam} if cfg.lam_ramp else {})
+        {"lam": cfg.lam} if cfg.lam_ramp else {}) | {
+        f"train_{k}": v for k, v in stats.items() if k not in ("loss", "acc")}
     if test_set is not None:
         test_cfg = TrainConfig(objective="standard", seed=cfg.seed)
         row["test_acc"] = run_epoch(D.loader(test_set, 256, train=False), model, test_cfg, progress=False)["acc"]

@@ -125,6 +125,6 @@ def test_joint_objective_trains(digits):
     model = model_for(digits, "small_cnn").train()
     x, y = D.take(digits.train, 32, 0)
     cfg = replace(TrainConfig(objective="clead_joint"), **{k: v for k, v in ONE_EPOCH.items() if k != "epochs"})
-    loss, logits = OBJECTIVES["clead_joint"].step(model, x, y, cfg)
+    loss, logits, terms = OBJECTIVES["clead_joint"].step(model, x, y, cfg)
     loss.backward()
     assert torch.isfinite(loss) and logits.shape == (32, 10) and model.fc.weight.grad.abs().sum() > 0

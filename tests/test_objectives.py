@@ -38,3 +38,22 @@ def test_every_dataset_name_has_a_threat_model_and_a_loader():
     with pytest.raises(ValueError) as err:
         D.get_data("nonsense")
     assert ", ".join(C.DATASETS) in str(err.value)
+
+
+def test_arms_spell_an_objective_and_its_changed_settings():
+    """`parse_arm` reads each value as its setting's type (fractions for floats), `arm_name`
+    spells it back, `split_arms` keeps commas inside brackets; every bad spelling is refused
+    with the reason."""
+    assert C.parse_arm("clead[lam=0.3,joint_bn=true,head_dim=128]") == (
+        "clead", {"lam": 0.3, "joint_bn": True, "head_dim": 128})
+    assert C.parse_arm("pgd_at[eps=4/255]") == ("pgd_at", {"eps": 4 / 255})
+    assert C.parse_arm(" trades ") == ("trades", {})
+    assert C.arm_name(*C.parse_arm("clead[lam=0.3,joint_bn=true]")) == "clead[lam=0.3,joint_bn=true]"
+    assert C.split_arms("clead[lam=1,tau=0.5], pgd_at,trades[beta=3]") == [
+        "clead[lam=1,tau=0.5]", "pgd_at", "trades[beta=3]"]
+    for bad, words in [("clead[lam=x]", "expected float"), ("nope[lam=1]", "unknown objective"),
+                       ("clead[lamb=1]", "not name=value"), ("clead[lam=1", "spelled"),
+                       ("clead[seed=3]", "not name=value"), ("clead[eps=8]", "0-255 units"),
+                       ("clead[head_dim=1.5]", "expected int"), ("clead[joint_bn=yes]", "expected bool")]:
+        with pytest.raises(ValueError, match=words):
+            C.parse_arm(bad)

@@ -130,3 +130,26 @@ def test_published_controls_study_is_the_results_copy_with_its_command():
     s = published_copy("cifar10-mini-controls")
     assert s["seeds"] == [0, 1, 2, 3, 4] and s["settings"]["eval"]["eval_n"] == 517
     assert set(s["paired"]["clead_lam0"]) == {"clead", "clead_joint"} and len(s["paired"]["pgd_at"]["clead"]["worst_case"]) == 5
+
+
+def test_ablation_takes_arms_and_logs_the_contrastive_term(tmp_path):
+    """Variants may be arms: an objective with changed settings. An arm training at another eps
+    is still scored at the run's eps (its step scales with its eps); C-LEAD arms log the
+    contrastive term, shown in ablation.md against its yardsticks; the sweep's frontier and
+    term figures are drawn; a misspelt arm is refused before anything trains."""
+    out = tmp_path / "abl"
+    arms = "clead[head_dim=16,tau=0.5],pgd_at,pgd_at[eps=0.1]"
+    assert main(["ablate", "--seeds", "0", "--variants", arms, "--out", str(out), *TINY]) == 0
+    rows = [json.loads(line) for line in (out / "ablation.jsonl").read_text().splitlines()]
+    assert [r["variant"] for r in rows] == ["clead[head_dim=16,tau=0.5]", "pgd_at", "pgd_at[eps=0.1]"]
+    last = rows[0]["history"][-1]
+    assert last["train_supcon_floor"] < last["train_supcon_uniform"] and last["train_supcon"] > 0
+    assert "train_supcon" not in rows[1]["history"][-1]
+    assert study.variant_changes("pgd_at[eps=0.1]") == {"objective": "pgd_at", "eps": 0.1}
+    text = (out / "ablation.md").read_text()
+    assert "clead[head_dim=16,tau=0.5] **(chosen)**" in text
+    assert f"{last['train_supcon']:.2f} ({last['train_supcon_uniform']:.2f} / " in text
+    assert "scored at eps 0.2" in text
+    assert (out / "frontier.png").stat().st_size > 1000 and (out / "contrastive_term.png").exists()
+    assert main(["ablate", "--seeds", "0", "--variants", "clead[lamb=1]", "--out", str(tmp_path / "b"), *TINY]) == 2
+    assert not (tmp_path / "b" / "ablation.jsonl").exists()

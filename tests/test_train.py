@@ -175,3 +175,23 @@ def test_lam_ramp_reaches_the_objective(digits, monkeypatch):
     assert seen == [0.0, 1.0, 2.0, 2.0] and [h["lam"] for h in hist] == seen
     assert [lam_at(replace(cfg, lam_ramp=0), e) for e in range(3)] == [2.0, 2.0, 2.0]
     assert [lam_at(replace(cfg, lam_ramp=4), e) for e in range(5)] == [0.0, 0.5, 1.0, 1.5, 2.0]
+
+
+@pytest.mark.parametrize("head_dim", [0, 32])
+def test_contrastive_term_is_logged_and_falls_well_below_its_uniform_baseline(digits, head_dim):
+    """C-LEAD's log keeps the cross-entropy and the SupCon term apart, with the term's yardsticks
+    for the batch (uniform similarities: ln(2B - 1); floor: mean ln|positives|); on the digits
+    (separable classes) the term ends well below its uniform baseline, most of the way to its floor,
+    and the two parts add up to the loss (lam 1). The lam-0 control measures the term untrained."""
+    cfg = small_cfg("clead", epochs=4, batch_size=64, head_dim=head_dim, tau=0.1)
+    history = T.train(fresh_model(digits), digits.train, cfg, progress=False)
+    first, last = history[0], history[-1]
+    assert last["train_supcon_uniform"] == pytest.approx(math.log(127), abs=0.02)   # 128 views per batch
+    assert 1.5 < last["train_supcon_floor"] < 3.0            # ~13 same-class views out of 127
+    assert last["train_loss"] == pytest.approx(last["train_ce"] + last["train_supcon"], rel=1e-4)
+    gap = last["train_supcon_uniform"] - last["train_supcon_floor"]
+    assert last["train_supcon"] < last["train_supcon_floor"] + 0.5 * gap   # more than half way down
+    assert last["train_supcon"] < first["train_supcon"]
+    control = T.train(fresh_model(digits), digits.train, replace(cfg, objective="clead_lam0"), progress=False)
+    assert control[-1]["train_loss"] == pytest.approx(control[-1]["train_ce"], rel=1e-6)
+    assert control[-1]["train_supcon"] > last["train_supcon"]   # lam > 0 trains the term further
