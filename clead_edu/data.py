@@ -233,8 +233,14 @@ def subset(dataset: Dataset, n: int | None, seed: int = 0) -> Dataset:
     """A fixed random subset of `n` examples (the whole dataset if n is None or too big)."""
     if n is None or n >= len(dataset):
         return dataset
-    idx = torch.randperm(len(dataset), generator=torch.Generator().manual_seed(seed))[:n]
-    return Subset(dataset, idx.tolist())
+    return Subset(dataset, subset_ids(len(dataset), n, seed).tolist())
+
+
+def subset_ids(size: int, n: int | None, seed: int = 0) -> torch.Tensor:
+    """The indices `subset` keeps of a dataset of `size` examples, in its order: (min(n, size),)."""
+    if n is None or n >= size:
+        return torch.arange(size)
+    return torch.randperm(size, generator=torch.Generator().manual_seed(seed))[:n]
 
 
 def split(dataset: Dataset, fraction: float, seed: int = 0) -> tuple[Dataset, Dataset]:

@@ -43,7 +43,7 @@ def run(cfg: RunConfig, out: Path, *, objectives=COMPARED, device: str = "auto",
     print(f"[clead_edu] {cfg.dataset} ({len(data.train)} train / {len(data.test)} test images, "
           f"{data.num_classes} classes), preset {cfg.preset}, writing to {out}")
     train_set = D.subset(data.train, cfg.train_n, cfg.seed)
-    x, y = evaluation_images(data, cfg)
+    x, y, ids = evaluation_images(data, cfg)
     eps_grid = check_grid(cfg.eps) if not figures else [cfg.eps * i / 4 for i in range(9)]  # 0 .. 2 eps
     test_set = D.subset(data.test, cfg.eval.eval_n, cfg.seed)    # clean test accuracy per epoch
     models, results, times = {}, {}, {}
@@ -63,7 +63,7 @@ def run(cfg: RunConfig, out: Path, *, objectives=COMPARED, device: str = "auto",
     feats = feature_space(models, x, y, cfg, data, out, umap=figures)   # the pair metrics, always
     pictures = draw_figures(models, results, x, y, cfg, data, out, eps_grid) if figures else []
     times["total"] = time.time() - t0
-    images = {"train": len(train_set), "eval": len(y)}
+    images = {"train": len(train_set), "eval": len(y), "eval_ids": ids}
     metrics = {"settings": cfg.to_dict(), "images": images, "device": str(dev), "torch": torch.__version__, "eps_grid": eps_grid,
                "models": results, "feature_space": feats, "seconds": times}
     (out / "metrics.json").write_text(json.dumps(metrics, indent=1))
@@ -72,13 +72,15 @@ def run(cfg: RunConfig, out: Path, *, objectives=COMPARED, device: str = "auto",
     return out
 
 
-def evaluation_images(data, cfg: RunConfig) -> tuple[torch.Tensor, torch.Tensor]:
+def evaluation_images(data, cfg: RunConfig) -> tuple[torch.Tensor, torch.Tensor, list[int]]:
     """The eval_n test images, in a class-balanced random order (`data.balanced_order`), so the
     first curve_n (eps curve, sanity checks), aa_n (AutoAttack) and umap_n images are
-    class-balanced random subsets, also when the test set is a class-sorted folder."""
+    class-balanced random subsets, also when the test set is a class-sorted folder; and each
+    one's index in the test set (the same image keeps its index across seeds)."""
     x, y = D.take(data.test, cfg.eval.eval_n, cfg.seed)
+    ids = D.subset_ids(len(data.test), cfg.eval.eval_n, cfg.seed)
     order = D.balanced_order(y, cfg.seed)
-    return x[order], y[order]
+    return x[order], y[order], ids[order].tolist()
 
 
 def order(objectives) -> list[str]:
@@ -122,9 +124,15 @@ def weights_sha256(model) -> str:
     return h.hexdigest()
 
 
+def bits(correct: torch.Tensor) -> str:
+    """(N,) bool -> '0110...': which evaluation images (in `evaluation_images` order) survived."""
+    return "".join("1" if c else "0" for c in correct.tolist())
+
+
 def evaluate_model(model, x, y, cfg: RunConfig, eps_grid: list[float]) -> dict:
     """Every attack on the first aa_n eval images ('accuracy'), clean/FGSM/PGD on all of them
-    ('accuracy_eval'), worst case, eps curve, checks."""
+    ('accuracy_eval'), per-example correctness under each ('correct', `bits`, for intervals
+    that resample images), worst case, eps curve, checks."""
     ev = cfg.eval
     res = E.robustness(model, x, y, eps=cfg.eps, pgd_steps=ev.pgd_steps, restarts=ev.restarts,
                        extra_pgd_steps=ev.extra_pgd_steps, extra_restarts=ev.extra_restarts,
@@ -135,6 +143,7 @@ def evaluate_model(model, x, y, cfg: RunConfig, eps_grid: list[float]) -> dict:
     checks = E.sanity_checks(model, x[:nc], y[:nc], eps=cfg.eps, steps=ev.pgd_steps, curve=at)
     checks += E.attack_checks(res)
     return {"accuracy": res["accuracy"], "accuracy_eval": res["accuracy_eval"],
+            "correct": {k: bits(v) for k, v in res["correct"].items()},
             "worst_case_n": res["worst_case_n"], "eval_n": res["eval_n"], "eps_curve": curve,
             "sanity_checks": checks, "autoattack_flags": res["autoattack_flags"]} | (
         {"autoattack_check": res["autoattack_check"]} if "autoattack_check" in res else {})

@@ -178,9 +178,10 @@ PAIRED = {"pgd_at": ("clead", "clead_joint", "clead_lam0", "clead_released", "cl
 
 def summarize(metrics: list[dict]) -> dict:
     """{'accuracy': {model: {attack: [per-seed values]}}, 'paired': {reference: {model: {attack:
-    [model - reference per seed]}}} (`PAIRED`), 'clead_minus_pgd_at' and 'paired_minus_pgd_at'
-    (the same, kept for older readers), 'failed_checks': [str], 'feature_space'
-    (`summarize_features`)} from the per-seed metrics.json."""
+    [model - reference per seed]}}} (`PAIRED`), 'paired_bootstrap': {reference: {model: {attack:
+    (mean, low, high)}}} (`paired_bootstrap`, where per-example correctness was kept),
+    'clead_minus_pgd_at' and 'paired_minus_pgd_at' (the PGD-AT part of 'paired'),
+    'failed_checks': [str], 'feature_space' (`summarize_features`)} from the per-seed metrics.json."""
     acc, failed = {}, []
     for m in metrics:
         for name, r in m["models"].items():
@@ -191,8 +192,33 @@ def summarize(metrics: list[dict]) -> dict:
     paired = {ref: {name: {k: [a - b for a, b in zip(acc[name][k], acc[ref][k])] for k in acc[name]}
                     for name in names if name in acc} for ref, names in PAIRED.items() if ref in acc}
     vs_pgd = paired.get("pgd_at", {})
-    return {"accuracy": acc, "paired": paired, "clead_minus_pgd_at": vs_pgd.get("clead", {}),
+    boot = {ref: {name: b for name in names if name in acc and (b := paired_bootstrap(metrics, name, ref))}
+            for ref, names in PAIRED.items() if ref in acc}
+    return {"accuracy": acc, "paired": paired, "paired_bootstrap": {r: b for r, b in boot.items() if b},
+            "clead_minus_pgd_at": vs_pgd.get("clead", {}),
             "paired_minus_pgd_at": vs_pgd, "failed_checks": failed, "feature_space": summarize_features(metrics)}
+
+
+def paired_bootstrap(metrics: list[dict], name: str, ref: str, reps: int = 2000, seed: int = 0) -> dict:
+    """{attack: (mean, low, high)}: `name` minus `ref` in accuracy, mean over seeds, with a 95%
+    percentile interval from a two-level bootstrap that resamples the seeds and, within each
+    seed, its evaluation images (the same images for both models: paired), so the interval
+    holds both the training noise and the image sampling. From the per-example correctness
+    kept in metrics.json ('correct'); {} when a seed lacks it."""
+    import numpy as np
+    rng = np.random.default_rng(seed)
+    pairs = [(m["models"][name].get("correct"), m["models"][ref].get("correct")) for m in metrics]
+    if any(a is None or b is None for a, b in pairs):
+        return {}
+    out = {}
+    for attack in pairs[0][0]:
+        diffs = [np.array(list(a[attack]), dtype=float) - np.array(list(b[attack]), dtype=float) for a, b in pairs]
+        stats = []
+        for _ in range(reps):
+            chosen = rng.integers(len(diffs), size=len(diffs))
+            stats.append(np.mean([diffs[s][rng.integers(len(diffs[s]), size=len(diffs[s]))].mean() for s in chosen]))
+        out[attack] = (float(np.mean([d.mean() for d in diffs])), *map(float, np.percentile(stats, [2.5, 97.5])))
+    return out
 
 
 PAIR_METRICS = {"pair_distance": "pair distance", "relative_pair_distance": "relative to class centroids",
@@ -238,6 +264,19 @@ def paired_lines(paired: dict, cols: list[str]) -> list[str]:
             for ref, rows in paired.items() for name, diff in rows.items()]
 
 
+def bootstrap_lines(boot: dict, cols: list[str]) -> list[str]:
+    """The paired differences again with intervals that also resample the images
+    (`paired_bootstrap`): 'mean [low, high]' in points; [] when per-example correctness was not kept."""
+    if not boot:
+        return []
+    lines = ["", "The paired rows again, with 95% intervals from a bootstrap over seeds and, within each "
+             "seed, over the evaluation images (per-example correctness kept in metrics.json), in points:", "",
+             "| paired difference | " + " | ".join(cols) + " |", "|---|" + "---:|" * len(cols)]
+    return lines + [f"| {LABELS[name]} − {LABELS[ref]} | " + " | ".join(
+        f"{100 * d[c][0]:.1f} [{100 * d[c][1]:.1f}, {100 * d[c][2]:.1f}]" if c in d else "n/a" for c in cols) + " |"
+        for ref, rows in boot.items() for name, d in rows.items()]
+
+
 def train_time(result: dict) -> float | None:
     """Seconds one model took to train: the sum of its epochs' recorded times (kept through a
     resume, so a seed continued from a finished training state is not counted as 0 s), else, for
@@ -272,6 +311,7 @@ def write_summary(out: Path, metrics: list[dict], command: str) -> str:
     for name, a in s["accuracy"].items():
         lines.append(f"| {LABELS[name]} | " + " | ".join(fmt(a[c]) for c in cols) + " |")
     lines += paired_lines(s["paired"], cols)
+    lines += bootstrap_lines(s["paired_bootstrap"], cols)
     lines += aa_check_table({k: [m["models"][k] for m in metrics] for k in s["accuracy"]})
     lines += ["", f"Sanity checks: {n_checks - len(s['failed_checks'])} of {n_checks} passed."]
     lines += [f"- **WARNING: failed**: {f}" for f in s["failed_checks"]]

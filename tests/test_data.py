@@ -139,6 +139,7 @@ def test_evaluation_images_are_balanced_on_a_class_sorted_test_set():
     x = (y.float() / 4).view(-1, 1, 1, 1).expand(-1, 1, 4, 4).contiguous()
     data = D.Data("sorted", TensorDataset(x, y), TensorDataset(x, y), list("abcd"), (1, 4, 4), (0.5,), (0.5,))
     cfg = C.from_preset("quick", "digits", eval_n=None, curve_n=20)
-    xe, ye = evaluation_images(data, cfg)
+    xe, ye, ids = evaluation_images(data, cfg)
     assert len(ye) == 100 and torch.equal(torch.bincount(ye[:20]), torch.tensor([5, 5, 5, 5]))
     assert torch.equal(xe[:, 0, 0, 0], ye.float() / 4)       # images stay with their labels
+    assert sorted(ids) == list(range(100)) and torch.equal(y[ids], ye)   # each image's index in the test set

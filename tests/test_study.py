@@ -28,6 +28,10 @@ def test_study_two_seeds_and_continue(tmp_path, capsys):
     text = (out / "summary.md").read_text()
     assert "C-LEAD − PGD-AT" in text and "Sanity checks:" in text and "±" in text
     assert "150 training images and 40 test images" in text        # the numbers used, not the settings
+    boot = summary["paired_bootstrap"]["pgd_at"]["clead"]["worst_case"]      # per-example correctness kept
+    worst = summary["paired"]["pgd_at"]["clead"]["worst_case"]
+    assert boot[1] <= boot[0] <= boot[2] and boot[0] == pytest.approx(sum(worst) / 2, abs=1e-6)
+    assert "over the evaluation images" in text
     pairs = summary["feature_space"]["paired"]["clead"]["pair_distance"]     # the pair metrics, per seed
     assert len(pairs) == 2 and "| **C-LEAD − PGD-AT** (paired) | " in text.split("## Feature space")[1]
     capsys.readouterr()
@@ -153,3 +157,21 @@ def test_ablation_takes_arms_and_logs_the_contrastive_term(tmp_path):
     assert (out / "frontier.png").stat().st_size > 1000 and (out / "contrastive_term.png").exists()
     assert main(["ablate", "--seeds", "0", "--variants", "clead[lamb=1]", "--out", str(tmp_path / "b"), *TINY]) == 2
     assert not (tmp_path / "b" / "ablation.jsonl").exists()
+
+
+def test_paired_bootstrap_holds_the_image_sampling_that_seeds_alone_miss():
+    """Three seeds that agree exactly (model ahead by 10 points on each, the same 200 images
+    drawn): the interval over seeds has zero width, the bootstrap over seeds and images does
+    not, and it is centred on the difference; more images narrow it; a seed without
+    per-example correctness gives no bootstrap."""
+    from clead_edu.report import paired_bootstrap
+
+    def seed(n):
+        ref = "".join("1" if i % 2 else "0" for i in range(n))            # 50% correct
+        ahead = "".join("1" if i % 2 or i % 10 == 0 else "0" for i in range(n))   # +10 points
+        return {"models": {"clead": {"correct": {"worst_case": ahead}}, "pgd_at": {"correct": {"worst_case": ref}}}}
+    small, big = paired_bootstrap([seed(200)] * 3, "clead", "pgd_at"), paired_bootstrap([seed(2000)] * 3, "clead", "pgd_at")
+    mean, low, high = small["worst_case"]
+    assert mean == pytest.approx(0.1) and low < 0.1 < high and high - low > 0.03
+    assert big["worst_case"][2] - big["worst_case"][1] < 0.5 * (high - low)
+    assert paired_bootstrap([seed(200), {"models": {"clead": {}, "pgd_at": {}}}], "clead", "pgd_at") == {}
