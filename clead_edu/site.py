@@ -11,7 +11,7 @@ are laid onto the student edition (`editions.seal`): every cell shows what it pr
 exercise shows a note where the worked code was. The sealed notebooks are prepared for reading
 (the live widgets need a kernel, so their outputs are replaced by a note; every explorer is
 followed by its static fallback figure; no build path is left in an output) and staged in
-DIR-build/docs with the README as home page, docs/ and a copy of MathJax; MkDocs then builds DIR
+DIR-build/docs with the course page (docs/course.md) as home page, docs/ and a copy of MathJax; MkDocs then builds DIR
 from them with mkdocs.yml (navigation, search, formulas), loading nothing from the network.
 Building it needs otter-grader besides the notebooks' packages (`pip install -e '.[notebooks,editions]'`).
 """
@@ -26,6 +26,7 @@ from pathlib import Path, PurePosixPath
 REPO = Path(__file__).resolve().parents[1]
 NOTEBOOKS = REPO / "notebooks"
 CONFIG = REPO / "mkdocs.yml"
+HOME = "course.md"           # docs/course.md, the site's home page (index.md); the README is the repository's
 DOCS_IN_NAV = {"Instructor guide": "instructor_guide.md", "Results": "results.md", "Design notes": "design.md"}
 WIDGET = "application/vnd.jupyter.widget-view+json"
 WIDGET_NOTE = ('<p class="clead-widget-note"><em>Interactive explorer: open the notebook in Jupyter '
@@ -205,8 +206,8 @@ Built with `python -m clead_edu site --preset {preset}` on {time.strftime("%Y-%m
 
 
 def stage(docs: Path, pages: list, preset: str, replace: dict[str, str]) -> list:
-    """Write the site's sources into `docs`: docs/ as it is, index.md (the README), the lessons
-    ready to read in lessons/ with lessons/index.md, MathJax in assets/mathjax. Returns the nav."""
+    """Write the site's sources into `docs`: docs/ as it is, index.md (docs/course.md, the home page),
+    the lessons ready to read in lessons/ with lessons/index.md, MathJax in assets/mathjax. Returns the nav."""
     import nbformat
     if docs.exists():
         shutil.rmtree(docs)
@@ -221,8 +222,7 @@ def stage(docs: Path, pages: list, preset: str, replace: dict[str, str]) -> list
     for md in [md for md in docs.rglob("*.md") if md.parent != docs / "lessons"]:
         here = "docs/" + md.relative_to(docs).as_posix()
         md.write_text(site_links(md.read_text(encoding="utf-8"), here, exists), encoding="utf-8")
-    readme = (REPO / "README.md").read_text(encoding="utf-8")
-    (docs / "index.md").write_text(site_links(readme, "README.md", exists), encoding="utf-8")
+    (docs / HOME).rename(docs / "index.md")          # its links were made for docs/, the same level
     lessons = [{(title(nb) or src.stem).split(":")[0]: f"lessons/{src.name}"} for src, nb, _ in pages]
     return ([{"Home": "index.md"}, {"Lessons": ["lessons/index.md", *lessons]}]
             + [{name: path} for name, path in DOCS_IN_NAV.items() if exists(path)])

@@ -114,6 +114,40 @@ def lesson_with_an_exercise(folder: Path) -> Path:
     return folder / "01_made_up.ipynb"
 
 
+def article(page: Path) -> str:
+    """The HTML of a page's main text (Material's <article>), navigation aside."""
+    text = page.read_text(encoding="utf-8")
+    return text[text.index("<article"):text.index("</article>")]
+
+
+def list_items(markdown: str) -> int:
+    """How many list items a Markdown text has (lines starting '- ', '* ' or 'N. ', code fences aside)."""
+    prose = re.sub(r"```.*?```", "", markdown, flags=re.S)
+    return len(re.findall(r"^\s*(?:[-*]|\d+\.) ", prose, flags=re.M))
+
+
+def broken_links(site_dir: Path, page: Path) -> list[str]:
+    """The relative links (href, src) of `page` that do not lead to a file of the site."""
+    targets = re.findall(r'(?:href|src)="([^"#?]+)[^"]*"', page.read_text(encoding="utf-8"))
+    local = [t for t in targets if not re.match(r"[a-z]+:|/|data:", t)]
+    return [t for t in local if not (page.parent / t).resolve().is_file()
+            and not ((page.parent / t).resolve() / "index.html").is_file()]
+
+
+def check_home(site_dir: Path) -> None:
+    """The home page is docs/course.md rendered whole: every list item an <li> (the nested steps
+    too), no list marker left as text in a paragraph, every relative link leading to a file."""
+    home = article(site_dir / "index.html")
+    expected = list_items((REPO / "docs" / "course.md").read_text())
+    assert home.count("<li") == expected and expected >= 15, (home.count("<li"), expected)
+    paragraphs = re.findall(r"<p>(.*?)</p>", home, flags=re.S)
+    assert not [p for p in paragraphs if re.search(r"(^|\n)\s*(- |\* |\d\. )|- <em>|- \*", p)], paragraphs
+    steps = re.search(r"<ol>(.*?)</ol>", home, flags=re.S).group(1)
+    assert steps.count("<ul>") == 1 and "Colab:</em>" in steps.split("<ul>")[1]     # the nested items
+    assert "The lessons" in home and "How you are graded" in home
+    assert broken_links(site_dir, site_dir / "index.html") == []
+
+
 def test_the_site_shows_each_exercise_sealed_with_its_outputs(tmp_path):
     """Built from the student edition: the solution cell keeps its signature and its output, a note
     stands where the worked code was, the check after it shows the teacher edition's result; the worked
@@ -128,6 +162,7 @@ def test_the_site_shows_each_exercise_sealed_with_its_outputs(tmp_path):
     published = [p for p in out.rglob("*") if p.is_file()]
     assert not [p for p in published if "doubled_secret" in p.read_text(errors="replace")]
     assert "doubled_secret" in (site.build_folder(out) / "editions/teacher/01_made_up.ipynb").read_text()
+    check_home(out)
 
 
 def test_seal_lays_the_teacher_outputs_on_the_student_cells():
@@ -201,6 +236,8 @@ def test_site_files(built):
     for page in pages(built):
         assert leaks(page_text(page), secret) == [], page                  # no worked code, no answer
     assert leaks((built / "search/search_index.json").read_text(), secret) == []
+    check_home(built)
+    assert {page.name: broken_links(built, page) for page in pages(built) if broken_links(built, page)} == {}
     lesson_01 = page_text(built / "lessons/01_standard_training.html")
     assert plain(editions.SEALED_NOTE) in lesson_01 and "exercise accuracy: right!" in lesson_01   # sealed, output kept
     before, note, after = (built / "lessons/07_feature_space.html").read_text().partition("Interactive explorer")
