@@ -15,6 +15,8 @@ README.md, docs/*.md, solutions/*.md and the notebooks' Markdown cells. The keys
   benchmarks/results/lessons-cpu.json (`python benchmarks/lessons.py --no-training`, its --out).
 - `photos.NAME` (a setting of the quick preset on the lessons' photos, config.QUICK_DATASET,
   e.g. `photos.aa_n`), `photos.image_points` (one test image in points of accuracy).
+- `config.PRESET.DATASET.eval.FIELD` / `.train.FIELD`: a setting as `config.from_preset(PRESET,
+  DATASET)` gives it, e.g. `config.quick.digits.eval.aa_n`, `config.full.cifar10.train.epochs`.
 - `STUDY.seeds`, `STUDY.eval_n`, `STUDY.acc.MODEL.METRIC` ("22.6 ± 1.8", in %),
   `STUDY.diff.A.B.METRIC` (B − A paired over seeds, "−1.8 ± 1.3"), with `.low` / `.high` for the
   ends of its 95% interval: the studies in docs/results/ (`controls`: cifar10-mini-controls-study.json,
@@ -70,6 +72,15 @@ def photos_number(parts: list[str]) -> str:
     return f"{values[parts[0]]:g}"
 
 
+def config_number(parts: list[str]) -> str:
+    """A setting of `config.from_preset(preset, dataset)`: parts [preset, dataset, 'eval'|'train', field]."""
+    sys.path.insert(0, str(ROOT))
+    from clead_edu.config import from_preset
+    preset, dataset, group, field = parts
+    value = getattr(getattr(from_preset(preset, dataset), group), field)
+    return f"{value:,}" if isinstance(value, int) else f"{value:g}"
+
+
 def study_number(study: dict, parts: list[str]) -> str:
     """A number of a study summary (docs/results/*-study.json); accuracies in %, mean ± half-width."""
     sys.path.insert(0, str(ROOT))
@@ -82,7 +93,8 @@ def study_number(study: dict, parts: list[str]) -> str:
         mean, half = interval(study["accuracy"][parts[1]][parts[2]])
         return f"{100 * mean:.1f} ± {100 * half:.1f}"
     if parts[0] == "diff":
-        mean, half = interval(study["paired"][parts[1]][parts[2]][parts[3]])
+        pairs = study.get("paired") or {"pgd_at": study["paired_minus_pgd_at"]}     # older summaries: against PGD-AT only
+        mean, half = interval(pairs[parts[1]][parts[2]][parts[3]])
         end = parts[4] if len(parts) > 4 else None
         if end == "low":
             return signed(100 * (mean - half))
@@ -100,9 +112,11 @@ def number(key: str) -> str:
             return lesson_number(parts)
         if head == "photos":
             return photos_number(parts)
+        if head == "config":
+            return config_number(parts)
         if head in STUDIES:
             return study_number(json.loads(STUDIES[head].read_text()), parts)
-    except (KeyError, IndexError):
+    except (KeyError, IndexError, ValueError, AttributeError):
         pass
     raise ValueError(f"unknown number {key!r} (the keys are listed in tools/quote_numbers.py)")
 
