@@ -192,7 +192,8 @@ def lessons_page(entries: list[tuple[str, str, float]], preset: str) -> str:
     rows = "\n".join(f"| [{name}]({stem}.ipynb) | {sec:.0f} s |" for stem, name, sec in entries)
     return f"""# Lessons
 
-Each page is a lesson notebook executed in the `{preset}` preset, with its figures. The
+Each page is a lesson notebook executed in the `{preset}` preset, with its figures, as the
+student edition shows it: where an exercise's worked code would be, a note says so. The
 interactive explorers need a running notebook: their place shows a note, and the static figure
 after each one shows the same. To change and run the lessons, open `notebooks/` in Jupyter or
 Colab (see the home page).
