@@ -4,8 +4,9 @@
     python -m clead_edu editions --out runs/editions --only 02,04
     python -m clead_edu editions --out runs/editions --student-tree runs/student
 
-`--student-tree DIR` also writes the repository as students get it, to be published as the branch
-that `[tool.clead_edu] student-branch` in pyproject.toml names (the branch the notebooks' Colab
+`--student-tree DIR` also writes the repository as students get it, to be published as a repository
+of its own (the sources, with the worked code and solutions/, stay private), on the branch that
+`[tool.clead_edu] student-branch` in pyproject.toml names (the branch the notebooks' Colab
 badges open and their set-up cell clones): the files git tracks, without solutions/, tests/ and
 .ci/, with notebooks/ holding the student edition (Colab cells written for that branch).
 
