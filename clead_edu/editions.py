@@ -4,8 +4,9 @@
     python -m clead_edu editions --out runs/editions --only 02,04
     python -m clead_edu editions --out runs/editions --student-tree runs/student
 
-`--student-tree DIR` also writes the repository as students get it, to be published as the branch
-that `[tool.clead_edu] student-branch` in pyproject.toml names (the branch the notebooks' Colab
+`--student-tree DIR` also writes the repository as students get it, to be published as a repository
+of its own (the sources, with the worked code and solutions/, stay private), on the branch that
+`[tool.clead_edu] student-branch` in pyproject.toml names (the branch the notebooks' Colab
 badges open and their set-up cell clones): the files git tracks, without solutions/, tests/ and
 .ci/, with notebooks/ holding the student edition (Colab cells written for that branch).
 
@@ -18,6 +19,13 @@ The student edition has each solution replaced by `...` (so the grader stops the
 "not written yet"); the teacher edition keeps the solutions. Both keep every other cell.
 The config adds no otter cells, so neither edition needs otter at run time (the graders are
 the package's own, `graders.py`): otter-grader is only needed to build them.
+
+Run All in the student edition stops at the first exercise not yet written, on purpose: the
+cells after an exercise use the student's function (`my_pgd` repeats `pgd_step`), so running
+on would show errors or numbers that are not the student's. What a reader without a kernel
+sees is the sealed edition (`seal`, used by the course site): the student edition with the
+outputs of the executed teacher edition and a note where each solution was, so every cell shows
+what it produces and no cell shows the worked code.
 """
 from __future__ import annotations
 
@@ -59,9 +67,10 @@ def run_command(args) -> int:
               f"  cd {args.student_tree} && git init -q -b {branch} && git add -A && "
               f"git commit -qm 'student edition' && git push --force <repository address> {branch}")
         if branch == "main":
-            print("[clead_edu] note: [tool.clead_edu] student-branch in pyproject.toml is 'main', the branch of "
-                  "the sources (with the worked code): name the branch you publish this tree as, then run "
-                  "`python tools/notebook_header.py`")
+            print("[clead_edu] note: [tool.clead_edu] student-branch in pyproject.toml is 'main': push this tree to "
+                  "a repository of its own, not the one of the sources (they hold the worked code and solutions/), "
+                  "and set [project.urls] Repository to its address, then run `python tools/notebook_header.py` "
+                  "(the instructor guide, step 5)")
     return 0
 
 
@@ -92,6 +101,38 @@ def build_editions(out, only: str | None = None, notebooks=NOTEBOOKS) -> dict[st
                 shutil.copyfile(Path(tmp) / folder / src.name, dest)
                 built[edition].append(dest)
     return built
+
+
+SEALED_NOTE = "# Your code here: the worked solution is in the teacher edition."
+
+
+def seal(student, teacher):
+    """The student edition `student` (a notebook) as a reader should see it: each code cell with the
+    outputs of the same cell (same id) of the executed teacher edition `teacher`, and in each cell whose
+    code differs between the two (an exercise: otter put `...` where the solution was) a SEALED_NOTE
+    before each `...` line. The code is the student edition's, so no solution line is copied over.
+    Changes `student` in place and returns it; a student cell missing from `teacher` is an error."""
+    ran = {c.get("id"): c for c in teacher.cells if c.cell_type == "code"}
+    for cell in student.cells:
+        if cell.cell_type != "code":
+            continue
+        done = ran.get(cell.get("id"))
+        if done is None:
+            raise ValueError(f"cell {cell.get('id')!r} of the student edition is not in the executed teacher "
+                             "edition: build both editions from the same source")
+        cell.outputs, cell.execution_count = done.outputs, done.execution_count
+        if cell.source != done.source:
+            cell.source = _noted(cell.source)
+    return student
+
+
+def _noted(code: str) -> str:
+    """`code` with SEALED_NOTE, at the same indent, above every line that is only `...` (else on top)."""
+    lines = code.split("\n")
+    if not any(line.strip() == "..." for line in lines):
+        return SEALED_NOTE + "\n" + code
+    return "\n".join(f"{line[:len(line) - len(line.lstrip())]}{SEALED_NOTE}\n{line}" if line.strip() == "..."
+                     else line for line in lines)
 
 
 def count_graders(path) -> int:

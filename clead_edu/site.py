@@ -1,16 +1,19 @@
 """The lessons as a static web site (MkDocs with the Material theme and mkdocs-jupyter), to read
-without running anything.
+without running anything, built from the student edition: safe to publish to students.
 
     python -m clead_edu site --out site                  # all eight notebooks, quick preset
     python -m clead_edu site --out site --only 01,04     # some of them
 
-Each notebook is executed with papermill (working folder notebooks/, checkpoints in
-DIR/_run/runs/notebooks, so the course's own runs/ is left alone). The executed copies are
-prepared for reading (the live widgets need a kernel, so their outputs are replaced by a note;
-every explorer is followed by its static fallback figure; no build path is left in an output)
-and staged in DIR/_run/docs with the README as home page, docs/ and a copy of MathJax; MkDocs
-then builds DIR from them with mkdocs.yml (navigation, search, formulas), loading nothing from
-the network.
+Each notebook is first split into its two editions (`editions.build_editions`, otter assign, into
+DIR-build/editions, beside DIR: nothing of it is published). The teacher edition is executed with papermill (working folder notebooks/,
+checkpoints in DIR-build/runs/notebooks, so the course's own runs/ is left alone), and its outputs
+are laid onto the student edition (`editions.seal`): every cell shows what it produces, and each
+exercise shows a note where the worked code was. The sealed notebooks are prepared for reading
+(the live widgets need a kernel, so their outputs are replaced by a note; every explorer is
+followed by its static fallback figure; no build path is left in an output) and staged in
+DIR-build/docs with the course page (docs/course.md) as home page, docs/ and a copy of MathJax; MkDocs then builds DIR
+from them with mkdocs.yml (navigation, search, formulas), loading nothing from the network.
+Building it needs otter-grader besides the notebooks' packages (`pip install -e '.[notebooks,editions]'`).
 """
 from __future__ import annotations
 
@@ -23,6 +26,7 @@ from pathlib import Path, PurePosixPath
 REPO = Path(__file__).resolve().parents[1]
 NOTEBOOKS = REPO / "notebooks"
 CONFIG = REPO / "mkdocs.yml"
+HOME = "course.md"           # docs/course.md, the site's home page (index.md); the README is the repository's
 DOCS_IN_NAV = {"Instructor guide": "instructor_guide.md", "Results": "results.md", "Design notes": "design.md"}
 WIDGET = "application/vnd.jupyter.widget-view+json"
 WIDGET_NOTE = ('<p class="clead-widget-note"><em>Interactive explorer: open the notebook in Jupyter '
@@ -105,7 +109,7 @@ def for_reading(nb):
 
 def without_paths(nb, replace: dict[str, str]):
     """Every text output (printed lines, text/plain, HTML, tracebacks) with each absolute path in
-    `replace` swapped for its short form, e.g. '/tmp/x/_run/runs/' -> 'runs/'; papermill's
+    `replace` swapped for its short form, e.g. '/tmp/x/site-build/runs/' -> 'runs/'; papermill's
     metadata (input and output paths) dropped. Changes nb in place and returns it."""
     def clean(text):
         for long, short in replace.items():
@@ -124,13 +128,13 @@ def without_paths(nb, replace: dict[str, str]):
     return nb
 
 
-def execute(src: Path, dest: Path, preset: str, run_dir: Path) -> float:
-    """Run one notebook with papermill from its own folder; returns the seconds it took."""
+def execute(src: Path, dest: Path, preset: str, run_dir: Path, cwd: Path) -> float:
+    """Run one notebook with papermill in the folder `cwd` (the lessons' own); returns the seconds it took."""
     import papermill as pm
     start = time.perf_counter()
     try:
         pm.execute_notebook(str(src), str(dest), parameters={"preset": preset, "run_dir": str(run_dir)},
-                            cwd=str(src.parent), progress_bar=False, log_output=False)
+                            cwd=str(cwd), progress_bar=False, log_output=False)
     except pm.PapermillExecutionError as err:
         raise ValueError(f"{src.name} failed in cell {err.exec_count} ({err.ename}: {err.evalue}); "
                          f"the partly executed notebook, with the traceback, is {dest}") from None
@@ -188,7 +192,8 @@ def lessons_page(entries: list[tuple[str, str, float]], preset: str) -> str:
     rows = "\n".join(f"| [{name}]({stem}.ipynb) | {sec:.0f} s |" for stem, name, sec in entries)
     return f"""# Lessons
 
-Each page is a lesson notebook executed in the `{preset}` preset, with its figures. The
+Each page is a lesson notebook executed in the `{preset}` preset, with its figures, as the
+student edition shows it: where an exercise's worked code would be, a note says so. The
 interactive explorers need a running notebook: their place shows a note, and the static figure
 after each one shows the same. To change and run the lessons, open `notebooks/` in Jupyter or
 Colab (see the home page).
@@ -202,8 +207,8 @@ Built with `python -m clead_edu site --preset {preset}` on {time.strftime("%Y-%m
 
 
 def stage(docs: Path, pages: list, preset: str, replace: dict[str, str]) -> list:
-    """Write the site's sources into `docs`: docs/ as it is, index.md (the README), the lessons
-    ready to read in lessons/ with lessons/index.md, MathJax in assets/mathjax. Returns the nav."""
+    """Write the site's sources into `docs`: docs/ as it is, index.md (docs/course.md, the home page),
+    the lessons ready to read in lessons/ with lessons/index.md, MathJax in assets/mathjax. Returns the nav."""
     import nbformat
     if docs.exists():
         shutil.rmtree(docs)
@@ -218,8 +223,7 @@ def stage(docs: Path, pages: list, preset: str, replace: dict[str, str]) -> list
     for md in [md for md in docs.rglob("*.md") if md.parent != docs / "lessons"]:
         here = "docs/" + md.relative_to(docs).as_posix()
         md.write_text(site_links(md.read_text(encoding="utf-8"), here, exists), encoding="utf-8")
-    readme = (REPO / "README.md").read_text(encoding="utf-8")
-    (docs / "index.md").write_text(site_links(readme, "README.md", exists), encoding="utf-8")
+    (docs / HOME).rename(docs / "index.md")          # its links were made for docs/, the same level
     lessons = [{(title(nb) or src.stem).split(":")[0]: f"lessons/{src.name}"} for src, nb, _ in pages]
     return ([{"Home": "index.md"}, {"Lessons": ["lessons/index.md", *lessons]}]
             + [{name: path} for name, path in DOCS_IN_NAV.items() if exists(path)])
@@ -241,11 +245,17 @@ def mkdocs_build(docs: Path, site: Path, nav: list) -> None:
     build(config)
 
 
+def build_folder(out: Path) -> Path:
+    """Where the site of `out` is built: the folder beside it, 'DIR-build' (the editions, the executed
+    teacher notebooks, the checkpoints, the staged pages). Never inside `out`, which is published."""
+    return out.with_name(out.name + "-build")
+
+
 def publish(built: Path, out: Path) -> None:
-    """Replace the previous site in `out` (all but _run) by the freshly built one."""
+    """Replace the previous site in `out` by the freshly built one."""
+    out.mkdir(parents=True, exist_ok=True)
     for old in out.iterdir():
-        if old.name != "_run":
-            shutil.rmtree(old) if old.is_dir() else old.unlink()
+        shutil.rmtree(old) if old.is_dir() else old.unlink()
     for new in built.iterdir():
         shutil.move(str(new), str(out / new.name))
     built.rmdir()
@@ -253,28 +263,35 @@ def publish(built: Path, out: Path) -> None:
 
 def check_out(out: Path) -> None:
     """The site replaces what `out` holds: refuse a folder that is not empty and not a site."""
-    if out.is_dir() and any(out.iterdir()) and not (out / "_run").is_dir():
+    if out.is_dir() and any(out.iterdir()) and not build_folder(out).is_dir():
         raise ValueError(f"--out {out} is a folder with other files in it; the site replaces the "
                          "contents of its folder: give a new or empty folder, or one this command built")
 
 
 def build_site(out, only: str | None = None, preset: str = "quick", notebooks=NOTEBOOKS) -> Path:
-    """Execute the chosen notebooks in order (they share checkpoints, as in a course), then build
-    the site into `out` with MkDocs. Returns the path of the home page, out/index.html."""
+    """Build both editions of the chosen notebooks, execute the teacher editions in order (they
+    share checkpoints, as in a course), seal each student edition with its outputs
+    (`editions.seal`), then build the site into `out` with MkDocs. Returns out/index.html."""
     import nbformat
+
+    from . import editions
     out = Path(out).resolve()             # papermill runs in notebooks/: relative paths would move
     check_out(out)
-    lessons = choose(Path(notebooks).resolve(), only)
-    run = out / "_run"
+    folder = Path(notebooks).resolve()
+    lessons = choose(folder, only)
+    run = build_folder(out)
     run.mkdir(parents=True, exist_ok=True)
+    shutil.rmtree(run / "editions", ignore_errors=True)
+    built = editions.build_editions(run / "editions", ",".join(p.name[:2] for p in lessons), folder)
     pages = []
-    for src in lessons:
-        print(f"[clead_edu] executing {src.name} ({preset} preset) ...", flush=True)
-        seconds = execute(src, run / src.name, preset, run / "runs" / "notebooks")
-        pages.append((src, nbformat.read(run / src.name, as_version=4), seconds))
+    for src, teacher, student in zip(lessons, built["teacher"], built["student"]):
+        print(f"[clead_edu] executing {src.name} ({preset} preset, teacher edition) ...", flush=True)
+        seconds = execute(teacher, run / src.name, preset, run / "runs" / "notebooks", folder)
+        sealed = editions.seal(nbformat.read(student, as_version=4), nbformat.read(run / src.name, as_version=4))
+        pages.append((src, sealed, seconds))
         print(f"[clead_edu] {src.name}: {seconds:.0f} s", flush=True)
     print("[clead_edu] building the site with MkDocs ...", flush=True)
-    replace = {f"{run}/": "", f"{Path(notebooks).resolve()}/": "", f"{REPO}/": "",
+    replace = {f"{run}/": "", f"{folder}/": "", f"{REPO}/": "",
                sysconfig.get_paths()["purelib"] + "/": ""}       # warnings name their file
     nav = stage(run / "docs", pages, preset, replace)
     mkdocs_build(run / "docs", run / "site", nav)

@@ -9,12 +9,15 @@ import subprocess
 
 import pytest
 from conftest import REPO
+from sealed import answer_lines, leaks
+from sealed import solution_lines as secret_lines
 
 from clead_edu import editions as E
 from clead_edu.__main__ import main
 from clead_edu.exercises import GRADERS
 
 SOURCES = E.lessons(REPO / "notebooks")
+SECRET = secret_lines(SOURCES) + answer_lines(SOURCES)    # the worked code and the answers of solutions/
 GRADE_CALL = re.compile(r'ce\.exercises\.grade\("(\w+)", (\w+)\)')
 
 
@@ -75,6 +78,7 @@ def test_student_edition_has_no_solution_and_keeps_every_grader(built):
             assert q["solution"].split("# BEGIN SOLUTION")[1].split("# END SOLUTION")[0] not in everything
         assert "# BEGIN SOLUTION" not in everything and "otter" not in everything   # no markup, no otter at run time
         assert not [c for c in cells(student) if c["cell_type"] == "raw"]
+        assert leaks(student.read_text(), SECRET) == [], student.name       # no line of any worked answer
 
 
 def test_teacher_edition_is_the_lesson_without_the_markup(built):
@@ -90,7 +94,7 @@ def test_command_line_builds_one_lesson_and_rejects_an_unknown_one(tmp_path, cap
     assert main(["editions", "--out", str(tmp_path / "e"), "--only", "4", "--student-tree", str(tmp_path / "s")]) == 0
     out = capsys.readouterr().out
     assert "1 lessons, 1 code exercises" in out and "publish it as branch 'main'" in out
-    assert "note: [tool.clead_edu] student-branch in pyproject.toml is 'main'" in out   # this repository's setting
+    assert "a repository of its own, not the one of the sources" in out   # this repository's setting: main
     assert [p.name for p in (tmp_path / "e").rglob("*.ipynb")] == ["04_contrastive_learning.ipynb"] * 2
     assert [p.name for p in (tmp_path / "s" / "notebooks").iterdir()] == ["04_contrastive_learning.ipynb"]
     assert (tmp_path / "s" / "clead_edu" / "graders.py").is_file() and not (tmp_path / "s" / "solutions").exists()
@@ -137,6 +141,18 @@ def test_student_tree_has_no_solution_and_points_colab_at_the_student_branch(bui
     assert "](notebooks/" in readme or "](docs/" in readme          # links into shipped folders stay
     with pytest.raises(ValueError, match="not empty"):
         E.student_tree(tree, built["student"], tmp_path / "course")
+
+
+def test_the_real_student_tree_holds_no_line_of_any_worked_answer(built, tmp_path):
+    """This repository's student tree, every text file: no line of a solution body, no answer of
+    solutions/ (the package's own code is public: students call it)."""
+    if shutil.which("git") is None:
+        pytest.skip("needs git")
+    E.student_tree(tmp_path / "tree", built["student"], REPO)
+    files = [p for p in (tmp_path / "tree").rglob("*") if p.is_file() and p.suffix in (".py", ".md", ".ipynb",
+                                                                                      ".toml", ".yml", ".txt", ".json")]
+    assert len(files) > 50 and not (tmp_path / "tree" / "solutions").exists()
+    assert {p.name: leaks(p.read_text(), SECRET) for p in files if leaks(p.read_text(), SECRET)} == {}
 
 
 def test_student_markdown_keeps_no_link_into_a_folder_it_lacks():

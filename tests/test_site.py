@@ -1,6 +1,8 @@
-"""`python -m clead_edu site`: the executed lessons as an MkDocs site, checked in headless Chromium.
+"""`python -m clead_edu site`: the executed lessons as an MkDocs site, built from the student edition
+(sealed: outputs kept, worked code left out), checked in headless Chromium.
 
-The site is built once for two quick notebooks: 01 (the fastest) and 07 (formulas and an
+A small made-up lesson with one exercise is built in seconds to check the sealing. The real site
+is built once for two quick notebooks: 01 (the fastest) and 07 (formulas and an
 explorer with its static fallback). Then every page is opened in Debian's Chromium with the
 network blocked (only 127.0.0.1 answers): no console error, every image drawn, the navigation
 there, the formulas typeset by the site's own MathJax, the search finding a lesson.
@@ -18,7 +20,9 @@ import nbformat
 import pytest
 from conftest import REPO  # noqa: F401  (conftest sets one thread)
 
-from clead_edu import site
+from sealed import answer_lines, leaks, page_text, plain, solution_lines
+
+from clead_edu import editions, site
 from clead_edu.__main__ import main
 
 CHROMIUM = "/usr/bin/chromium"
@@ -89,16 +93,106 @@ def test_site_links_follow_the_files_into_the_site():
     assert site.site_links("[r](../results.md)", "docs/results/x.md", present.__contains__) == "[r](../results.md)"
 
 
+def lesson_with_an_exercise(folder: Path) -> Path:
+    """A made-up lesson in the editions' format: a parameters cell, one exercise whose worked code
+    computes `doubled_secret`, the solution cell printing a line and a check cell printing the result."""
+    new, raw = nbformat.v4.new_code_cell, nbformat.v4.new_raw_cell
+    config = nbformat.read(site.NOTEBOOKS / "01_standard_training.ipynb", as_version=4).cells[-1]
+    assert config.source.startswith("# ASSIGNMENT CONFIG")
+    cells = [nbformat.v4.new_markdown_cell("# 01 · A made-up lesson"),
+             new('preset = "quick"\nrun_dir = "x"', metadata={"tags": ["parameters"]}),
+             raw("# BEGIN QUESTION\nname: double"), nbformat.v4.new_markdown_cell("**Exercise.** Double it."),
+             raw("# BEGIN SOLUTION"),
+             new('def my_double(v):\n    """Twice v."""\n    # BEGIN SOLUTION\n    doubled_secret = v + v\n'
+                 '    return doubled_secret\n    # END SOLUTION\n\nprint("my_double is ready")'),
+             raw("# END SOLUTION"), new('print("check:", my_double(21))'), raw("# END QUESTION"),
+             raw(config.source)]
+    nb = nbformat.v4.new_notebook(cells=cells)
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    folder.mkdir()
+    nbformat.write(nb, folder / "01_made_up.ipynb")
+    return folder / "01_made_up.ipynb"
+
+
+def article(page: Path) -> str:
+    """The HTML of a page's main text (Material's <article>), navigation aside."""
+    text = page.read_text(encoding="utf-8")
+    return text[text.index("<article"):text.index("</article>")]
+
+
+def list_items(markdown: str) -> int:
+    """How many list items a Markdown text has (lines starting '- ', '* ' or 'N. ', code fences aside)."""
+    prose = re.sub(r"```.*?```", "", markdown, flags=re.S)
+    return len(re.findall(r"^\s*(?:[-*]|\d+\.) ", prose, flags=re.M))
+
+
+def broken_links(site_dir: Path, page: Path) -> list[str]:
+    """The relative links (href, src) of `page` that do not lead to a file of the site."""
+    targets = re.findall(r'(?:href|src)="([^"#?]+)[^"]*"', page.read_text(encoding="utf-8"))
+    local = [t for t in targets if not re.match(r"[a-z]+:|/|data:", t)]
+    return [t for t in local if not (page.parent / t).resolve().is_file()
+            and not ((page.parent / t).resolve() / "index.html").is_file()]
+
+
+def check_home(site_dir: Path) -> None:
+    """The home page is docs/course.md rendered whole: every list item an <li> (the nested steps
+    too), no list marker left as text in a paragraph, every relative link leading to a file."""
+    home = article(site_dir / "index.html")
+    expected = list_items((REPO / "docs" / "course.md").read_text())
+    assert home.count("<li") == expected and expected >= 15, (home.count("<li"), expected)
+    paragraphs = re.findall(r"<p>(.*?)</p>", home, flags=re.S)
+    assert not [p for p in paragraphs if re.search(r"(^|\n)\s*(- |\* |\d\. )|- <em>|- \*", p)], paragraphs
+    steps = re.search(r"<ol>(.*?)</ol>", home, flags=re.S).group(1)
+    assert steps.count("<ul>") == 1 and "Colab:</em>" in steps.split("<ul>")[1]     # the nested items
+    assert "The lessons" in home and "How you are graded" in home
+    assert broken_links(site_dir, site_dir / "index.html") == []
+
+
+def test_the_site_shows_each_exercise_sealed_with_its_outputs(tmp_path):
+    """Built from the student edition: the solution cell keeps its signature and its output, a note
+    stands where the worked code was, the check after it shows the teacher edition's result; the worked
+    code is nowhere in the published folder (pages, search index), and the build folder is beside it."""
+    lesson = lesson_with_an_exercise(tmp_path / "nbs")
+    out = tmp_path / "site"
+    assert main(["site", "--out", str(out), "--notebooks", str(lesson.parent)]) == 0
+    text = page_text(out / "lessons" / "01_made_up.html")
+    assert plain("def my_double(v):") in text and plain(editions.SEALED_NOTE) in text
+    assert plain("my_double is ready") in text and "check: 42" in text
+    assert solution_lines([lesson]) == [plain("doubled_secret = v + v"), plain("return doubled_secret")]
+    published = [p for p in out.rglob("*") if p.is_file()]
+    assert not [p for p in published if "doubled_secret" in p.read_text(errors="replace")]
+    assert "doubled_secret" in (site.build_folder(out) / "editions/teacher/01_made_up.ipynb").read_text()
+    check_home(out)
+
+
+def test_seal_lays_the_teacher_outputs_on_the_student_cells():
+    """Outputs go by cell id; the note sits above each `...` at its indent; a student cell the
+    teacher edition lacks is an error."""
+    student = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("def f(x):\n    ...", id="ex"),
+                                              nbformat.v4.new_code_cell("print(f(1))", id="check")])
+    teacher = nbformat.v4.new_notebook(cells=[
+        nbformat.v4.new_code_cell("def f(x):\n    return x + 1", id="ex"),
+        nbformat.v4.new_code_cell("print(f(1))", id="check", execution_count=2,
+                                  outputs=[nbformat.v4.new_output("stream", name="stdout", text="2\n")])])
+    sealed = editions.seal(student, teacher)
+    assert sealed.cells[0].source == f"def f(x):\n    {editions.SEALED_NOTE}\n    ..."
+    assert sealed.cells[1].outputs[0]["text"] == "2\n" and sealed.cells[1].execution_count == 2
+    assert "x + 1" not in json.dumps(sealed)
+    teacher.cells[1].id = "other"
+    with pytest.raises(ValueError, match="'check' of the student edition is not in the executed teacher"):
+        editions.seal(student, teacher)
+
+
 def test_an_occupied_out_folder_is_refused_before_anything_runs(tmp_path, monkeypatch):
     """The site replaces its folder's contents, so a folder with other files is refused (before
-    any notebook runs); an empty folder or one an earlier build made (it has _run/) is fine."""
+    any notebook runs); an empty folder or one an earlier build made (DIR-build beside it) is fine."""
     monkeypatch.setattr(site, "execute", lambda *a: pytest.fail("executed before the check"))
     (tmp_path / "mine.txt").write_text("keep me")
     with pytest.raises(ValueError, match="other files in it"):
         site.build_site(tmp_path, only="01")
-    assert (tmp_path / "mine.txt").read_text() == "keep me" and not (tmp_path / "_run").exists()
+    assert (tmp_path / "mine.txt").read_text() == "keep me" and not site.build_folder(tmp_path).exists()
     site.check_out(tmp_path / "new")
-    (tmp_path / "_run").mkdir()
+    site.build_folder(tmp_path).mkdir()
     site.check_out(tmp_path)
 
 
@@ -110,8 +204,8 @@ def built(tmp_path_factory):
 
 
 def pages(built: Path) -> list[Path]:
-    """Every HTML page of the site (MathJax's own files and the run folder aside)."""
-    return sorted(p for p in built.rglob("*.html") if p.relative_to(built).parts[0] not in ("_run", "assets"))
+    """Every HTML page of the site (MathJax's own files aside)."""
+    return sorted(p for p in built.rglob("*.html") if p.relative_to(built).parts[0] != "assets")
 
 
 def test_site_files(built):
@@ -126,7 +220,8 @@ def test_site_files(built):
     index = json.loads((built / "search/search_index.json").read_text())
     titles = {d["title"] for d in index["docs"]}
     assert any(t.startswith("01 · Standard training") for t in titles) and any(t.startswith("07 ·") for t in titles)
-    build_paths = [str(built), str(REPO), sysconfig.get_paths()["purelib"]]
+    build_paths = [str(built), str(REPO), sysconfig.get_paths()["purelib"]]    # built-build too
+    assert not (built / "_run").exists() and site.build_folder(built).is_dir()    # nothing of the build published
     for page in pages(built):
         text = page.read_text()
         assert re.search(r'href="(\.\./|/)?(lessons/)?07_feature_space\.html"', text), page   # nav to the lessons
@@ -136,6 +231,15 @@ def test_site_files(built):
         text = (built / f"lessons/{name}.html").read_text()
         assert text.count('src="data:image/png;base64,') >= 3 and "Traceback" not in text and "/tmp/" not in text
         assert 'src="../assets/mathjax/MathJax.js?config=' in text
+    sources = [REPO / "notebooks" / f"{n}.ipynb" for n in LESSONS]
+    secret = solution_lines(sources) + answer_lines(sorted((REPO / "notebooks").glob("0*.ipynb")))
+    for page in pages(built):
+        assert leaks(page_text(page), secret) == [], page                  # no worked code, no answer
+    assert leaks((built / "search/search_index.json").read_text(), secret) == []
+    check_home(built)
+    assert {page.name: broken_links(built, page) for page in pages(built) if broken_links(built, page)} == {}
+    lesson_01 = page_text(built / "lessons/01_standard_training.html")
+    assert plain(editions.SEALED_NOTE) in lesson_01 and "exercise accuracy: right!" in lesson_01   # sealed, output kept
     before, note, after = (built / "lessons/07_feature_space.html").read_text().partition("Interactive explorer")
     assert note and "Interactive explorer" not in after and "jupyter-widgets" not in after
     assert after.find('src="data:image/png;base64,', after.find("Static fallback")) > 0
@@ -207,14 +311,14 @@ def test_relative_out_is_resolved_before_papermill_changes_folder(tmp_path, monk
     import shutil
     calls = []
 
-    def fake_execute(src, dest, preset, run_dir):
-        calls.append(run_dir)
+    def fake_execute(src, dest, preset, run_dir, cwd):
+        calls.append((run_dir, cwd))
         shutil.copy(src, dest)
         return 0.0
     monkeypatch.setattr(site, "execute", fake_execute)
     monkeypatch.chdir(tmp_path)
     index = site.build_site("course_site", only="01")
-    assert calls == [tmp_path / "course_site" / "_run" / "runs" / "notebooks"]
+    assert calls == [(tmp_path / "course_site-build" / "runs" / "notebooks", site.NOTEBOOKS)]
     assert index == tmp_path / "course_site" / "index.html" and index.exists()
     assert (tmp_path / "course_site" / "lessons" / "01_standard_training.html").exists()
 

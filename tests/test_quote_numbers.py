@@ -1,0 +1,44 @@
+"""tools/quote_numbers.py: every number the prose quotes between markers is the one its source file
+gives (the lesson times of benchmarks/results/lessons-cpu.json, the studies of docs/results/, the
+preset on the photos); a quote that drifts fails here."""
+import json
+import runpy
+
+import pytest
+from conftest import REPO
+
+Q = runpy.run_path(str(REPO / "tools" / "quote_numbers.py"))
+
+
+def test_every_quoted_number_matches_its_source(capsys):
+    assert Q["main"](["--check"]) == 0, capsys.readouterr().out
+    quoted = sum(len(Q["MARK"].findall(p.read_text())) for p in Q["prose_files"]())
+    assert quoted >= 30                       # README, guide, course page, headers, solutions
+
+
+def test_a_changed_quote_is_found_and_rewritten_from_the_source(tmp_path):
+    run = json.loads((REPO / "benchmarks/results/lessons-cpu.json").read_text())
+    total = f"{run['total_s']:.0f} s"
+    page = tmp_path / "page.md"
+    page.write_text("All eight: <!-- number:lessons.total -->1 s<!-- /number -->, "
+                    "06: <!-- number:lessons.06.s -->0<!-- /number -->.\n")
+    found = Q["process"](page, check=True)
+    assert len(found) == 2 and "lessons.total: quoted '1 s', source " + repr(total) in found[0]
+    assert "1 s" in page.read_text()                            # --check changes nothing
+    Q["process"](page, check=False)
+    assert page.read_text() == (f"All eight: <!-- number:lessons.total -->{total}<!-- /number -->, 06: "
+                                f"<!-- number:lessons.06.s -->{run['seconds']['06_evaluating_robustness.ipynb']:.0f}"
+                                "<!-- /number -->.\n")
+    assert Q["process"](page, check=True) == []
+
+
+def test_numbers_follow_their_sources():
+    """The controls study's paired worst case as docs/results.md section 8 prints it; the photos'
+    AutoAttack images from config.QUICK_DATASET; an unknown key is refused."""
+    from clead_edu.config import QUICK_DATASET
+    assert Q["number"]("controls.diff.pgd_at.clead.worst_case") == "−1.8 ± 1.3"
+    assert Q["number"]("controls.diff.clead_lam0.clead.worst_case") == "−2.2 ± 1.0"
+    assert Q["number"]("controls.seeds") == "5" and Q["number"]("controls.eval_n") == "517"
+    assert Q["number"]("photos.aa_n") == str(QUICK_DATASET["cifar10-sample"]["aa_n"])
+    with pytest.raises(ValueError, match="unknown number 'lessons.09'"):
+        Q["number"]("lessons.09")

@@ -1,0 +1,177 @@
+"""Write every number the prose quotes from the file it comes from, so the two never disagree.
+
+    python tools/quote_numbers.py            # rewrite the quoted numbers in place
+    python tools/quote_numbers.py --check    # exit 1, listing each quote that differs from its source
+
+A quoted number stands between markers that name its source, e.g. in the README
+
+    All eight together: <!-- number:lessons.total -->498 s<!-- /number -->
+
+(Markdown and notebooks show only the number: the markers are HTML comments). The files read:
+README.md, docs/*.md, solutions/*.md and the notebooks' Markdown cells. The keys:
+
+- `lessons.total`, `lessons.total_min`, `lessons.NN` ("50 s"), `lessons.NN.s` ("50"),
+  `lessons.min`, `lessons.max`, `lessons.longest` ("06"), `lessons.date`: the lesson times in
+  benchmarks/results/lessons-cpu.json (`python benchmarks/lessons.py --no-training`, its --out).
+- `photos.NAME` (a setting of the quick preset on the lessons' photos, config.QUICK_DATASET,
+  e.g. `photos.aa_n`), `photos.image_points` (one test image in points of accuracy).
+- `config.PRESET.DATASET.eval.FIELD` / `.train.FIELD`: a setting as `config.from_preset(PRESET,
+  DATASET)` gives it, e.g. `config.quick.digits.eval.aa_n`, `config.full.cifar10.train.epochs`.
+- `STUDY.seeds`, `STUDY.eval_n`, `STUDY.acc.MODEL.METRIC` ("22.6 ± 1.8", in %),
+  `STUDY.diff.A.B.METRIC` (B − A paired over seeds, "−1.8 ± 1.3"), with `.low` / `.high` for the
+  ends of its 95% interval: the studies in docs/results/ (`controls`: cifar10-mini-controls-study.json,
+  `mini`: cifar10-mini-study.json).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+MARK = re.compile(r"<!-- number:([\w.\-]+) -->(.*?)<!-- /number -->", re.S)
+LESSONS = ROOT / "benchmarks" / "results" / "lessons-cpu.json"
+STUDIES = {"controls": ROOT / "docs/results/cifar10-mini-controls-study.json",
+           "mini": ROOT / "docs/results/cifar10-mini-study.json"}
+
+
+def signed(x: float, decimals: int = 1) -> str:
+    """'+2.1' / '−1.8' (a typographic minus, as the docs write it)."""
+    return f"{x:+.{decimals}f}".replace("-", "−")
+
+
+def lesson_number(parts: list[str]) -> str:
+    """A lesson time from LESSONS: parts after 'lessons', e.g. ['total'], ['06', 's']."""
+    run = json.loads(LESSONS.read_text())
+    seconds = {name[:2]: s for name, s in run["seconds"].items()}
+    key = parts[0]
+    if key == "total":
+        return f"{run['total_s']:.0f} s"
+    if key == "total_min":
+        return f"{run['total_s'] / 60:.1f} minutes"
+    if key in ("min", "max"):
+        return f"{(min if key == 'min' else max)(seconds.values()):.0f} s"
+    if key == "longest":
+        return max(seconds, key=seconds.get)
+    if key == "date":
+        return run["date"]
+    if key in seconds:
+        return f"{seconds[key]:.0f}" + ("" if parts[1:] == ["s"] else " s")
+    raise KeyError(key)
+
+
+def photos_number(parts: list[str]) -> str:
+    """A quick-preset setting on the lessons' photos (config.QUICK_DATASET['cifar10-sample'])."""
+    sys.path.insert(0, str(ROOT))
+    from clead_edu.config import QUICK_DATASET
+    values = QUICK_DATASET["cifar10-sample"]
+    if parts == ["image_points"]:
+        return f"{100 / values['eval_n']:g}"
+    return f"{values[parts[0]]:g}"
+
+
+def config_number(parts: list[str]) -> str:
+    """A setting of `config.from_preset(preset, dataset)`: parts [preset, dataset, 'eval'|'train', field]."""
+    sys.path.insert(0, str(ROOT))
+    from clead_edu.config import from_preset
+    preset, dataset, group, field = parts
+    value = getattr(getattr(from_preset(preset, dataset), group), field)
+    return f"{value:,}" if isinstance(value, int) else f"{value:g}"
+
+
+def study_number(study: dict, parts: list[str]) -> str:
+    """A number of a study summary (docs/results/*-study.json); accuracies in %, mean ± half-width."""
+    sys.path.insert(0, str(ROOT))
+    from clead_edu.report import interval
+    if parts == ["seeds"]:
+        return str(len(study["seeds"]))
+    if parts == ["eval_n"]:
+        return str(study["settings"]["eval"]["eval_n"])
+    if parts[0] == "acc":
+        mean, half = interval(study["accuracy"][parts[1]][parts[2]])
+        return f"{100 * mean:.1f} ± {100 * half:.1f}"
+    if parts[0] == "diff":
+        pairs = study.get("paired") or {"pgd_at": study["paired_minus_pgd_at"]}     # older summaries: against PGD-AT only
+        mean, half = interval(pairs[parts[1]][parts[2]][parts[3]])
+        end = parts[4] if len(parts) > 4 else None
+        if end == "low":
+            return signed(100 * (mean - half))
+        if end == "high":
+            return signed(100 * (mean + half))
+        return f"{signed(100 * mean)} ± {100 * half:.1f}"
+    raise KeyError(".".join(parts))
+
+
+def number(key: str) -> str:
+    """The text of the number named `key` (see the module's docstring)."""
+    head, *parts = key.split(".")
+    try:
+        if head == "lessons":
+            return lesson_number(parts)
+        if head == "photos":
+            return photos_number(parts)
+        if head == "config":
+            return config_number(parts)
+        if head in STUDIES:
+            return study_number(json.loads(STUDIES[head].read_text()), parts)
+    except (KeyError, IndexError, ValueError, AttributeError):
+        pass
+    raise ValueError(f"unknown number {key!r} (the keys are listed in tools/quote_numbers.py)")
+
+
+def requote(text: str) -> str:
+    """`text` with every marked number written from its source."""
+    return MARK.sub(lambda m: f"<!-- number:{m.group(1)} -->{number(m.group(1))}<!-- /number -->", text)
+
+
+def differences(text: str) -> list[str]:
+    """'key: quoted X, source Y' for each marked number that differs from its source."""
+    return [f"{m.group(1)}: quoted {m.group(2)!r}, source {number(m.group(1))!r}"
+            for m in MARK.finditer(text) if m.group(2) != number(m.group(1))]
+
+
+def prose_files(root: Path = ROOT) -> list[Path]:
+    """The files whose prose may quote numbers."""
+    return [root / "README.md", *sorted((root / "docs").glob("*.md")), *sorted((root / "solutions").glob("*.md")),
+            *sorted((root / "notebooks").glob("[0-9][0-9]_*.ipynb"))]
+
+
+def process(path: Path, check: bool) -> list[str]:
+    """Check or rewrite one file (a notebook: its Markdown cells, written back with nbformat only if
+    one changed, cell ids kept). Returns its differences as 'file: key: ...'."""
+    if path.suffix == ".ipynb":
+        import nbformat
+        nb = nbformat.read(path, as_version=4)
+        cells = [c for c in nb.cells if c.cell_type == "markdown"]
+        found = [d for c in cells for d in differences(c.source)]
+        if found and not check:
+            for c in cells:
+                c.source = requote(c.source)
+            nbformat.write(nb, path)
+    else:
+        text = path.read_text(encoding="utf-8")
+        found = differences(text)
+        if found and not check:
+            path.write_text(requote(text), encoding="utf-8")
+    name = path.relative_to(ROOT) if path.is_relative_to(ROOT) else path
+    return [f"{name}: {d}" for d in found]
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--check", action="store_true", help="change nothing; exit 1 if a quote differs from its source")
+    args = ap.parse_args(argv)
+    found = [d for path in prose_files() for d in process(path, args.check)]
+    for line in found:
+        print(line)
+    if args.check and found:
+        print(f"{len(found)} quoted numbers differ from their source: run python tools/quote_numbers.py")
+        return 1
+    print(f"{len(found)} quoted numbers {'differ' if args.check else 'rewritten'}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
