@@ -19,7 +19,9 @@ README.md, docs/*.md, solutions/*.md and the notebooks' Markdown cells. The keys
   DATASET)` gives it, e.g. `config.quick.digits.eval.aa_n`, `config.full.cifar10.train.epochs`.
 - `STUDY.seeds`, `STUDY.eval_n`, `STUDY.acc.MODEL.METRIC` ("22.6 ± 1.8", in %),
   `STUDY.diff.A.B.METRIC` (B − A paired over seeds, "−1.8 ± 1.3"), with `.low` / `.high` for the
-  ends of its 95% interval: the studies in docs/results/ (`controls`: cifar10-mini-controls-study.json,
+  ends of its 95% interval; `STUDY.pairdiff.MODEL.METRIC` (a pair metric of the feature space,
+  MODEL − PGD-AT paired over seeds, "−0.0010 ± 0.0008") and `STUDY.pairbelow.MODEL.METRIC`
+  ("5 of 5": the seeds on which MODEL's value is below PGD-AT's): the studies in docs/results/ (`controls`: cifar10-mini-controls-study.json,
   `mini`: cifar10-mini-study.json).
 """
 from __future__ import annotations
@@ -101,6 +103,12 @@ def study_number(study: dict, parts: list[str]) -> str:
         if end == "high":
             return signed(100 * (mean + half))
         return f"{signed(100 * mean)} ± {100 * half:.1f}"
+    if parts[0] in ("pairdiff", "pairbelow"):
+        diffs = study["feature_space"]["paired"][parts[1]][parts[2]]
+        if parts[0] == "pairbelow":
+            return f"{sum(d < 0 for d in diffs)} of {len(diffs)}"
+        mean, half = interval(diffs)
+        return f"{signed(mean, 4)} ± {half:.4f}"
     raise KeyError(".".join(parts))
 
 
