@@ -42,3 +42,17 @@ def test_numbers_follow_their_sources():
     assert Q["number"]("photos.aa_n") == str(QUICK_DATASET["cifar10-sample"]["aa_n"])
     with pytest.raises(ValueError, match="unknown number 'lessons.09'"):
         Q["number"]("lessons.09")
+
+
+def test_every_measured_number_in_the_results_summary_is_quoted_from_its_file():
+    """docs/results.md's "In short" list: with the quoted numbers taken out, what is left holds
+    no measured number, only names and settings (section numbers, PGD-20, ResNet-18, CIFAR-10,
+    the settings of a run, the summary's +3.2 and the 95% of an interval)."""
+    import re
+    text = (REPO / "docs" / "results.md").read_text()
+    summary = text[text.index("**In short.**"):text.index("Every number below was measured")]
+    assert len(Q["MARK"].findall(summary)) >= 25
+    bare = Q["MARK"].sub("", summary)
+    allowed = r"section \d+|PGD-\d+|ResNet-18|CIFAR-10+|cifar10|\+3\.2|95%|lam 0|batch 64|\d+ epochs|three-view|three seeds"
+    left = re.findall(r"\d[\d.]*", re.sub(allowed, "", bare))
+    assert not left, f"numbers in the summary not written from a file: {left}"

@@ -19,10 +19,14 @@ README.md, docs/*.md, solutions/*.md and the notebooks' Markdown cells. The keys
   DATASET)` gives it, e.g. `config.quick.digits.eval.aa_n`, `config.full.cifar10.train.epochs`.
 - `STUDY.seeds`, `STUDY.eval_n`, `STUDY.acc.MODEL.METRIC` ("22.6 ± 1.8", in %),
   `STUDY.diff.A.B.METRIC` (B − A paired over seeds, "−1.8 ± 1.3"), with `.low` / `.high` for the
-  ends of its 95% interval; `STUDY.pairdiff.MODEL.METRIC` (a pair metric of the feature space,
+  ends of its 95% interval, `.mean` for the mean alone ("−5.4") and `.range` for the smallest
+  and largest size of the per-seed differences ("1.5 to 4.0"); `STUDY.pairval.MODEL.METRIC` (a
+  pair metric's mean over seeds, "0.010"), `STUDY.pairdiff.MODEL.METRIC` (a pair metric of the feature space,
   MODEL − PGD-AT paired over seeds, "−0.0010 ± 0.0008") and `STUDY.pairbelow.MODEL.METRIC`
-  ("5 of 5": the seeds on which MODEL's value is below PGD-AT's): the studies in docs/results/ (`controls`: cifar10-mini-controls-study.json,
-  `mini`: cifar10-mini-study.json).
+  ("5 of 5": the seeds on which MODEL's value is below PGD-AT's): the studies in docs/results/
+  (`controls`: cifar10-mini-controls-study.json, `mini`: cifar10-mini-study.json, `digits`:
+  digits-study.json, `released`: cifar10-mini-released-study.json, `pairs`:
+  cifar10-sample-pairs-study.json).
 """
 from __future__ import annotations
 
@@ -36,7 +40,10 @@ ROOT = Path(__file__).resolve().parents[1]
 MARK = re.compile(r"<!-- number:([\w.\-]+) -->(.*?)<!-- /number -->", re.S)
 LESSONS = ROOT / "benchmarks" / "results" / "lessons-cpu.json"
 STUDIES = {"controls": ROOT / "docs/results/cifar10-mini-controls-study.json",
-           "mini": ROOT / "docs/results/cifar10-mini-study.json"}
+           "mini": ROOT / "docs/results/cifar10-mini-study.json",
+           "digits": ROOT / "docs/results/digits-study.json",
+           "released": ROOT / "docs/results/cifar10-mini-released-study.json",
+           "pairs": ROOT / "docs/results/cifar10-sample-pairs-study.json"}
 
 
 def signed(x: float, decimals: int = 1) -> str:
@@ -98,11 +105,19 @@ def study_number(study: dict, parts: list[str]) -> str:
         pairs = study.get("paired") or {"pgd_at": study["paired_minus_pgd_at"]}     # older summaries: against PGD-AT only
         mean, half = interval(pairs[parts[1]][parts[2]][parts[3]])
         end = parts[4] if len(parts) > 4 else None
+        if end == "mean":
+            return signed(100 * mean)
+        if end == "range":
+            per_seed = sorted(abs(100 * d) for d in pairs[parts[1]][parts[2]][parts[3]])
+            return f"{per_seed[0]:.1f} to {per_seed[-1]:.1f}"
         if end == "low":
             return signed(100 * (mean - half))
         if end == "high":
             return signed(100 * (mean + half))
         return f"{signed(100 * mean)} ± {100 * half:.1f}"
+    if parts[0] == "pairval":
+        values = study["feature_space"]["values"][parts[1]][parts[2]]
+        return f"{sum(values) / len(values):.3f}"
     if parts[0] in ("pairdiff", "pairbelow"):
         diffs = study["feature_space"]["paired"][parts[1]][parts[2]]
         if parts[0] == "pairbelow":
