@@ -23,7 +23,8 @@ from tqdm.auto import tqdm
 from . import data as D
 from .checkpoints import load_state, save_checkpoint, save_state
 from .config import TrainConfig
-from .fast import fast_loader
+from .device import pick_precision
+from .fast import fast_loader, mixed_precision
 from .guards import check_inputs
 from .objectives import OBJECTIVES, make_head
 
@@ -33,9 +34,10 @@ def run_epoch(loader, model, cfg: TrainConfig, opt=None, sched=None, head=None,
     """One pass over `loader`; trains when `opt` is given. Returns {'loss', 'acc'} averages.
 
     `step`: (model, x, y, cfg, head) -> (loss, logits); default the step of cfg.objective.
-    With cfg.fast, the training steps (attack included) run under bf16 autocast."""
+    The training steps (attack included) run at cfg.precision (`fast.mixed_precision`): on the
+    fast path on CUDA under bf16 autocast, or float16 autocast with a gradient scaler."""
     device = next(model.parameters()).device
-    autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=cfg.fast and opt is not None)
+    autocast, scaler = mixed_precision(cfg, device, opt)
     step = step or OBJECTIVES[cfg.objective].step
     model.train(opt is not None)
     total_loss, correct, seen = torch.zeros((), device=device), torch.zeros((), device=device), 0
@@ -48,8 +50,9 @@ def run_epoch(loader, model, cfg: TrainConfig, opt=None, sched=None, head=None,
             loss, logits = step(model, x, y, cfg, head)
         if opt is not None:
             opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
+            scaler.scale(loss).backward()
+            scaler.step(opt)
+            scaler.update()
             sched.step()
         total_loss += loss.detach() * len(y)
         correct += (logits.argmax(1) == y).sum()
@@ -108,7 +111,9 @@ def train(model, train_set, cfg: TrainConfig, *, start=None, test_set=None, out_
     history += finish(model, train_set, cfg, test_set=test_set, progress=progress)
     model.eval()
     if out_dir:
-        save_checkpoint(model, Path(out_dir) / "model.pt", {"train": asdict(cfg), "history": history})
+        precision = pick_precision(cfg.precision, next(model.parameters()).device, cfg.fast)
+        save_checkpoint(model, Path(out_dir) / "model.pt", {"train": asdict(cfg), "history": history,
+                                                            "precision": precision})
     return history
 
 
