@@ -15,15 +15,24 @@ def pick_device(preference: str | None = None, verbose: bool = True) -> torch.de
         if device.type == "cuda" and not torch.cuda.is_available():
             raise ValueError(f"device {preference!r} requested but CUDA is not available here; "
                              f"use --device cpu (or leave it out to pick automatically)")
+        if device.type == "mps" and not mps_available():
+            raise ValueError(f"device {preference!r} requested but Apple's MPS is not available here "
+                             f"(it needs an Apple-silicon Mac and a torch build with MPS); "
+                             f"use --device cpu (or leave it out to pick automatically)")
     elif torch.cuda.is_available():
         device = torch.device("cuda")
-    elif getattr(torch.backends, "mps", None) and torch.backends.mps.is_available():
+    elif mps_available():
         device = torch.device("mps")
     else:
         device = torch.device("cpu")
     if verbose:
         print(f"[clead_edu] using device: {device}")
     return device
+
+
+def mps_available() -> bool:
+    """True where torch can use Apple's GPU (MPS)."""
+    return bool(getattr(torch.backends, "mps", None) and torch.backends.mps.is_available())
 
 
 def pick_precision(requested: str, device, fast: bool = True) -> str:
