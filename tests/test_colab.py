@@ -52,7 +52,7 @@ DEPENDENCIES = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["
 
 def test_pyproject_accepts_colabs_versions_and_lacks_only_pyautoattack():
     """No requirement asks Colab to upgrade what it has (ipython>=8 did); only pyautoattack is new."""
-    assert S["unmet"](DEPENDENCIES, COLAB) == (["pyautoattack>=0.2"], [])
+    assert S["unmet"](DEPENDENCIES, COLAB) == (["pyautoattack>=0.2,<0.3"], [])
 
 
 def test_the_list_is_colabs_of_2026_08_19():
@@ -120,10 +120,10 @@ def fake_pip(monkeypatch, have):
 
 def test_install_adds_what_is_missing_with_everything_installed_pinned(monkeypatch):
     calls = fake_pip(monkeypatch, COLAB)
-    assert S["install"](str(REPO)) == ["pyautoattack>=0.2"]
+    assert S["install"](str(REPO)) == ["pyautoattack>=0.2,<0.3"]
     (missing, pins), (package, _) = calls
     assert package == ["--no-warn-script-location", "--no-deps", "--no-build-isolation", str(REPO)]
-    assert missing[-1] == "pyautoattack>=0.2" and pins == S["constraints"](COLAB)
+    assert missing[-1] == "pyautoattack>=0.2,<0.3" and pins == S["constraints"](COLAB)
 
 
 def test_install_stops_before_pip_when_colab_would_need_an_upgrade(monkeypatch, tmp_path):
@@ -281,7 +281,7 @@ def test_notebooks_run_on_colabs_packages_and_change_none(tmp_path, monkeypatch,
         changed = {n: f"{v} -> {after.get(n)}" for n, v in before.items() if after.get(n) != v}
         assert not changed, f"{stem}: the set-up cell changed installed packages: {changed}"
         assert set(after) - set(before) == {"clead-edu", "pyautoattack"}, stem
-        installed = "installed clead_edu and pyautoattack>=0.2; Colab's own packages unchanged"
+        installed = "installed clead_edu and pyautoattack>=0.2,<0.3; Colab's own packages unchanged"
         assert (installed in printed[stem]) == new_runtime, stem
         assert f"working in {home / 'notebooks'}" in printed[stem] and gpu_line in printed[stem]
         assert (home / "notebooks").is_dir() and not (home / "solutions").exists()   # sparse clone
