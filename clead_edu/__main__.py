@@ -73,7 +73,7 @@ def add_run_options(r: argparse.ArgumentParser) -> None:
                         "gradient scaler below; fp32 elsewhere) | bf16 | fp16 | fp32")
     r.add_argument("--compile", action="store_true", help="torch.compile the model for training")
     r.add_argument("--no-figures", action="store_true", help="skip the example, eps-curve and UMAP figures")
-    r.add_argument("--no-progress", action="store_true", help="hide progress bars")
+    r.add_argument("--no-progress", action="store_true", help="hide progress bars (drawn on a terminal only) and epoch lines")
 
 
 def add_launch_options(s: argparse.ArgumentParser) -> None:

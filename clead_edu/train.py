@@ -27,6 +27,7 @@ from .device import pick_precision
 from .fast import fast_loader, mixed_precision
 from .guards import check_inputs
 from .objectives import OBJECTIVES, make_head
+from .progress import enabled
 
 
 def run_epoch(loader, model, cfg: TrainConfig, opt=None, sched=None, head=None,
@@ -41,7 +42,8 @@ def run_epoch(loader, model, cfg: TrainConfig, opt=None, sched=None, head=None,
     step = step or OBJECTIVES[cfg.objective].step
     model.train(opt is not None)
     total_loss, correct, seen = torch.zeros((), device=device), torch.zeros((), device=device), 0
-    bar = tqdm(loader, desc=desc, leave=False, disable=not progress, dynamic_ncols=True)
+    bars = enabled(progress)                  # on a terminal or in a notebook only
+    bar = tqdm(loader, desc=desc, leave=False, disable=not bars, dynamic_ncols=True)
     for i, (x, y) in enumerate(bar):
         x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
         if i == 0:
@@ -57,7 +59,7 @@ def run_epoch(loader, model, cfg: TrainConfig, opt=None, sched=None, head=None,
         total_loss += loss.detach() * len(y)
         correct += (logits.argmax(1) == y).sum()
         seen += len(y)
-        if progress and i % 10 == 0:
+        if bars and i % 10 == 0:
             bar.set_postfix(loss=f"{total_loss.item() / seen:.3f}", acc=f"{correct.item() / seen:.3f}")
     return {"loss": total_loss.item() / max(seen, 1), "acc": correct.item() / max(seen, 1)}
 
