@@ -67,10 +67,13 @@ def add_run_options(r: argparse.ArgumentParser) -> None:
     r.add_argument("--autoattack", choices=[*C.AUTOATTACK_VERSIONS, "none"],
                    help="AutoAttack version: standard | apgd (its APGD-CE and APGD-T only) | quick (reduced)")
     r.add_argument("--fast", default="auto", choices=["auto", "on", "off"],
-                   help="GPU fast path (data on the device, bf16 autocast, channels_last); auto = the preset's, on CUDA")
+                   help="GPU fast path (data on the device, mixed precision, channels_last); auto = the preset's, on CUDA")
+    r.add_argument("--precision", choices=C.PRECISIONS,
+                   help="training steps: auto (fast path on CUDA: bf16 from compute capability 8.0, fp16 with a "
+                        "gradient scaler below; fp32 elsewhere) | bf16 | fp16 | fp32")
     r.add_argument("--compile", action="store_true", help="torch.compile the model for training")
     r.add_argument("--no-figures", action="store_true", help="skip the example, eps-curve and UMAP figures")
-    r.add_argument("--no-progress", action="store_true", help="hide progress bars")
+    r.add_argument("--no-progress", action="store_true", help="hide progress bars (drawn on a terminal only) and epoch lines")
 
 
 def add_launch_options(s: argparse.ArgumentParser) -> None:
@@ -117,7 +120,7 @@ def build_parser() -> argparse.ArgumentParser:
 def to_config(args) -> C.RunConfig:
     """The preset for args.dataset, changed by every setting given on the command line."""
     named = {f.lstrip("-").replace("-", "_") for f, _, _ in SETTINGS} | {
-        "positives", "seed", "joint_bn", "bn_stats_adv_only", "released_head_input"}
+        "positives", "seed", "precision", "joint_bn", "bn_stats_adv_only", "released_head_input"}
     changes = {k: v for k, v in vars(args).items() if v is not None and k in named}
     if args.autoattack is not None:
         changes.update(autoattack=None, aa_n=0) if args.autoattack == "none" else changes.update(autoattack=args.autoattack)

@@ -17,6 +17,7 @@ from pathlib import Path
 
 import torch
 
+from .config import TrainConfig
 from .models import build_model
 
 
@@ -145,6 +146,12 @@ def load_state(path: Path, cfg, model, head, opt, sched) -> tuple[list, int]:
     return history, len(history)
 
 
+def with_defaults(train: dict | None) -> dict | None:
+    """Recorded training settings with every setting added since they were written at its
+    default (a model trained before `precision` existed was trained at its default, 'auto')."""
+    return None if not isinstance(train, dict) else {**asdict(TrainConfig()), **train}
+
+
 def find_checkpoint(folders, train: dict, model_config: dict | None) -> Path | None:
     """The first `model.pt` in `folders` (each a checkpoint folder, or a runs/ folder whose
     sub-folders are searched two levels deep) whose JSON records exactly these training
@@ -153,6 +160,6 @@ def find_checkpoint(folders, train: dict, model_config: dict | None) -> Path | N
         for meta_path in [folder / "model.json", *sorted(folder.glob("*/*/model.json"))]:
             if meta_path.is_file() and (meta_path.with_suffix(".pt")).is_file():
                 meta = read_meta(meta_path)
-                if meta.get("train") == train and meta.get("model") == model_config:
+                if with_defaults(meta.get("train")) == train and meta.get("model") == model_config:
                     return meta_path.with_suffix(".pt")
     return None

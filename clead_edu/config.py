@@ -9,7 +9,7 @@ The field defaults are the `quick` preset; `PRESETS["full"]` lists what the `ful
 preset changes, and `DATASET_DEFAULTS` the threat model of each dataset. Epsilons
 are in pixel units (8/255), never in normalised units. The settings that take a name
 list their choices here once (`OBJECTIVES`, `POSITIVES`, `AUTOATTACK_VERSIONS`,
-`DATASETS`); this module imports nothing else of the package.
+`DATASETS`, `PRECISIONS`); this module imports nothing else of the package.
 """
 from __future__ import annotations
 
@@ -26,6 +26,7 @@ COMPARED = ("standard", "pgd_at", "trades", "clead")       # what `run` trains b
 POSITIVES = ("class", "pair")                              # C-LEAD's positives modes
 AUTOATTACK_VERSIONS = ("standard", "apgd", "quick")        # EvalConfig.autoattack (or None)
 RELEASED_HEAD_INPUTS = ("features", "logits")              # what the released reading's head reads
+PRECISIONS = ("auto", "bf16", "fp16", "fp32")             # TrainConfig.precision (device.pick_precision)
 DATASETS = ("digits", "cifar10-sample", "cifar10", "cifar100", "imagenette", "folder:PATH")
 
 
@@ -54,8 +55,11 @@ class TrainConfig:
     released_head_input: str = "features"   # released reading: its head reads the features or the logits
     seed: int = 0
     num_workers: int = 0
-    fast: bool = False               # GPU fast path: data on the device, bf16 autocast, channels_last
+    fast: bool = False               # GPU fast path: data on the device, mixed precision, channels_last
     compile: bool = False            # torch.compile the model for the training steps
+    precision: str = "auto"          # training steps: auto (the fast path on CUDA: bf16 from compute
+                                     # capability 8.0, else fp16 with a gradient scaler; fp32 elsewhere),
+                                     # bf16, fp16 or fp32 (device.pick_precision)
 
     def __post_init__(self):
         if not isinstance(self.objective, str) or self.objective not in OBJECTIVES:
@@ -81,6 +85,8 @@ class TrainConfig:
                              f"got {self.released_head_input!r}")
         if not isinstance(self.positives, str) or self.positives not in POSITIVES:
             raise ValueError(f"positives must be one of {POSITIVES}, got {self.positives!r}")
+        if self.precision not in PRECISIONS:
+            raise ValueError(f"precision must be one of {PRECISIONS}, got {self.precision!r}")
 
 
 @dataclass

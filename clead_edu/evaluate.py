@@ -18,6 +18,7 @@ from tqdm.auto import tqdm
 from .attacks import ce_loss, eval_mode, fgsm, input_grad, pgd
 from .config import AUTOATTACK_VERSIONS
 from .guards import check_logits, quiet_large_eps
+from .progress import enabled
 
 
 def _device(model) -> torch.device:
@@ -44,7 +45,7 @@ def attack_all(model, x, y, attack=None, batch_size: int = 256, desc: str | None
         return x
     dev, out = _device(model), []
     starts = range(0, len(x), batch_size)
-    for i in tqdm(starts, desc=desc, leave=False, disable=desc is None or len(starts) < 2):
+    for i in tqdm(starts, desc=desc, leave=False, disable=desc is None or len(starts) < 2 or not enabled()):
         out.append(attack(model, x[i:i + batch_size].to(dev), y[i:i + batch_size].to(dev), **kwargs).cpu())
     return torch.cat(out) if out else x
 

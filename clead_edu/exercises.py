@@ -66,13 +66,19 @@ def check(key: str, answer) -> bool | None:
     return ok
 
 
+def cpu64(value) -> torch.Tensor:
+    """`value` (a tensor on any device, a number, a list) as a detached float64 CPU tensor: moved
+    to the CPU first, since Apple's MPS (the GPU of a Mac) has no float64."""
+    return torch.as_tensor(value).detach().cpu().double()
+
+
 def check_value(key: str, answer, reference, hint: str, atol: float = 1e-6) -> bool | None:
     """Compare a student's tensor/number with `reference` (same shape, equal up to atol)."""
     if answer is None or answer is Ellipsis:
         print(f"exercise {key}: compute your answer first (replace None), then run this cell again.")
         return None
-    a, r = torch.as_tensor(answer), torch.as_tensor(reference)
-    ok = a.shape == r.shape and torch.allclose(a.double(), r.double(), atol=atol)
+    a, r = cpu64(answer), cpu64(reference)
+    ok = a.shape == r.shape and torch.allclose(a, r, atol=atol)
     print(f"exercise {key}: {'right!' if ok else 'not quite. Hint: ' + hint}")
     return ok
 
@@ -145,11 +151,12 @@ def as_tensor(key: str, out, shape=None) -> torch.Tensor:
 
 def compare(key: str, out: torch.Tensor, ref, mistakes: dict, hint: str, atol: float = 1e-5) -> None:
     """Return if out equals ref (up to atol); else fail naming the first known mistake it equals."""
-    if torch.allclose(out.double(), torch.as_tensor(ref).double(), atol=atol):
+    out = cpu64(out)
+    if torch.allclose(out, cpu64(ref), atol=atol):
         return
     for message, wrong in mistakes.items():
-        wrong = torch.as_tensor(wrong).detach().double()
-        if wrong.shape == out.shape and torch.allclose(out.double(), wrong, atol=atol):
+        wrong = cpu64(wrong)
+        if wrong.shape == out.shape and torch.allclose(out, wrong, atol=atol):
             fail(key, message, hint)
     fail(key, "the result differs from the package's", hint)
 

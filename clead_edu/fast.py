@@ -5,16 +5,40 @@
 Used by `train.train` when `TrainConfig.fast` is set (the full preset on CUDA):
 images live on the GPU as uint8, each batch is cropped/flipped in one batched
 operation, the model runs channels_last with cudnn autotuning, and the training
-steps run under bf16 autocast (see `train.run_epoch`). Evaluation always runs in float32.
+steps run under mixed precision: bf16 autocast from compute capability 8.0, float16 autocast
+with a gradient scaler below (`mixed_precision`, `device.pick_precision`; `TrainConfig.precision`
+overrides it). Evaluation always runs in float32.
 """
 from __future__ import annotations
 
 import math
+import weakref
 
 import torch
 from torch.utils.data import Dataset, Subset, TensorDataset
 
 from .data import Augmented
+from .device import note_precision, pick_precision
+
+_SCALERS: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()   # optimizer -> its GradScaler
+
+
+def mixed_precision(cfg, device: torch.device, opt=None):
+    """(autocast context, gradient scaler) for the steps of one epoch at `cfg.precision`.
+
+    No autocast when evaluating (`opt` None; the scaler is then None). The scaler scales the loss
+    for float16 only (elsewhere it is a disabled GradScaler that passes through); there is one per
+    optimizer, kept across its epochs so that its scale adapts once (it starts again at 2**16 after
+    a resume). The choice is printed once (`device.note_precision`)."""
+    if opt is None:
+        return torch.autocast(device.type, enabled=False), None
+    precision = pick_precision(cfg.precision, device, cfg.fast)
+    note_precision(precision, device)
+    dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(precision)
+    autocast = torch.autocast(device.type, dtype=dtype or torch.bfloat16, enabled=dtype is not None)
+    if opt not in _SCALERS:
+        _SCALERS[opt] = torch.amp.GradScaler(device.type, enabled=precision == "fp16")
+    return autocast, _SCALERS[opt]
 
 
 def fast_loader(model, train_set, batch_size: int, seed: int = 0, aug: str | None = None):

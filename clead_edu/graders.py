@@ -25,7 +25,7 @@ import torch.nn.functional as F
 
 from . import attacks, evaluate, features, losses, report, train
 from .config import TrainConfig
-from .exercises import as_tensor, check_written, compare, fail, fixed_seed, grader, needs_grad, passed
+from .exercises import as_tensor, check_written, compare, cpu64, fail, fixed_seed, grader, needs_grad, passed
 from .models import Classifier, build_model
 
 EPS, ALPHA = 0.1, 0.06        # radius and step of the attack exercises (pixel units)
@@ -123,7 +123,7 @@ def grade_pgd_step(fn) -> None:
 def state_close(a: nn.Module, b: nn.Module, atol: float = 1e-5) -> bool:
     """Whether two models have the same parameters and buffers (up to atol)."""
     sa, sb = a.state_dict(), b.state_dict()
-    return all(torch.allclose(sa[k].double(), sb[k].double(), atol=atol) for k in sa)
+    return all(torch.allclose(cpu64(sa[k]), cpu64(sb[k]), atol=atol) for k in sa)
 
 
 @grader("pgd_at_step")

@@ -126,7 +126,7 @@ def setup(preset: str = "quick", dataset: str = "digits", *, seed: int = 0, epoc
     seed_everything(seed)
     device = pick_device()
     if device.type != "cuda":
-        cfg = update(cfg, fast=False)        # bf16 and on-device data are for CUDA only
+        cfg = update(cfg, fast=False)        # mixed precision and on-device data are for CUDA only
     set_threads(threads)
     data = D.get_data(dataset, data_root, seed=seed)
     print(f"{data.name}: {len(data.train)} training / {len(data.test)} test images, "

@@ -25,7 +25,7 @@ from . import plots as P
 from .attacks import pgd
 from .checkpoints import atomic_write
 from .config import COMPARED, RunConfig
-from .device import pick_device, seed_everything
+from .device import pick_device, pick_precision, seed_everything
 from .models import model_for
 from .objectives import OBJECTIVES
 from .report import LABELS, write_report
@@ -64,7 +64,8 @@ def run(cfg: RunConfig, out: Path, *, objectives=COMPARED, device: str = "auto",
     pictures = draw_figures(models, results, x, y, cfg, data, out, eps_grid) if figures else []
     times["total"] = time.time() - t0
     images = {"train": len(train_set), "eval": len(y), "eval_ids": ids}
-    metrics = {"settings": cfg.to_dict(), "images": images, "device": str(dev), "torch": torch.__version__, "eps_grid": eps_grid,
+    metrics = {"settings": cfg.to_dict(), "images": images, "device": str(dev), "torch": torch.__version__,
+               "precision": pick_precision(cfg.train.precision, dev, cfg.train.fast), "eps_grid": eps_grid,
                "models": results, "feature_space": feats, "seconds": times}
     (out / "metrics.json").write_text(json.dumps(metrics, indent=1))
     write_report(out, cfg, results, feats, pictures, times, images)

@@ -23,9 +23,11 @@ from tqdm.auto import tqdm
 from . import data as D
 from .checkpoints import load_state, save_checkpoint, save_state
 from .config import TrainConfig
-from .fast import fast_loader
+from .device import pick_precision
+from .fast import fast_loader, mixed_precision
 from .guards import check_inputs
 from .objectives import OBJECTIVES, make_head
+from .progress import enabled
 
 
 def run_epoch(loader, model, cfg: TrainConfig, opt=None, sched=None, head=None,
@@ -34,14 +36,16 @@ def run_epoch(loader, model, cfg: TrainConfig, opt=None, sched=None, head=None,
     and the average of each part a step reports (its third item, e.g. 'ce' and 'supcon').
 
     `step`: (model, x, y, cfg, head) -> (loss, logits) or (loss, logits, terms); default the
-    step of cfg.objective. With cfg.fast, the training steps (attack included) run under bf16
-    autocast."""
+    step of cfg.objective. The training steps (attack included) run at cfg.precision
+    (`fast.mixed_precision`): on the fast path on CUDA under bf16 autocast, or float16
+    autocast with a gradient scaler."""
     device = next(model.parameters()).device
-    autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=cfg.fast and opt is not None)
+    autocast, scaler = mixed_precision(cfg, device, opt)
     step = step or OBJECTIVES[cfg.objective].step
     model.train(opt is not None)
     total_loss, correct, seen, parts = torch.zeros((), device=device), torch.zeros((), device=device), 0, {}
-    bar = tqdm(loader, desc=desc, leave=False, disable=not progress, dynamic_ncols=True)
+    bars = enabled(progress)                  # on a terminal or in a notebook only
+    bar = tqdm(loader, desc=desc, leave=False, disable=not bars, dynamic_ncols=True)
     for i, (x, y) in enumerate(bar):
         x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
         if i == 0:
@@ -50,15 +54,16 @@ def run_epoch(loader, model, cfg: TrainConfig, opt=None, sched=None, head=None,
             loss, logits, *terms = step(model, x, y, cfg, head)
         if opt is not None:
             opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
+            scaler.scale(loss).backward()
+            scaler.step(opt)
+            scaler.update()
             sched.step()
         total_loss += loss.detach() * len(y)
         for name, value in (terms[0] if terms else {}).items():
             parts[name] = parts.get(name, 0.0) + value * len(y)
         correct += (logits.argmax(1) == y).sum()
         seen += len(y)
-        if progress and i % 10 == 0:
+        if bars and i % 10 == 0:
             bar.set_postfix(loss=f"{total_loss.item() / seen:.3f}", acc=f"{correct.item() / seen:.3f}")
     return {"loss": total_loss.item() / max(seen, 1), "acc": correct.item() / max(seen, 1)} | {
         name: float(total) / max(seen, 1) for name, total in parts.items()}
@@ -113,7 +118,9 @@ def train(model, train_set, cfg: TrainConfig, *, start=None, test_set=None, out_
     history += finish(model, train_set, cfg, test_set=test_set, progress=progress)
     model.eval()
     if out_dir:
-        save_checkpoint(model, Path(out_dir) / "model.pt", {"train": asdict(cfg), "history": history})
+        precision = pick_precision(cfg.precision, next(model.parameters()).device, cfg.fast)
+        save_checkpoint(model, Path(out_dir) / "model.pt", {"train": asdict(cfg), "history": history,
+                                                            "precision": precision})
     return history
 
 

@@ -42,7 +42,8 @@ def test_writes_every_output(tiny_run):
 
 
 def test_metrics_json(tiny_run):
-    """metrics.json has the four models, each with clean/fgsm/pgd20/autoattack/worst_case in [0, 1]."""
+    """metrics.json has the four models, each with clean/fgsm/pgd20/autoattack/worst_case in [0, 1],
+    and the training precision."""
     out, _ = tiny_run
     metrics = json.loads((out / "metrics.json").read_text())
     assert set(metrics["models"]) == set(MODELS)
@@ -52,6 +53,8 @@ def test_metrics_json(tiny_run):
         assert all(0 <= v <= 1 for v in acc.values()), (name, acc)
         assert acc["worst_case"] <= acc["autoattack"]  # both on the first aa_n images
         assert res["worst_case_n"] == 20 and len(res["eps_curve"]) == len(metrics["eps_grid"])
+    assert metrics["precision"] == "fp32"           # the CPU's; each model.json records it too
+    assert all(json.loads((out / o / "model.json").read_text())["precision"] == "fp32" for o in MODELS)
 
 
 def test_report_table(tiny_run):

@@ -1,25 +1,29 @@
 """Google Colab, played offline: the notebooks' set-up cell on a Python that has Colab's packages.
 
 Colab publishes its runtime's packages (github.com/googlecolab/backend-info, pip-freeze.gpu.txt).
-COLAB below copies the versions that matter here from its commit 03a89033b7dd, the one with
-torch 2.11.0+cu128 (its os-info-gpu.txt says Python 3.12.13). Colab has umap-learn but not
-pyautoattack, so the set-up cell must install pyautoattack and nothing else.
+COLAB below is tests/colab_packages.txt: the versions that matter here from its commit a724079
+(2026-08-19, "Upgrade to Python 3.13": Python 3.13.15, numpy 2.1.3, numba 0.61.2, pandas 2.2.3,
+tornado 6.5.7, packaging 26.3, torch 2.11.0+cu128; that file says which versions were read from
+it). `python tools/colab_diff.py pip-freeze.gpu.txt` says what moved since. Colab has umap-learn
+but not pyautoattack, so the set-up cell must install pyautoattack and nothing else.
 
-The fast tests check tools/colab_setup.py against these versions. The slow one (marker `colab`)
-builds a fresh virtual environment with them, a stand-in `google.colab` (its drive.mount makes a
-folder) and a Jupyter kernel, then executes notebooks 01, 02 and 07 in the quick preset (on the photos,
-with the pretrained models: the environment is under test here, not training) with papermill, their set-up
-cell as shipped cloning this working tree from a temporary repository (CLEAD_EDU_REPOSITORY): 01
-in a new runtime; 02 in the same runtime with DRIVE = True (as a student sets it), so 01's model
-moves to the stand-in Drive; 07 in a new runtime (the clone deleted, what the set-up cell
-installed removed) with DRIVE = True, reusing that model. It records `pip freeze` before and after
-each notebook and fails if any installed package changed version.
+The fast tests check tools/colab_setup.py and tools/colab_diff.py against these versions. The slow
+one (marker `colab`) builds a fresh virtual environment with them, a stand-in `google.colab` (its
+drive.mount makes a folder) and a Jupyter kernel, then executes notebooks 01, 02 and 07 in the
+quick preset (on the photos, with the pretrained models: the environment is under test here, not
+training) with papermill, their set-up cell as shipped cloning this working tree from a temporary
+repository (CLEAD_EDU_REPOSITORY): 01 in a new runtime; 02 in the same runtime with DRIVE = True
+(as a student sets it), so 01's model moves to the stand-in Drive; 07 in a new runtime (the clone
+deleted, what the set-up cell installed removed) with DRIVE = True, reusing that model. It records
+`pip freeze` before and after each notebook and fails if any installed package changed version.
 
-What differs from Colab: Python 3.11 (the Python running the tests; Colab has 3.12) and torch
+What differs from Colab: Python 3.11 (the Python running the tests; Colab has 3.13.15: the
+package's code needs 3.10, and every pinned version here has wheels for both), and torch
 2.14.1 / torchvision 0.29.1, this environment's own, linked into the new environment rather than
 copied (6 GB with their CUDA libraries; Colab has 2.11.0 / 0.26.0, checked separately: README,
-Google Colab), with the setuptools that torch version requires (Colab has 75.2.0). Needs git
-and PyPI (about 50 small packages); caches nothing between runs.
+Google Colab), with the setuptools that torch version requires (Colab has 75.2.0). llvmlite is
+left to pip (the one numba 0.61.2 needs). Needs git and PyPI (about 50 small packages); caches
+nothing between runs.
 """
 import importlib.metadata as md
 import json
@@ -40,27 +44,60 @@ from conftest import REPO
 from packaging.utils import canonicalize_name
 
 S = runpy.run_path(str(REPO / "tools" / "colab_setup.py"))
-COLAB = {
-    "torch": "2.11.0+cu128", "torchvision": "0.26.0+cu128",
-    "ipython": "7.34.0", "ipykernel": "6.17.1", "ipywidgets": "7.7.1", "notebook": "6.5.7",
-    "traitlets": "5.7.1", "tornado": "6.5.1", "pyzmq": "26.2.1", "jupyter-client": "7.4.9",
-    "numpy": "2.0.2", "scipy": "1.16.3", "matplotlib": "3.10.0", "scikit-learn": "1.6.1",
-    "pandas": "2.2.2", "seaborn": "0.13.2", "tqdm": "4.67.3", "umap-learn": "0.5.12",
-    "pynndescent": "0.6.0", "numba": "0.60.0", "llvmlite": "0.43.0", "pillow": "11.3.0",
-    "packaging": "26.2", "threadpoolctl": "3.6.0", "setuptools": "75.2.0", "pip": "24.1.2",
-}
+D = runpy.run_path(str(REPO / "tools" / "colab_diff.py"))
+COLAB = D["read_freeze"]((REPO / "tests" / "colab_packages.txt").read_text())
 STAND_INS = ("torch", "torchvision", "setuptools")   # this environment's versions (module docstring)
 DEPENDENCIES = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["dependencies"]
 
 
 def test_pyproject_accepts_colabs_versions_and_lacks_only_pyautoattack():
     """No requirement asks Colab to upgrade what it has (ipython>=8 did); only pyautoattack is new."""
-    assert S["unmet"](DEPENDENCIES, COLAB) == (["pyautoattack>=0.2"], [])
+    assert S["unmet"](DEPENDENCIES, COLAB) == (["pyautoattack>=0.2,<0.3"], [])
+
+
+def test_the_list_is_colabs_of_2026_08_19():
+    """The versions read from Colab's list of 2026-08-19 (the ones that moved, and the pins kept)."""
+    assert {n: COLAB[n] for n in ("numpy", "numba", "pandas", "tornado", "packaging", "umap-learn")} == {
+        "numpy": "2.1.3", "numba": "0.61.2", "pandas": "2.2.3", "tornado": "6.5.7", "packaging": "26.3",
+        "umap-learn": "0.5.12"}
+    assert (COLAB["torch"], COLAB["ipython"], COLAB["ipywidgets"], COLAB["notebook"]) == (
+        "2.11.0+cu128", "7.34.0", "7.7.1", "6.5.7")
+
+
+def test_colab_diff_says_what_moved(tmp_path):
+    """tools/colab_diff.py: a moved version and a package gone are named, exit 1; the same list, exit 0.
+    'name @ url' lines, comments and options are read as pip writes them."""
+    tested = tmp_path / "tested.txt"
+    tested.write_text("# tested\nnumpy==2.0.2\nIPython==7.34.0\numap_learn==0.5.12\ngoogle-colab==1.0.0\n")
+    fresh = tmp_path / "pip-freeze.gpu.txt"
+    fresh.write_text("# Do not modify\n--index-url x\nipython==7.34.0\nnumpy==2.1.3\n"
+                     "google-colab @ file:///colabtools/dist/google_colab-1.0.0.tar.gz\ntorch==2.11.0\n")
+    run = [sys.executable, str(REPO / "tools" / "colab_diff.py"), str(fresh), "--tested", str(tested)]
+    res = subprocess.run(run, capture_output=True, text=True)
+    assert res.returncode == 1, res.stderr
+    assert res.stdout.splitlines() == ["numpy 2.0.2 -> 2.1.3", "umap-learn 0.5.12 -> (gone)",
+                                       "google-colab 1.0.0 -> file:///colabtools/dist/google_colab-1.0.0.tar.gz"]
+    res = subprocess.run(run[:2] + [str(tested), "--tested", str(tested)], capture_output=True, text=True)
+    assert res.returncode == 0 and res.stdout.startswith("nothing moved: the 4 packages")
+
+
+def test_requires_python_is_what_the_package_needs():
+    """requires-python admits 3.10, the oldest Python the package's code runs on: no module of
+    the package imports a standard module newer than that (tomllib, 3.11, is for the tools and tests)."""
+    import ast
+    project = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]
+    assert project["requires-python"] == ">=3.10"
+    newer = {"tomllib": "3.11", "wsgiref.types": "3.11"}
+    for path in (REPO / "clead_edu").glob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            names = ([a.name for a in node.names] if isinstance(node, ast.Import) else
+                     [node.module or ""] if isinstance(node, ast.ImportFrom) else [])
+            assert not set(names) & set(newer), f"{path.name} imports {set(names) & set(newer)} (Python 3.11+)"
 
 
 def test_unmet_names_a_requirement_colab_would_have_to_upgrade():
     missing, conflicts = S["unmet"](["ipython>=8", "torch>=2.2", "absent-pkg", "numpy<2"], COLAB)
-    assert missing == ["absent-pkg"] and conflicts == ["ipython>=8 (have 7.34.0)", "numpy<2 (have 2.0.2)"]
+    assert missing == ["absent-pkg"] and conflicts == ["ipython>=8 (have 7.34.0)", "numpy<2 (have 2.1.3)"]
 
 
 def test_constraints_pin_every_installed_version():
@@ -83,10 +120,10 @@ def fake_pip(monkeypatch, have):
 
 def test_install_adds_what_is_missing_with_everything_installed_pinned(monkeypatch):
     calls = fake_pip(monkeypatch, COLAB)
-    assert S["install"](str(REPO)) == ["pyautoattack>=0.2"]
+    assert S["install"](str(REPO)) == ["pyautoattack>=0.2,<0.3"]
     (missing, pins), (package, _) = calls
     assert package == ["--no-warn-script-location", "--no-deps", "--no-build-isolation", str(REPO)]
-    assert missing[-1] == "pyautoattack>=0.2" and pins == S["constraints"](COLAB)
+    assert missing[-1] == "pyautoattack>=0.2,<0.3" and pins == S["constraints"](COLAB)
 
 
 def test_install_stops_before_pip_when_colab_would_need_an_upgrade(monkeypatch, tmp_path):
@@ -244,7 +281,7 @@ def test_notebooks_run_on_colabs_packages_and_change_none(tmp_path, monkeypatch,
         changed = {n: f"{v} -> {after.get(n)}" for n, v in before.items() if after.get(n) != v}
         assert not changed, f"{stem}: the set-up cell changed installed packages: {changed}"
         assert set(after) - set(before) == {"clead-edu", "pyautoattack"}, stem
-        installed = "installed clead_edu and pyautoattack>=0.2; Colab's own packages unchanged"
+        installed = "installed clead_edu and pyautoattack>=0.2,<0.3; Colab's own packages unchanged"
         assert (installed in printed[stem]) == new_runtime, stem
         assert f"working in {home / 'notebooks'}" in printed[stem] and gpu_line in printed[stem]
         assert (home / "notebooks").is_dir() and not (home / "solutions").exists()   # sparse clone
