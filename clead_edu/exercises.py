@@ -175,9 +175,9 @@ def call(key: str, answer, *args):
 
 
 def shown_name(f) -> str:
-    """'ce.attacks.fgsm' for clead_edu.attacks.fgsm, 'F.cross_entropy' for torch.nn.functional's."""
-    module = f.__module__.replace("clead_edu", "ce").replace("torch.nn.functional", "F")
-    return f"{module}.{f.__name__}"
+    """'ce.attacks.fgsm' for clead_edu.attacks.fgsm, 'F.cross_entropy' for torch's functions."""
+    module = str(getattr(f, "__module__", None) or "torch")
+    return f"{module.replace('clead_edu', 'ce')}.{f.__name__}" if module.startswith("clead_edu") else f"F.{f.__name__}"
 
 
 @contextmanager

@@ -331,3 +331,174 @@ def grade_paired_interval(fn) -> None:
         compare(key, got, report.interval([u - v for u, v in zip(a, b)]),
                 {m: torch.tensor(w) for m, w in interval_mistakes(a, b).items()}, f"(n = {len(a)} seeds) {hint}")
     passed(key)
+
+
+# ----------------------------------------------------------------------------- more practice
+
+@grader("cross_entropy", "01", "my_cross_entropy", forbid=(F.cross_entropy, F.nll_loss))
+def grade_cross_entropy(fn) -> None:
+    """my_cross_entropy(logits (B, K), y (B,)) -> the mean over the batch of -log softmax(logits)[i, y_i],
+    against F.cross_entropy (which is switched off while the student's function runs)."""
+    key = "cross_entropy"
+    with fixed_seed(9):
+        logits, y = 3 * torch.randn(10, 4), torch.randint(0, 4, (10,))
+    ref = F.cross_entropy(logits, y)
+    picked = torch.arange(len(y)), y
+    out = call(key, fn, logits.clone(), y.clone())
+    check_written(key, out, "my_cross_entropy")
+    compare(key, as_tensor(key, out), ref, {
+        ("sum", "that is the sum over the batch; the loss is the mean"): ref * len(y),
+        ("no-log", "that is minus the probability of the label; the loss is minus its log"):
+            -logits.softmax(1)[picked].mean(),
+        ("wrong-axis", "the softmax runs over the images (dim=0); it runs over the classes, dim=1"):
+            -logits.log_softmax(0)[picked].mean()},
+        "log_softmax over the classes (dim=1), pick each image's label, minus the mean over the batch")
+    passed(key)
+
+
+@grader("trades_kl", "03", "my_trades_kl", forbid=(losses.trades_loss, losses.trades_inner, F.kl_div))
+def grade_trades_kl(fn) -> None:
+    """my_trades_kl(logits_clean, logits_adv (B, K)) -> KL(p_clean || p_adv) summed over classes and
+    averaged over the batch, as in losses.trades_loss."""
+    key = "trades_kl"
+    with fixed_seed(10):
+        clean, adv = 2 * torch.randn(12, 5), 2 * torch.randn(12, 5)
+    def kl(p_logits, q_logits):          # (B,): KL(softmax(p) || softmax(q)) per image
+        return (p_logits.softmax(1) * (p_logits.log_softmax(1) - q_logits.log_softmax(1))).sum(1)
+    ref = kl(clean, adv).mean()
+    out = call(key, fn, clean.clone(), adv.clone())
+    check_written(key, out, "my_trades_kl")
+    compare(key, as_tensor(key, out), ref, {
+        ("reversed", "that is KL(p_adv || p_clean); TRADES takes KL(p_clean || p_adv)"): kl(adv, clean).mean(),
+        ("mean-over-classes", "that divides by B * K (reduction='mean'); sum over the classes, mean over the batch"):
+            ref / clean.shape[1],
+        ("sum-over-batch", "that is the sum over the batch; take the mean over the images"): ref * len(clean)},
+        "p = softmax(logits_clean); sum_k p_k (log p_k - log_softmax(logits_adv)_k) per image; mean over images")
+    passed(key)
+
+
+@grader("similarities", "04", "my_similarities", forbid=(F.cosine_similarity,))
+def grade_similarities(fn) -> None:
+    """my_similarities(h (N, D)) -> (N, N) cosine similarities between the rows of h."""
+    key = "similarities"
+    with fixed_seed(11):
+        h = torch.randn(6, 5) * torch.tensor([[0.5], [2.0], [1.0], [3.0], [0.7], [1.5]])
+    z = F.normalize(h, dim=1)
+    ref = z @ z.T
+    out = call(key, fn, h.clone())
+    check_written(key, out, "my_similarities")
+    zc = F.normalize(h, dim=0)
+    compare(key, as_tensor(key, out, (6, 6)), ref, {
+        ("not-normalised", "those are dot products of the raw features: normalise each row first"): h @ h.T,
+        ("wrong-axis", "the features were normalised over the images (dim=0); normalise each row (dim=1)"): zc @ zc.T,
+        ("distance", "that is the cosine distance 1 - cos; return the similarity"): 1 - ref},
+        "z = h / its row norms (F.normalize(h, dim=1)); then z @ z.T")
+    passed(key)
+
+
+@grader("clead_attack_loss", "05", "my_clead_attack_loss", forbid=(losses.clead_inner, losses.embed))
+def grade_clead_attack_loss(fn) -> None:
+    """my_clead_attack_loss(model, x_adv, y, z_clean, mu) -> (B,) per image
+    CE(f(x_adv), y) + mu * (1 - cos(z_clean, z(x_adv))), against losses.clead_inner (model in eval mode)."""
+    key, model, (x, y), mu = "clead_attack_loss", tiny_cnn().eval(), images(10), 2.0
+    with fixed_seed(12):
+        x_adv = (x + EPS * torch.randn_like(x).sign()).clamp(0, 1)
+    with torch.no_grad():
+        z_clean = F.normalize(model.features(x), dim=1)
+        ref = losses.clead_inner(z_clean, mu)(model, x_adv, y)
+        h = model.features(x_adv)
+        ce_part, cos = F.cross_entropy(model.fc(h), y, reduction="none"), (z_clean * F.normalize(h, dim=1)).sum(1)
+    out = call(key, fn, model, x_adv.clone(), y, z_clean.clone(), mu)
+    check_written(key, out, "my_clead_attack_loss")
+    if isinstance(out, torch.Tensor) and out.numel() == 1:
+        fail(key, "that is one number for the batch; PGD needs the loss of each image (B,)",
+             "F.cross_entropy(..., reduction='none')", "batch-mean")
+    compare(key, as_tensor(key, out, (10,)), ref, {
+        ("not-normalised", "z(x_adv) is not normalised, so (z_clean * h).sum(1) is not a cosine"):
+            ce_part + mu * (1 - (z_clean * h).sum(1)),
+        ("wrong-sign", "the representation term pulls the twins together; the attack pushes them apart: + mu * (1 - cos)"):
+            ce_part - mu * (1 - cos),
+        ("no-mu", "mu does not weight the representation term"): ce_part + (1 - cos)},
+        "h = model.features(x_adv); CE(model.fc(h), y, reduction='none') + mu * (1 - (z_clean * normalize(h)).sum(1))")
+    passed(key)
+
+
+@grader("in_ball", "06", "my_in_ball", forbid=(attacks.project, attacks.step_and_project))
+def grade_in_ball(fn) -> None:
+    """my_in_ball(x, x_adv, eps) -> (N,) bool: x_adv within eps of x in every pixel (L-inf, up to
+    1e-6) and inside [0, 1]: the sanity check that an attack respected its threat model."""
+    key, (x, _) = "in_ball", images(8)
+    with fixed_seed(13):
+        x_adv = (x + torch.empty_like(x).uniform_(-EPS, EPS)).clamp(0, 1)
+    x_adv[1, 0, 0, 0] = x[1, 0, 0, 0] + 2 * EPS          # one pixel out of the ball
+    x_adv[2] = x[2] + 0.9 * EPS * torch.where(x[2] > 0.5, 1.0, -1.0)   # leaves [0, 1]: 0.9 eps, but past the edges
+    x_adv[3] = (x[3] + EPS).clamp(0, 1)                  # every pixel moved by (up to) eps: in the ball, large L2
+    d = (x_adv - x).flatten(1)
+    in_range = ((x_adv >= 0) & (x_adv <= 1)).flatten(1).all(1)
+    ref = (d.abs().amax(1) <= EPS + 1e-6) & in_range
+    out = call(key, fn, x.clone(), x_adv.clone(), EPS)
+    check_written(key, out, "my_in_ball")
+    if torch.as_tensor(out).numel() == 1:
+        fail(key, "that is one answer for the whole batch; return one per image (N,)", "reduce over dim 1 only",
+             "whole-batch")
+    compare(key, as_tensor(key, out, (8,)).bool(), ref, {
+        ("no-range", "an image outside [0, 1] is not an image: check the range too"): d.abs().amax(1) <= EPS + 1e-6,
+        ("l2", "that measures the L2 norm; the threat model is L-inf, the largest pixel change"):
+            (d.norm(dim=1) <= EPS + 1e-6) & in_range},
+        "per image: (x_adv - x).abs() flattened, its max <= eps, and x_adv within [0, 1]")
+    passed(key)
+
+
+@grader("adv_nn_accuracy", "07", "my_adv_nn_accuracy", forbid=(features.nearest_other, features.pair_metrics))
+def grade_adv_nn_accuracy(fn) -> None:
+    """my_adv_nn_accuracy(z_clean, z_adv (N, D) unit rows, y (N,)) -> the share of adversarial z whose
+    nearest clean z (cosine), its own twin left out, has the image's label; against features.pair_metrics."""
+    key = "adv_nn_accuracy"
+    with fixed_seed(16):
+        y = torch.arange(20) % 4
+        centre = F.normalize(torch.randn(4, 6), dim=1)
+        zc = F.normalize(centre[y] + 0.6 * torch.randn(20, 6), dim=1)
+        za = F.normalize(zc + 0.5 * torch.randn(20, 6), dim=1)
+    ref = features.pair_metrics(features.Pairs(zc, za, y, None, None))["adv_nn_accuracy"]
+    sim = za @ zc.T
+    out = call(key, fn, zc.clone(), za.clone(), y.clone())
+    check_written(key, out, "my_adv_nn_accuracy")
+    off = sim.clone().fill_diagonal_(float("-inf"))
+    far = sim.clone().fill_diagonal_(float("inf"))
+    compare(key, as_tensor(key, out), ref, {
+        ("twin-in", "the adversarial image's own clean twin was left in: it is nearly always nearest"):
+            (y[sim.argmax(1)] == y).float().mean(),
+        ("farthest", "argmin picks the farthest clean image; the nearest has the largest cosine"):
+            (y[far.argmin(1)] == y).float().mean(),
+        ("wrong-axis", "argmax over dim 0 looks for the nearest adversarial z of each clean one"):
+            (y[off.argmax(0)] == y).float().mean()},
+        "sim = z_adv @ z_clean.T; its diagonal (the twins) to -inf; nearest = sim.argmax(1); mean of y[nearest] == y")
+    passed(key)
+
+
+def seeds_for(sd: float, half: float, q: float = 0.975, dof: int = -1, normal: bool = False) -> int:
+    """The smallest n >= 2 whose 95% half-width t.ppf(q, n + dof) * sd / sqrt(n) is at most `half`."""
+    from scipy.stats import t
+    n = 2
+    while (1.96 if normal else t.ppf(q, n + dof)) * sd / n ** 0.5 > half:
+        n += 1
+    return n
+
+
+@grader("seeds_needed", "08", "my_seeds_needed", forbid=(report.interval,))
+def grade_seeds_needed(fn) -> None:
+    """my_seeds_needed(sd, half_width) -> the smallest number of seeds n >= 2 whose 95% Student-t
+    half-width t.ppf(0.975, n - 1) * sd / sqrt(n) is at most half_width."""
+    key = "seeds_needed"
+    hint = "try n = 2, 3, ...: half-width t.ppf(0.975, n - 1) * sd / sqrt(n); stop at the first n where it is <= half_width"
+    for sd, half in ((0.02, 0.02), (0.05, 0.03)):
+        out = call(key, fn, sd, half)
+        check_written(key, out, "my_seeds_needed")
+        compare(key, as_tensor(key, out).double(), seeds_for(sd, half), {
+            ("normal-quantile", "1.96 is the normal quantile; with n seeds use Student's t with n - 1 degrees of freedom"):
+                seeds_for(sd, half, normal=True),
+            ("one-sided", "t.ppf(0.95, ...) is the one-sided quantile; a 95% interval needs t.ppf(0.975, n - 1)"):
+                seeds_for(sd, half, q=0.95),
+            ("dof", "the t quantile has n degrees of freedom; it needs n - 1"): seeds_for(sd, half, dof=0)},
+            f"(sd = {sd}, half_width = {half}) {hint}")
+    passed(key)

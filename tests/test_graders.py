@@ -103,6 +103,56 @@ def paired_interval(a, b, paired=True, quantile=0.975, dof=1, z=False, percent=F
     return (100 * mean, 100 * q * se) if percent else (mean, q * se)
 
 
+def cross_entropy(logits, y, reduce="mean", log=True, dim=1):
+    p = logits.log_softmax(dim) if log else logits.softmax(dim)
+    picked = -p[torch.arange(len(y)), y]
+    return picked.mean() if reduce == "mean" else picked.sum()
+
+
+def trades_kl(logits_clean, logits_adv, reverse=False, reduce="batchmean"):
+    p, q = (logits_adv, logits_clean) if reverse else (logits_clean, logits_adv)
+    kl = p.softmax(1) * (p.log_softmax(1) - q.log_softmax(1))
+    return {"batchmean": kl.sum(1).mean(), "mean": kl.mean(), "sum": kl.sum()}[reduce]
+
+
+def similarities(h, dim=1, normalise=True, distance=False):
+    z = F.normalize(h, dim=dim) if normalise else h
+    cos = z @ z.T
+    return 1 - cos if distance else cos
+
+
+def clead_attack_loss(model, x_adv, y, z_clean, mu, reduction="none", normalise=True, sign=1, use_mu=True):
+    h = model.features(x_adv)
+    z_adv = F.normalize(h, dim=1) if normalise else h
+    loss = F.cross_entropy(model.fc(h), y, reduction="none") + sign * (mu if use_mu else 1) * (1 - (z_clean * z_adv).sum(1))
+    return loss.mean() if reduction == "mean" else loss
+
+
+def in_ball(x, x_adv, eps, check_range=True, norm="linf", per_image=True):
+    d = (x_adv - x).flatten(1)
+    size = d.abs().amax(1) if norm == "linf" else d.norm(dim=1)
+    ok = size <= eps + 1e-6
+    if check_range:
+        ok = ok & ((x_adv >= 0) & (x_adv <= 1)).flatten(1).all(1)
+    return ok if per_image else ok.all()
+
+
+def adv_nn_accuracy(z_clean, z_adv, y, twin_out=True, nearest=True, dim=1):
+    sim = z_adv @ z_clean.T
+    if twin_out:
+        sim.fill_diagonal_(float("-inf") if nearest else float("inf"))
+    idx = sim.argmax(dim) if nearest else sim.argmin(dim)
+    return (y[idx] == y).float().mean().item()
+
+
+def seeds_needed(sd, half_width, q=0.975, dof=1, normal=False):
+    from scipy.stats import t
+    n = 2
+    while (1.96 if normal else t.ppf(q, n - dof)) * sd / n ** 0.5 > half_width:
+        n += 1
+    return n
+
+
 def blank(*args, **kwargs):
     """What the student edition's `def ...: ...` returns."""
     return None
@@ -132,6 +182,13 @@ PACKAGE = {
     "pair_distance": lambda m, x, xa: ce.features.pair_metrics(ce.features.Pairs(
         ce.features.embed_images(m, x), ce.features.embed_images(m, xa), None, x, xa))["pair_distance"],
     "paired_interval": lambda a, b: ce.report.interval([u - v for u, v in zip(a, b)]),
+    "cross_entropy": lambda logits, y: F.cross_entropy(logits, y),
+    "trades_kl": lambda c, a: F.kl_div(a.log_softmax(1), c.softmax(1), reduction="batchmean"),
+    "similarities": lambda h: F.cosine_similarity(h[:, None], h[None, :], dim=2),
+    "clead_attack_loss": lambda m, xa, y, zc, mu: ce.losses.clead_inner(zc, mu)(m, xa, y),
+    "in_ball": lambda x, xa, eps: (ce.attacks.project(xa - x, x, eps, "linf") == xa - x).flatten(1).all(1),
+    "adv_nn_accuracy": lambda zc, za, y: (y[ce.features.nearest_other(za, zc)] == y).float().mean(),
+    "seeds_needed": lambda sd, h: next(n for n in range(2, 99) if ce.report.interval([0.0, sd * 2 ** 0.5] + [sd / 2 ** 0.5] * (n - 2))[1] <= h),
 }
 
 # key: (solution, {mistake: (wrong function, words its message must contain, the mistake's name)})
@@ -189,6 +246,36 @@ CASES = {
         "n degrees of freedom": (lambda a, b: paired_interval(a, b, t_dof=0), "n degrees of freedom", "dof"),
         "sd, not the standard error": (lambda a, b: paired_interval(a, b, se=False), "standard error", "sd-not-se"),
         "the mean only": (lambda a, b: paired_interval(a, b)[0], "two numbers", "not-two-numbers")}),
+    "cross_entropy": (cross_entropy, {
+        "sum": (lambda l, y: cross_entropy(l, y, reduce="sum"), "sum over the batch", "sum"),
+        "no log": (lambda l, y: cross_entropy(l, y, log=False), "its log", "no-log"),
+        "dim 0": (lambda l, y: cross_entropy(l, y, dim=0), "dim=1", "wrong-axis")}),
+    "trades_kl": (trades_kl, {
+        "reversed": (lambda c, a: trades_kl(c, a, reverse=True), "KL(p_adv || p_clean)", "reversed"),
+        "mean": (lambda c, a: trades_kl(c, a, reduce="mean"), "B * K", "mean-over-classes"),
+        "sum": (lambda c, a: trades_kl(c, a, reduce="sum"), "sum over the batch", "sum-over-batch")}),
+    "similarities": (similarities, {
+        "not normalised": (lambda h: similarities(h, normalise=False), "normalise each row", "not-normalised"),
+        "dim 0": (lambda h: similarities(h, dim=0), "over the images", "wrong-axis"),
+        "distance": (lambda h: similarities(h, distance=True), "1 - cos", "distance"),
+        "one row": (lambda h: similarities(h)[0], "shape", "shape")}),
+    "clead_attack_loss": (clead_attack_loss, {
+        "batch mean": (lambda *a: clead_attack_loss(*a, reduction="mean"), "each image", "batch-mean"),
+        "not normalised": (lambda *a: clead_attack_loss(*a, normalise=False), "not normalised", "not-normalised"),
+        "wrong sign": (lambda *a: clead_attack_loss(*a, sign=-1), "pushes them apart", "wrong-sign"),
+        "no mu": (lambda *a: clead_attack_loss(*a, use_mu=False), "mu", "no-mu")}),
+    "in_ball": (in_ball, {
+        "no range": (lambda *a: in_ball(*a, check_range=False), "[0, 1]", "no-range"),
+        "l2": (lambda *a: in_ball(*a, norm="l2"), "L2 norm", "l2"),
+        "whole batch": (lambda *a: in_ball(*a, per_image=False), "whole batch", "whole-batch")}),
+    "adv_nn_accuracy": (adv_nn_accuracy, {
+        "twin in": (lambda *a: adv_nn_accuracy(*a, twin_out=False), "own clean twin", "twin-in"),
+        "farthest": (lambda *a: adv_nn_accuracy(*a, nearest=False), "farthest", "farthest"),
+        "dim 0": (lambda *a: adv_nn_accuracy(*a, dim=0), "dim 0", "wrong-axis")}),
+    "seeds_needed": (seeds_needed, {
+        "normal": (lambda sd, h: seeds_needed(sd, h, normal=True), "Student's t", "normal-quantile"),
+        "one-sided": (lambda sd, h: seeds_needed(sd, h, q=0.95), "one-sided", "one-sided"),
+        "n dof": (lambda sd, h: seeds_needed(sd, h, dof=0), "n degrees of freedom", "dof")}),
 }
 MISTAKES = [(key, name) for key, (_, wrong) in CASES.items() for name in wrong]
 NAMED = {(key, named) for key, (_, wrong) in CASES.items() for _, _, named in wrong.values()}
@@ -226,7 +313,7 @@ def test_grader_refuses_the_packages_own_function_and_restores_it(key):
     """An answer that returns the package's own function fails ('write it yourself'); after the
     grader the package's functions are the originals again."""
     before = {name: getattr(ce.attacks, name) for name in ("fgsm", "pgd", "project")} | {"ce.fgsm": ce.fgsm}
-    with pytest.raises(UsedPackage, match=f"exercise {key}: write it yourself: ce\\.") as err:
+    with pytest.raises(UsedPackage, match=f"exercise {key}: write it yourself: (ce|F)\\.") as err:
         grade(key, PACKAGE[key])
     assert err.value.mistake == "package-function"
     assert {name: getattr(ce.attacks, name) for name in ("fgsm", "pgd", "project")} | {"ce.fgsm": ce.fgsm} == before
