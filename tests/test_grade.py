@@ -119,3 +119,18 @@ def test_only_definitions_are_kept_from_a_cell():
                          "def f(x):\n    return x\nprint(f(1))")
     assert code == "import torch\n\ndef f(x):\n    return x"
     assert G.definitions("def broken(:\n") is None
+
+
+def test_every_lesson_has_two_graded_exercises_registered_as_its_notebook_calls_them():
+    """The lesson and function of each exercise (used to grade a submission) are those of the
+    notebook's grade cell `ce.exercises.grade("key", function)`."""
+    import re
+    from clead_edu.exercises import EXERCISES
+    seen = {}
+    for path in sorted((REPO / "notebooks").glob("0*_*.ipynb")):
+        for cell in nbformat.read(path, 4).cells:
+            for key, function in re.findall(r'ce\.exercises\.grade\("(\w+)", (\w+)\)', cell.source):
+                assert (EXERCISES[key].lesson, EXERCISES[key].function) == (path.name[:2], function)
+                seen.setdefault(path.name[:2], []).append(key)
+    assert set(seen) == {f"0{i}" for i in range(1, 9)} and all(len(keys) >= 2 for keys in seen.values()), seen
+    assert sorted(k for keys in seen.values() for k in keys) == sorted(EXERCISES)
