@@ -1,6 +1,6 @@
 """`python -m clead_edu grade`: a folder of lesson-02 submissions made here from the source
 notebook (right, two named mistakes, blank, deleted cell, endless loop, a loop that ignores the
-per-exercise alarm, malformed JSON, a huge file) gives the expected CSV rows and feedback, in one
+per-exercise alarm, an 8 GiB tensor, a 60 MB file written, malformed JSON, a huge file) gives the expected CSV rows and feedback, in one
 run that does not stop; a submission writes nothing outside its temporary folder."""
 import csv
 import json
@@ -47,10 +47,11 @@ def graded(tmp_path_factory):
     submission(folder / "ada.ipynb")
     submission(folder / "ben.ipynb", fgsm=right_body("fgsm").replace("model.eval()", "pass"),
                pgd_step=right_body("pgd_step").replace(".clamp(-eps, eps)", ""))
-    submission(folder / "cy.ipynb", fgsm="    ...\n", pgd_step="    ...\n")
+    submission(folder / "cy.ipynb", fgsm="    ...\n", pgd_step="    return torch.empty(2 ** 31)   # 8 GiB\n")
     submission(folder / "dee.ipynb", fgsm=LOOP, drop={"ex-pgd_step-solution"},
                extra_cells=["import not_a_module_anywhere",
-                            "def spill(f=open('spilled.txt', 'w')):\n    pass"])
+                            "def spill(f=open('spilled.txt', 'w')):\n    pass",
+                            "def fill(f=open('big.bin', 'wb').write(b'0' * 60_000_000)):\n    pass"])
     submission(folder / "eve.ipynb", fgsm=DEAF)
     (folder / "fay.ipynb").write_text('{"cells": [')
     (folder / "gus.ipynb").write_text(json.dumps({"cells": [], "pad": "x" * 1_200_000}))
@@ -71,7 +72,7 @@ def test_the_csv_has_the_expected_grade_for_every_submission(graded, tmp_path):
         ("ada", "fgsm"): ("", full), ("ada", "pgd_step"): ("", table[("pgd_step", "right")]),
         ("ben", "fgsm"): ("train-mode", table[("fgsm", "train-mode")]),
         ("ben", "pgd_step"): ("no-projection", table[("pgd_step", "no-projection")]),
-        ("cy", "fgsm"): ("not-written", 0), ("cy", "pgd_step"): ("not-written", 0),
+        ("cy", "fgsm"): ("not-written", 0), ("cy", "pgd_step"): ("error", 0),
         ("dee", "fgsm"): ("timeout", 0), ("dee", "pgd_step"): ("missing", 0),
         ("eve", "fgsm"): ("timeout", 0), ("eve", "pgd_step"): ("timeout", 0),
         ("fay", "fgsm"): ("unreadable", 0), ("fay", "pgd_step"): ("unreadable", 0),
@@ -84,7 +85,8 @@ def test_feedback_names_the_mistake_and_the_reason(graded):
     assert set(fb) == {"ada", "ben", "cy", "dee", "eve", "fay", "gus"}
     assert "**6 of 6 points.**" in fb["ada"]
     assert "the gradient was taken in train mode" in fb["ben"] and "leaves the eps-ball" in fb["ben"]
-    assert "not written yet" in fb["cy"]
+    assert "not written yet" in fb["cy"] and "can't allocate memory" in fb["cy"]      # the memory limit
+    assert "raised OSError: [Errno 27] File too large" in fb["dee"]                       # the file size limit
     assert "my_fgsm ran for more than 4 s" in fb["dee"] and "no cell defines pgd_step" in fb["dee"]
     assert "raised ModuleNotFoundError" in fb["dee"]
     assert "ran past the 40 s" in fb["eve"]
@@ -102,7 +104,8 @@ def test_the_command_line(tmp_path, capsys):
     nb.write_text("not json")
     assert main(["grade", str(nb.parent), "--out", str(tmp_path / "out"), "--lesson", "01"]) == 0
     assert "graded 1 submission(s)" in capsys.readouterr().out
-    assert (tmp_path / "out" / "grades.csv").read_text().splitlines()[1:] == ["zoe,01,accuracy,0,2,unreadable"]
+    assert (tmp_path / "out" / "grades.csv").read_text().splitlines()[1:] == [
+        "zoe,01,accuracy,0,2,unreadable", "zoe,01,cross_entropy,0,2,unreadable"]
     assert main(["grade", str(tmp_path / "nowhere"), "--out", str(tmp_path / "out")]) == 2
     assert "no such file or folder" in capsys.readouterr().err
 

@@ -15,8 +15,8 @@ training, no data download, no cell output); a fresh Python process
 (`python -m clead_edu.course.grade`, one per submission) executes them after
 `import torch, clead_edu as ce` in an empty temporary working directory, then grades each of
 the lesson's exercises with the package's grader (`exercises.result`) under a per-exercise
-alarm. The process runs with limits (`resource.setrlimit`: CPU seconds, address space, size of
-the files it writes) and a wall-clock limit, after which it is killed: what was graded before
+alarm. The process runs with limits (`resource.setrlimit`: address space, size of the files it
+writes) and a wall-clock limit, after which it is killed: what was graded before
 counts, the rest gets 0 with the reason. A file that is too big, not JSON or not a notebook, a
 deleted exercise cell, a cell that raises, an endless loop or a crash each cost the points
 they concern and are named in the feedback; the command itself does not stop. The limits
@@ -258,11 +258,9 @@ def run_isolated(cells: list[str], todo: list, limits: Limits) -> dict:
 
 
 def set_limits(limits: Limits) -> None:
-    """In the child, before it starts: CPU seconds, address space, written file size, no core dumps."""
+    """In the child, before it starts: its address space (MiB) and the size of any file it writes (50 MB)."""
     import resource
-    cpu = int(limits.timeout) + 1
-    for what, value in ((resource.RLIMIT_CPU, cpu), (resource.RLIMIT_AS, limits.memory * 2 ** 20),
-                        (resource.RLIMIT_FSIZE, 50 * 2 ** 20), (resource.RLIMIT_CORE, 0)):
+    for what, value in ((resource.RLIMIT_AS, limits.memory * 2 ** 20), (resource.RLIMIT_FSIZE, 50 * 2 ** 20)):
         try:
             resource.setrlimit(what, (value, value))
         except (ValueError, OSError):          # a limit this system does not allow lowering: keep it
