@@ -1,5 +1,5 @@
 """`python -m clead_edu grade`: a folder of lesson-02 submissions made here from the source
-notebook (right, two named mistakes, blank, deleted cell, endless loop, a loop that ignores the
+notebook (right, two named mistakes in a notebook whose cells are reordered, blank, deleted cell, endless loop, a loop that ignores the
 per-exercise alarm, an 8 GiB tensor, a 60 MB file written, malformed JSON, a huge file) gives the expected CSV rows and feedback, in one
 run that does not stop; a submission writes nothing outside its temporary folder."""
 import csv
@@ -17,9 +17,10 @@ SOURCE = REPO / "notebooks" / "02_attacks.ipynb"
 BODY = "    # BEGIN SOLUTION\n"
 
 
-def submission(path, fgsm=None, pgd_step=None, extra_cells=(), drop=()):
+def submission(path, fgsm=None, pgd_step=None, extra_cells=(), drop=(), reverse=False):
     """The source notebook with the fgsm / pgd_step solution bodies replaced (None: kept, the
-    right answer), the cells with ids in `drop` deleted and `extra_cells` (code) appended."""
+    right answer), the cells with ids in `drop` deleted, `extra_cells` (code) appended, and with
+    reverse=True its cells in reverse order."""
     nb = nbformat.read(SOURCE, 4)
     for cell in nb.cells:
         body = {"ex-fgsm-solution": fgsm, "ex-pgd_step-solution": pgd_step}.get(cell.get("id"))
@@ -28,6 +29,7 @@ def submission(path, fgsm=None, pgd_step=None, extra_cells=(), drop=()):
             cell.source = head + body
     nb.cells = [c for c in nb.cells if c.get("id") not in drop]
     nb.cells += [nbformat.v4.new_code_cell(code) for code in extra_cells]
+    nb.cells = nb.cells[::-1] if reverse else nb.cells
     nbformat.write(nb, path)
 
 
@@ -46,7 +48,7 @@ def graded(tmp_path_factory):
     folder, out = tmp_path_factory.mktemp("submissions"), tmp_path_factory.mktemp("grades")
     submission(folder / "ada.ipynb")
     submission(folder / "ben.ipynb", fgsm=right_body("fgsm").replace("model.eval()", "pass"),
-               pgd_step=right_body("pgd_step").replace(".clamp(-eps, eps)", ""))
+               pgd_step=right_body("pgd_step").replace(".clamp(-eps, eps)", ""), reverse=True)
     submission(folder / "cy.ipynb", fgsm="    ...\n", pgd_step="    return torch.empty(2 ** 31)   # 8 GiB\n")
     submission(folder / "dee.ipynb", fgsm=LOOP, drop={"ex-pgd_step-solution"},
                extra_cells=["import not_a_module_anywhere",
