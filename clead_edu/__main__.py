@@ -3,8 +3,8 @@ models with the same data, model and budget, evaluates each, and writes
 runs/<name>/report.md, metrics.json and PNG figures.
 
 This file only parses the command line into a `config.RunConfig` and calls
-`pipeline.run`, `study.study` or `study.ablate`; `site`, `editions`, `export` and `import`
-are defined (and carried out) in `site.py`, `editions.py` and `bundle.py`.
+`pipeline.run`, `study.study` or `study.ablate`; `site`, `editions`, `export`, `import` and `grade`
+are defined (and carried out) in `site.py`, `editions.py`, `bundle.py` and `course/grade.py`.
 """
 from __future__ import annotations
 
@@ -16,6 +16,7 @@ from . import data as D
 from . import launch as L
 from . import bundle, editions, pipeline, pretrained
 from . import site as site_cmd
+from .course import grade as grade_cmd
 from . import study as S
 from .device import pick_device
 
@@ -114,6 +115,7 @@ def build_parser() -> argparse.ArgumentParser:
     editions.add_parser(sub)
     bundle.add_parsers(sub)
     pretrained.add_parser(sub)
+    grade_cmd.add_parser(sub)
     return ap
 
 
@@ -144,7 +146,7 @@ def main(argv=None) -> int:
     matplotlib.use("Agg")
     command = "python -m clead_edu " + " ".join(sys.argv[1:] if argv is None else argv)
     try:
-        if hasattr(args, "func"):          # site, editions, export, import
+        if hasattr(args, "func"):          # site, editions, export, import, grade
             return args.func(args)
         cfg = to_config(args)
         job = dict(objectives=objectives(args.objectives), device=args.device, data_root=args.data_root,

@@ -1,44 +1,45 @@
-"""Self-checks for the notebooks' exercises that do not give the answer away.
+"""Self-checks and graded code exercises for the notebooks.
 
     answer = None                       # the student replaces None by their answer
-    ce.exercises.check("02.1", answer)  # says right or wrong (with a hint); silent on the answer
+    ce.exercises.check("02.1", answer)  # self-check, not graded: right or wrong, with a hint
 
     def my_fgsm(model, x, y, eps):
         ...                             # a code exercise: the student writes the body
     ce.exercises.grade("fgsm", my_fgsm) # "right!", or ExerciseError saying what is wrong
 
-Short answers are stored as SHA-256 digests of their normalised text (lower case, letters
-and digits only), so reading this file or the notebook does not reveal them; the worked
-answers are in solutions/ (for instructors). `check_value` compares a student's tensor or
-number with a reference the notebook computes. `grade` runs a code exercise's grader
-(`graders.py`, registered in GRADERS by key); the tools the graders share are at the end.
+Short answers are **self-checks, not graded**: each question prints its few options, so an
+answer could be found by trying them all; they are stored here in plain text (normalised: lower
+case, letters and digits only) and only tell the reader whether their reasoning holds. What is
+graded are the code exercises: `grade` runs a code exercise's grader (`graders.py`, registered in
+GRADERS by key) and raises on a wrong answer; `result` runs the same grader without raising and
+returns a `Result` (the named mistake, the message and the points of `clead_edu/course/points.csv`),
+which is what `python -m clead_edu grade` records. `check_value` compares a student's tensor or
+number with a reference the notebook computes. The tools the graders share are at the end.
 """
 from __future__ import annotations
 
-import hashlib
 import re
 from contextlib import contextmanager
+from dataclasses import dataclass
 
 import torch
 
-# key: (accepted answers as sha256 of normalise(text), hint shown after a wrong answer)
+# key: (accepted answers, normalised, hint shown after a wrong answer). Self-checks, not graded.
 ANSWERS = {
-    "01.1": ({"a50aba76697ec0b5e64a25dbb4cde18efcbdca0fc761587a4faf6ea54461a78e"},
+    "01.1": ({"valueerror"},
              "run the call in a cell of your own and read the first word of what it prints."),
-    "02.1": ({"0803943eb2beae79b08298d94cdeabf6623ec58886b5cc68409b713619e3c89c"},
+    "02.1": ({"fgsm"},
              "start from delta = 0, take one step of size eps along grad.sign(), then clip: "
              "which attack of section 2 does exactly that?"),
-    "04.1": ({"75a288c0d6898c5f7b054590845978a82a3ad79fcce3d43ff68a7501e5a91ee9"},
+    "04.1": ({"up"},
              "at 10 degrees the negative is more similar to the anchor than the twin is; "
              "what happens to its share of p, and so to the positives' share?"),
-    "04.2": ({"f9d6cd1ed5cf1ead7b54873537748e0daa8f1390cd61555b68089fca063444f3"},
+    "04.2": ({"equal"},
              "with one image per class, which views share the anchor's label?"),
-    "05.1": ({"9c1be8cd4b33786eb00738b8db26f5a4dc3f2b798c3347bc9a3e6641cb8783cf",
-              "6e09b8baa1512d2c3479d91bb2858daf42e193d93db468df90c96061ba438368",
-              "bcc7636e050fb1570de4f3eb7963b5773ecee0871a436dfdf2cd4cb9e4667b36"},
+    "05.1": ({"pgdat", "madry"},
              "with lam = 0 only CE(f(x_adv), y) is left, on PGD examples: which objective "
              "of notebook 03 is that?"),
-    "08.1": ({"8a798890fe93817163b10b5f7bd2ca4d25d84c52739a645a889c173eee7d9d3d"},
+    "08.1": ({"yes"},
              "the interval runs from mean - half to mean + half of the worst-case row; "
              "answer yes or no: is 0 between the two ends?"),
 }
@@ -49,20 +50,15 @@ def normalise(text) -> str:
     return re.sub(r"[^a-z0-9]", "", str(text).lower())
 
 
-def digest(text) -> str:
-    """The SHA-256 of the normalised answer, as stored in ANSWERS."""
-    return hashlib.sha256(normalise(text).encode()).hexdigest()
-
-
 def check(key: str, answer) -> bool | None:
-    """Print whether `answer` is right for exercise `key` ('02.1'); a hint if it is wrong.
-    Returns True/False, or None (and a reminder) while the answer is still None or '...'."""
+    """Self-check (not graded): print whether `answer` is right for question `key` ('02.1'), with a
+    hint if it is not. Returns True/False, or None (and a reminder) while the answer is still None or '...'."""
     accepted, hint = ANSWERS[key]
     if answer is None or answer is Ellipsis or normalise(answer) == "":
-        print(f"exercise {key}: write your answer first (replace None), then run this cell again.")
+        print(f"self-check {key}: write your answer first (replace None), then run this cell again.")
         return None
-    ok = digest(answer) in accepted
-    print(f"exercise {key}: {'right!' if ok else 'not quite. Hint: ' + hint}")
+    ok = normalise(answer) in accepted
+    print(f"self-check {key} (not graded): {'right!' if ok else 'not quite. Hint: ' + hint}")
     return ok
 
 
@@ -86,6 +82,29 @@ def check_value(key: str, answer, reference, hint: str, atol: float = 1e-6) -> b
 # ----------------------------------------------------------------------------- code exercises
 
 GRADERS: dict = {}          # key -> grader(answer), filled by graders.py
+EXERCISES: dict = {}        # key -> Exercise, filled by graders.py
+
+
+@dataclass(frozen=True)
+class Exercise:
+    """A code exercise: its lesson ('02'), the function the student writes ('my_fgsm'), and the
+    package's functions that are switched off while the student's function runs."""
+    key: str
+    lesson: str
+    function: str
+    forbid: tuple = ()
+
+
+@dataclass
+class Result:
+    """The outcome of one code exercise: mistake is '' when passed, else the grader's name for
+    it ('no-clamp', 'not-written', 'error', ...); points come from course/points.csv."""
+    exercise: str
+    passed: bool
+    mistake: str
+    message: str
+    points: float
+    max_points: float
 
 
 def grade(key: str, answer) -> bool:
@@ -97,8 +116,35 @@ def grade(key: str, answer) -> bool:
     return True
 
 
+def result(key: str, answer, table: dict | None = None) -> Result:
+    """Grade like `grade`, without raising or printing: the named mistake (an exception raised by
+    the student's function is mistake 'error') and the points for it in `table`
+    (course.points.load(); default: the package's points.csv)."""
+    import contextlib
+    import io
+
+    from .course import points
+    table = points.load() if table is None else table
+    try:
+        with contextlib.redirect_stdout(io.StringIO()):
+            grade(key, answer)
+    except ExerciseError as err:
+        mistake, message = err.mistake, str(err)
+    except Exception as err:                           # the student's code raised
+        mistake, message = "error", f"exercise {key}: your function raised {type(err).__name__}: {err}"
+    else:
+        mistake, message = "", f"exercise {key}: right!"
+    return Result(key, mistake == "", mistake, message, points.score(table, key, mistake),
+                  points.score(table, key, ""))
+
+
 class ExerciseError(Exception):
-    """A code exercise that is wrong (or not written yet): Jupyter shows the message only."""
+    """A code exercise that is wrong (or not written yet): Jupyter shows the message only.
+    `mistake` names what the grader recognised ('wrong' when it is none it knows)."""
+
+    def __init__(self, message: str, mistake: str = "wrong"):
+        super().__init__(message)
+        self.mistake = mistake
 
     def _render_traceback_(self):          # IPython prints this instead of a traceback
         return [f"{type(self).__name__}: {self}"]
@@ -107,13 +153,66 @@ class ExerciseError(Exception):
 class NotWrittenYet(ExerciseError):
     """The exercise's function still returns None (its body is `...`)."""
 
+    def __init__(self, message: str):
+        super().__init__(message, "not-written")
 
-def grader(key: str):
-    """Register `fn(answer) -> None` (raises ExerciseError) as the grader of exercise `key`."""
+
+class UsedPackage(ExerciseError):
+    """The student's function called the package function the exercise asks them to write."""
+
+    def __init__(self, message: str):
+        super().__init__(message, "package-function")
+
+
+def grader(key: str, lesson: str, function: str, forbid: tuple = ()):
+    """Register `fn(answer) -> None` (raises ExerciseError) as the grader of exercise `key`, which
+    lesson `lesson` asks for as `function`; `forbid`: the package's functions it asks to write."""
     def register(fn):
         GRADERS[key] = fn
+        EXERCISES[key] = Exercise(key, lesson, function, tuple(forbid))
         return fn
     return register
+
+
+def call(key: str, answer, *args):
+    """answer(*args), with the exercise's forbidden package functions switched off meanwhile."""
+    with switched_off(key, EXERCISES[key].forbid, answer):
+        return answer(*args)
+
+
+def shown_name(f) -> str:
+    """'ce.attacks.fgsm' for clead_edu.attacks.fgsm, 'F.cross_entropy' for torch's functions."""
+    module = str(getattr(f, "__module__", None) or "torch")
+    return f"{module.replace('clead_edu', 'ce')}.{f.__name__}" if module.startswith("clead_edu") else f"F.{f.__name__}"
+
+
+@contextmanager
+def switched_off(key: str, functions: tuple, answer):
+    """Inside the block every name bound to one of `functions` (in clead_edu's modules,
+    torch.nn.functional and the globals of the student's function `answer`) raises UsedPackage;
+    the names are restored afterwards, also when the block raises."""
+    import sys
+
+    def refusal(f):
+        def refuse(*args, **kwargs):
+            raise UsedPackage(f"exercise {key}: write it yourself: {shown_name(f)} is switched off while "
+                              f"your {EXERCISES[key].function} is checked")
+        return refuse
+
+    spaces = [vars(m) for n, m in list(sys.modules.items())
+              if m is not None and (n == "clead_edu" or n.startswith("clead_edu.") or n == "torch.nn.functional")]
+    spaces += [answer.__globals__] if isinstance(getattr(answer, "__globals__", None), dict) else []
+    patched = []
+    for space in spaces:
+        for name, value in list(space.items()):
+            if any(value is f for f in functions):
+                patched.append((space, name, value))
+                space[name] = refusal(value)
+    try:
+        yield
+    finally:
+        for space, name, value in reversed(patched):
+            space[name] = value
 
 
 @contextmanager
@@ -124,10 +223,10 @@ def fixed_seed(seed: int = 0):
         yield
 
 
-def fail(key: str, what: str, hint: str = "") -> None:
-    """Raise ExerciseError: what is wrong, then the hint."""
+def fail(key: str, what: str, hint: str = "", mistake: str = "wrong") -> None:
+    """Raise ExerciseError named `mistake`: what is wrong, then the hint."""
     end = "" if what.endswith(("?", ".")) else "."
-    raise ExerciseError(f"exercise {key}: not quite: {what}{end}" + (f" Hint: {hint}" if hint else ""))
+    raise ExerciseError(f"exercise {key}: not quite: {what}{end}" + (f" Hint: {hint}" if hint else ""), mistake)
 
 
 def check_written(key: str, out, name: str) -> None:
@@ -145,19 +244,20 @@ def as_tensor(key: str, out, shape=None) -> torch.Tensor:
     want = torch.Size(shape) if shape is not None else None
     if (want is None and t.numel() != 1) or (want is not None and t.shape != want):
         fail(key, f"the result has shape {tuple(t.shape)}, expected "
-             + ("a single number" if want is None else str(tuple(want))), "check which axis you reduce over")
+             + ("a single number" if want is None else str(tuple(want))), "check which axis you reduce over", "shape")
     return t.reshape(()) if want is None else t
 
 
 def compare(key: str, out: torch.Tensor, ref, mistakes: dict, hint: str, atol: float = 1e-5) -> None:
-    """Return if out equals ref (up to atol); else fail naming the first known mistake it equals."""
+    """Return if out equals ref (up to atol); else fail naming the first known mistake it equals.
+    mistakes: {(name, message): the wrong result}, or a list of such pairs (a name may recur)."""
     out = cpu64(out)
-    if torch.allclose(out, cpu64(ref), atol=atol):
+    if torch.allclose(out, cpu64(torch.as_tensor(ref)), atol=atol):
         return
-    for message, wrong in mistakes.items():
-        wrong = cpu64(wrong)
+    for (name, message), wrong in (mistakes.items() if isinstance(mistakes, dict) else mistakes):
+        wrong = cpu64(torch.as_tensor(wrong).detach())
         if wrong.shape == out.shape and torch.allclose(out, wrong, atol=atol):
-            fail(key, message, hint)
+            fail(key, message, hint, name)
     fail(key, "the result differs from the package's", hint)
 
 
@@ -169,9 +269,9 @@ def needs_grad(key: str, out, want: bool, name: str) -> None:
     """A result that must (want=True: a loss) or must not (an adversarial image) carry a graph."""
     has = isinstance(out, torch.Tensor) and out.requires_grad
     if has and not want:
-        fail(key, f"{name} still carries the autograd graph", "return it .detach()ed")
+        fail(key, f"{name} still carries the autograd graph", "return it .detach()ed", "no-detach")
     if want and not has:
         fail(key, f"{name} carries no gradient, so nothing could be trained with it",
-             "return the loss tensor itself: no .item(), no .detach(), no torch.no_grad()")
+             "return the loss tensor itself: no .item(), no .detach(), no torch.no_grad()", "no-gradient")
 
 

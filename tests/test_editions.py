@@ -93,7 +93,7 @@ def test_teacher_edition_is_the_lesson_without_the_markup(built):
 def test_command_line_builds_one_lesson_and_rejects_an_unknown_one(tmp_path, capsys):
     assert main(["editions", "--out", str(tmp_path / "e"), "--only", "4", "--student-tree", str(tmp_path / "s")]) == 0
     out = capsys.readouterr().out
-    assert "1 lessons, 1 code exercises" in out and "publish it as branch 'main'" in out
+    assert "1 lessons, 2 code exercises" in out and "publish it as branch 'main'" in out
     assert "a repository of its own, not the one of the sources" in out   # this repository's setting: main
     assert [p.name for p in (tmp_path / "e").rglob("*.ipynb")] == ["04_contrastive_learning.ipynb"] * 2
     assert [p.name for p in (tmp_path / "s" / "notebooks").iterdir()] == ["04_contrastive_learning.ipynb"]
@@ -186,10 +186,10 @@ def test_student_edition_stops_at_its_first_blank_with_the_graders_message(built
     with pytest.raises(pm.PapermillExecutionError) as err:
         run(next(p for p in built["student"] if p.name.startswith("04")), tmp_path)
     assert err.value.ename == "NotWrittenYet"
-    assert "exercise supcon: not written yet: replace the ... in my_supcon" in err.value.evalue
+    assert "exercise similarities: not written yet: replace the ... in my_similarities" in err.value.evalue
     ran = json.loads((tmp_path / "out.ipynb").read_text())["cells"]
     failed = [c.get("id") for c in ran if any(o.get("output_type") == "error" for o in c.get("outputs", []))]
-    assert failed == ["ex-supcon-grade"]
+    assert failed == ["ex-similarities-grade"]
 
 
 def test_the_site_leaves_out_the_editions_markup():
