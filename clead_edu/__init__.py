@@ -19,7 +19,7 @@ from . import (attacks, checkpoints, config, data, evaluate, exercises, features
                losses, models, objectives, plots, released, report, study, threads, train, widgets)
 # (importing graders registers the code exercises' graders in exercises.GRADERS)
 from .attacks import fgsm, pgd
-from .config import from_preset
+from .data import from_preset
 from .device import pick_device, seed_everything
 from .lesson import setup
 

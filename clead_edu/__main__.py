@@ -14,6 +14,7 @@ import sys
 from . import config as C
 from . import data as D
 from . import launch as L
+from . import objectives as O
 from . import bundle, editions, pipeline, pretrained
 from . import site as site_cmd
 from . import study as S
@@ -44,14 +45,14 @@ SETTINGS = [
 
 def add_run_options(r: argparse.ArgumentParser) -> None:
     """The options shared by `run`, `study` and `ablate` (defaults: the preset and dataset)."""
-    r.add_argument("--dataset", default="digits", help=" | ".join(C.DATASETS) + " (digits and cifar10-sample are offline)")
+    r.add_argument("--dataset", default=C.RunConfig.dataset, help=" | ".join(D.DATASETS) + " (see data.DATASETS)")
     r.add_argument("--preset", default="quick", choices=sorted(C.PRESETS), help="quick: CPU, minutes; full: GPU, paper scale")
     r.add_argument("--device", default="auto", help="auto (cuda, then mps, then cpu) | cpu | cuda | cuda:1 ...")
     r.add_argument("--out", help="output folder (default: runs/<dataset>-<preset>-...)")
     r.add_argument("--overwrite", action="store_true", help="reuse an existing output folder")
     r.add_argument("--resume", action="store_true", help="continue interrupted training in --out")
-    r.add_argument("--objectives", default=",".join(C.COMPARED), help="comma-separated names from "
-                   + ",".join(C.OBJECTIVES))
+    r.add_argument("--objectives", default=",".join(C.COMPARED), help="comma-separated arms, e.g. "
+                   "pgd_at,clead[lam=0]; objectives: " + ",".join(O.OBJECTIVES))
     r.add_argument("--data-root", default="data", help="where datasets are downloaded")
     r.add_argument("--threads", help="CPU threads (default: $CLEAD_EDU_THREADS, else what this process may use)")
     for flag, kind, text in SETTINGS:
@@ -121,18 +122,15 @@ def to_config(args) -> C.RunConfig:
     changes = {k: v for k, v in vars(args).items() if v is not None and k in named}
     if args.autoattack is not None:
         changes.update(autoattack=None, aa_n=0) if args.autoattack == "none" else changes.update(autoattack=args.autoattack)
-    cfg = C.from_preset(args.preset, args.dataset, **changes)
+    cfg = D.from_preset(args.preset, args.dataset, **changes)
     on_cuda = pick_device(args.device, verbose=False).type == "cuda"
     fast = {"on": True, "off": False}.get(args.fast, cfg.train.fast and on_cuda)
     return C.update(cfg, fast=fast, compile=args.compile)
 
 
 def objectives(text: str) -> list[str]:
-    names = [o.strip() for o in text.split(",") if o.strip()]
-    bad = [o for o in names if o not in C.OBJECTIVES]
-    if bad:
-        raise ValueError(f"unknown objective(s) {bad}; choose from {','.join(C.OBJECTIVES)}")
-    return names
+    """--objectives: the arms, checked (`objectives.arm_key`), in their one spelling."""
+    return [O.arm_key(a) for a in C.split_arms(text)]
 
 
 def main(argv=None) -> int:

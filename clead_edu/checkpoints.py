@@ -17,6 +17,7 @@ from pathlib import Path
 
 import torch
 
+from .config import TRAIN_FIELDS
 from .models import build_model
 
 
@@ -148,11 +149,12 @@ def load_state(path: Path, cfg, model, head, opt, sched) -> tuple[list, int]:
 def find_checkpoint(folders, train: dict, model_config: dict | None) -> Path | None:
     """The first `model.pt` in `folders` (each a checkpoint folder, or a runs/ folder whose
     sub-folders are searched two levels deep) whose JSON records exactly these training
-    settings (asdict(TrainConfig)) and this architecture; None if there is none."""
+    settings (asdict(TrainConfig); a setting its JSON lacks counts as its default, so a model
+    saved before the setting existed still matches) and this architecture; None if there is none."""
     for folder in map(Path, folders):
         for meta_path in [folder / "model.json", *sorted(folder.glob("*/*/model.json"))]:
             if meta_path.is_file() and (meta_path.with_suffix(".pt")).is_file():
                 meta = read_meta(meta_path)
-                if meta.get("train") == train and meta.get("model") == model_config:
+                if "train" in meta and {**TRAIN_FIELDS, **meta["train"]} == train and meta.get("model") == model_config:
                     return meta_path.with_suffix(".pt")
     return None

@@ -41,16 +41,16 @@ def test_summary_pairs_the_arms_with_the_lam0_control(tmp_path):
         settings = RunConfig().to_dict()
         settings["train"]["seed"] = s
         return {"settings": settings, "models": models, "seconds": {"total": 5.0}, "device": "cpu", "torch": "x"}
-    metrics = [seed(0, {"pgd_at": 0.5, "clead": 0.6, "clead_lam0": 0.55, "clead_joint": 0.4}),
-               seed(1, {"pgd_at": 0.7, "clead": 0.6, "clead_lam0": 0.7, "clead_joint": 0.8})]
+    metrics = [seed(0, {"pgd_at": 0.5, "clead": 0.6, "clead[lam=0]": 0.55, "clead_joint": 0.4}),
+               seed(1, {"pgd_at": 0.7, "clead": 0.6, "clead[lam=0]": 0.7, "clead_joint": 0.8})]
     out = summarize(metrics)
-    assert out["paired"]["clead_lam0"]["clead"]["clean"] == pytest.approx([0.05, -0.1])
-    assert out["paired"]["clead_lam0"]["clead_joint"]["pgd20"] == pytest.approx([-0.075, 0.05])
-    assert out["paired"]["pgd_at"]["clead_lam0"]["clean"] == pytest.approx([0.05, 0.0])
+    assert out["paired"]["clead[lam=0]"]["clead"]["clean"] == pytest.approx([0.05, -0.1])
+    assert out["paired"]["clead[lam=0]"]["clead_joint"]["pgd20"] == pytest.approx([-0.075, 0.05])
+    assert out["paired"]["pgd_at"]["clead[lam=0]"]["clean"] == pytest.approx([0.05, 0.0])
     text = write_summary(tmp_path, metrics, "python -m clead_edu study")
-    assert "| **C-LEAD − C-LEAD lam=0 (control)** (paired) | -2.5 ± " in text
+    assert "| **C-LEAD − C-LEAD [lam=0]** (paired) | -2.5 ± " in text
     assert "| **C-LEAD − PGD-AT** (paired) |" in text and "| **C-LEAD joint perturbation − PGD-AT** (paired) |" in text
-    assert text.index("− PGD-AT** (paired)") < text.index("− C-LEAD lam=0 (control)** (paired)")
+    assert text.index("− PGD-AT** (paired)") < text.index("− C-LEAD [lam=0]** (paired)")
 
 
 def test_summary_has_the_pair_metrics_with_intervals(tmp_path):
