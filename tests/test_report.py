@@ -124,7 +124,8 @@ def table_without_rows(text: str) -> list[str]:
 def test_report_never_prints_an_empty_table(tmp_path):
     """With pair metrics: one row per model, the images named. Without (umap_n 0): a sentence
     saying why, and no table without rows anywhere in the report."""
-    from clead_edu.config import RunConfig, from_preset
+    from clead_edu.config import RunConfig
+    from clead_edu.data import from_preset
     from clead_edu.report import write_report
     res = {"accuracy": {"clean": 0.9, "pgd20": 0.4}, "worst_case_n": 60, "eval_n": 60, "sanity_checks": []}
     feats = {"pgd_at": {"pair_distance": 0.0421, "centroid_distance": 0.5, "relative_pair_distance": 0.0842,
@@ -145,7 +146,7 @@ def test_report_never_prints_an_empty_table(tmp_path):
 def test_describe_names_the_autoattack_run_or_says_none_ran():
     """The settings paragraph says which AutoAttack ran on how many images, with the standard
     check when there is one, and "not run" (not "None version on the first 0") without it."""
-    from clead_edu.config import from_preset
+    from clead_edu.data import from_preset
     from clead_edu.report import describe
     ran = describe(from_preset("quick", "digits", autoattack="apgd", aa_n=50, aa_check_n=20))
     assert "AutoAttack: apgd version on the first 50 test images" in ran and "standard version on the first 20" in ran
