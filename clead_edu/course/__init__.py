@@ -1,0 +1,1 @@
+"""Building the course: the site, the student and teacher editions, the pretrained bundle (needs the repository)."""
