@@ -3,22 +3,31 @@ models with the same data, model and budget, evaluates each, and writes
 runs/<name>/report.md, metrics.json and PNG figures.
 
 This file only parses the command line into a `config.RunConfig` and calls
-`pipeline.run`, `study.study` or `study.ablate`; `site`, `editions`, `export` and `import`
-are defined (and carried out) in `site.py`, `editions.py` and `bundle.py`.
+`pipeline.run`, `study.study` or `study.ablate`; `export` and `import` are defined (and
+carried out) in `bundle.py`, and the course-building commands `site`, `editions` and
+`pretrained` in `course/` (imported only when one of them runs; `site` and `editions` need
+the repository: its notebooks, docs and mkdocs.yml).
 """
 from __future__ import annotations
 
 import argparse
+import importlib
 import sys
+from pathlib import Path
 
 from . import config as C
 from . import data as D
 from . import launch as L
 from . import objectives as O
-from . import bundle, editions, pipeline, pretrained
-from . import site as site_cmd
+from . import bundle, pipeline
 from . import study as S
 from .device import pick_device
+
+# The course-building commands (clead_edu/course/<name>.py): name -> (help, needs the repository).
+COURSE = {"site": ("execute the lessons and build the course site (MkDocs)", True),
+          "editions": ("build the student and teacher editions of the lessons (otter assign)", True),
+          "pretrained": ("train the lessons' models and write the pretrained bundle", False)}
+REPO = Path(__file__).resolve().parents[1]
 
 # Options that set the field of RunConfig/TrainConfig/EvalConfig of the same name (--train-n sets
 # train_n): (flag, type, help).
@@ -108,11 +117,24 @@ def build_parser() -> argparse.ArgumentParser:
     a.add_argument("--variants", default=",".join(S.VARIANTS),
                    help="comma-separated arms, e.g. clead[lam=0.3,head_dim=128],pgd_at[eps=4/255], or names from "
                         + ",".join(S.VARIANTS))
-    site_cmd.add_parser(sub)
-    editions.add_parser(sub)
     bundle.add_parsers(sub)
-    pretrained.add_parser(sub)
+    for name, (text, _) in COURSE.items():        # listed here; parsed by `course_command`
+        sub.add_parser(name, help=text, add_help=False)
     return ap
+
+
+def course_command(argv: list[str]) -> int:
+    """Run the course-building command argv[0] (`COURSE`): its module is imported only now; one
+    line, exit status 2, when it needs the repository and this is an installed package."""
+    name = argv[0]
+    if COURSE[name][1] and not ((REPO / "notebooks").is_dir() and (REPO / "mkdocs.yml").is_file()):
+        print(f"error: `python -m clead_edu {name}` needs the repository (its notebooks/, docs/ and mkdocs.yml), "
+              f"not found beside {Path(__file__).parent}; run it in a clone of the course", file=sys.stderr)
+        return 2
+    ap = argparse.ArgumentParser(prog="python -m clead_edu")
+    importlib.import_module(f"{__package__}.course.{name}").add_parser(ap.add_subparsers(required=True))
+    args = ap.parse_args(argv)
+    return args.func(args)
 
 
 def to_config(args) -> C.RunConfig:
@@ -134,12 +156,15 @@ def objectives(text: str) -> list[str]:
 
 
 def main(argv=None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if argv and argv[0] in COURSE:
+        return course_command(argv)
     args = build_parser().parse_args(argv)
     import matplotlib
     matplotlib.use("Agg")
-    command = "python -m clead_edu " + " ".join(sys.argv[1:] if argv is None else argv)
+    command = "python -m clead_edu " + " ".join(argv)
     try:
-        if hasattr(args, "func"):          # site, editions, export, import
+        if hasattr(args, "func"):          # export, import
             return args.func(args)
         cfg = to_config(args)
         job = dict(objectives=objectives(args.objectives), device=args.device, data_root=args.data_root,

@@ -16,6 +16,7 @@ number with a reference the notebook computes. `grade` runs a code exercise's gr
 from __future__ import annotations
 
 import hashlib
+import importlib
 import re
 from contextlib import contextmanager
 
@@ -79,12 +80,13 @@ def check_value(key: str, answer, reference, hint: str, atol: float = 1e-6) -> b
 
 # ----------------------------------------------------------------------------- code exercises
 
-GRADERS: dict = {}          # key -> grader(answer), filled by graders.py
+GRADERS: dict = {}          # key -> grader(answer), filled by graders.py when `grade` first runs
 
 
 def grade(key: str, answer) -> bool:
     """Grade the code exercise `key` ('fgsm', see GRADERS) on the student's function `answer`:
     prints 'right!' and returns True, or raises ExerciseError (NotWrittenYet while the body is `...`)."""
+    importlib.import_module(f"{__package__}.graders")   # registers the graders (once; cached after)
     if key not in GRADERS:
         raise KeyError(f"no code exercise {key!r}; there are {', '.join(sorted(GRADERS))}")
     GRADERS[key](answer)

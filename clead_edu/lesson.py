@@ -116,7 +116,7 @@ def checkpoint_name(cfg: TrainConfig, changes: dict) -> str:
     return f"{cfg.objective}-e{cfg.epochs}-seed{cfg.seed}{extra}"
 
 
-def setup(preset: str = "quick", dataset: str = "digits", *, seed: int = 0, epochs: int | None = None,
+def setup(preset: str = "quick", dataset: str = RunConfig.dataset, *, seed: int = 0, epochs: int | None = None,
           run_dir: str | Path = "../runs/notebooks", data_root: str | Path = "../data",
           threads: int | str | None = None, **changes) -> Lesson:
     """The standard first cell of every notebook: settings from the preset, seeds, the device

@@ -6,6 +6,7 @@ import torch
 import torch.nn.functional as F
 
 import clead_edu as ce
+from clead_edu import graders  # noqa: F401  (registers every grader in GRADERS)
 from clead_edu.exercises import GRADERS, ExerciseError, NotWrittenYet, grade
 
 

@@ -11,7 +11,8 @@ import pytest
 import torch
 
 import clead_edu as ce
-from clead_edu import lesson, pretrained
+from clead_edu import lesson
+from clead_edu.course import pretrained
 from clead_edu.bundle import read_verified
 from clead_edu.train import train
 

@@ -18,7 +18,7 @@ import nbformat
 import pytest
 from conftest import REPO  # noqa: F401  (conftest sets one thread)
 
-from clead_edu import site
+from clead_edu.course import site
 from clead_edu.__main__ import main
 
 CHROMIUM = "/usr/bin/chromium"

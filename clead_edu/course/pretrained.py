@@ -17,13 +17,13 @@ import dataclasses
 import json
 from pathlib import Path
 
-from .attacks import pgd
-from .bundle import export
-from .config import COMPARED
-from .evaluate import accuracy
-from .launch import process_pool
-from .lesson import checkpoint_name, pretrained_archive, setup
-from .objectives import arm, get
+from ..attacks import pgd
+from ..bundle import export
+from ..config import COMPARED
+from ..evaluate import accuracy
+from ..launch import process_pool
+from ..lesson import checkpoint_name, pretrained_archive, setup
+from ..objectives import arm, get
 
 # Lesson 05's one-knob arms of C-LEAD (its notebook lists the same arms; a test checks).
 ABLATION = ["clead", "clead[lam=0.3]", "clead[lam=3]", "clead[tau=0.5]", "clead[positives=pair]", "clead[mu=1]",
