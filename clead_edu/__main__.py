@@ -157,13 +157,14 @@ def objectives(text: str) -> list[str]:
 
 def main(argv=None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
-    if argv and argv[0] in COURSE:
-        return course_command(argv)
-    args = build_parser().parse_args(argv)
+    course = bool(argv) and argv[0] in COURSE
+    args = None if course else build_parser().parse_args(argv)
     import matplotlib
     matplotlib.use("Agg")
     command = "python -m clead_edu " + " ".join(argv)
     try:
+        if course:                         # site, editions, pretrained
+            return course_command(argv)
         if hasattr(args, "func"):          # export, import
             return args.func(args)
         cfg = to_config(args)
