@@ -20,7 +20,8 @@ DRY_SIZES = ["--arch", "small_cnn", "--train-n", "40", "--eval-n", "8", "--aa-n"
 def study_objectives() -> list[str]:
     """The package's compared objectives (`config.COMPARED`), and clead_released when this version
     of the package has it."""
-    from clead_edu.config import COMPARED, OBJECTIVES
+    from clead_edu.config import COMPARED
+    from clead_edu.objectives import OBJECTIVES
     return list(COMPARED) + [o for o in ("clead_released",) if o in OBJECTIVES and o not in COMPARED]
 
 

@@ -53,7 +53,7 @@ def child_batches(args) -> None:
     if args.threads == "sized":
         set_threads()
     data = D.get_data(args.dataset, ROOT / "data")
-    run_cfg = C.from_preset("quick", args.dataset)
+    run_cfg = D.from_preset("quick", args.dataset)
     cfg = run_cfg.for_objective("pgd_at")
     torch.manual_seed(0)
     model = model_for(data, run_cfg.arch)

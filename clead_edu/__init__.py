@@ -6,24 +6,26 @@
     x, y = L.test_images()
     ce.evaluate.robustness(model, x, y, eps=L.cfg.eps)
 
-One module per job: config (settings, presets and the names of every choice), data, models,
-attacks (guards: their input checks), losses (the pure losses), released (the losses and views
-of the authors' released reading), objectives (the training steps by name: attack, then loss),
-train (the loop), checkpoints, fast (the GPU fast path), evaluate, features, plots, widgets,
-lesson (the notebooks' set-up), exercises (self-checks) and graders (the code exercises'),
-pipeline (the main job), report, study (launch: its seeds side by side; `study.published`: the
-studies shipped with the package), threads (how many CPU threads to use).
+One module per job: config (settings and presets), data (one record per dataset, loaders,
+`from_preset`), models, attacks (guards: their input checks), losses (the pure losses and
+`embed`), released (the losses and views of the authors' released reading), objectives (one
+record per objective: its step, attack then loss, and what the reports need), train (the loop,
+and `train_arm`: seed, build, start, train, save), checkpoints, fast (the GPU fast path),
+evaluate, features, plots, widgets, lesson (the notebooks' set-up), exercises (self-checks;
+`exercises.grade` loads graders, the code exercises', when first called), pipeline (the main
+job), report, study (launch: its seeds side by side; `study.published`: the studies shipped
+with the package), threads (how many CPU threads to use). The course-building commands (site,
+editions, the pretrained bundle) are in `clead_edu.course`, which this does not import.
 Importing runs nothing.
 """
-from . import (attacks, checkpoints, config, data, evaluate, exercises, features, graders, guards, lesson,
+from . import (attacks, checkpoints, config, data, evaluate, exercises, features, guards, lesson,
                losses, models, objectives, plots, released, report, study, threads, train, widgets)
-# (importing graders registers the code exercises' graders in exercises.GRADERS)
 from .attacks import fgsm, pgd
-from .config import from_preset
+from .data import from_preset
 from .device import pick_device, seed_everything
 from .lesson import setup
 
 __version__ = "0.1.0"
-__all__ = ["attacks", "checkpoints", "config", "data", "evaluate", "exercises", "features", "graders", "guards", "lesson",
+__all__ = ["attacks", "checkpoints", "config", "data", "evaluate", "exercises", "features", "guards", "lesson",
            "losses", "models", "objectives", "plots", "released", "report", "study", "threads", "train", "widgets", "fgsm", "pgd",
            "from_preset", "pick_device", "seed_everything", "setup"]

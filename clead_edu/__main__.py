@@ -3,22 +3,32 @@ models with the same data, model and budget, evaluates each, and writes
 runs/<name>/report.md, metrics.json and PNG figures.
 
 This file only parses the command line into a `config.RunConfig` and calls
-`pipeline.run`, `study.study` or `study.ablate`; `site`, `editions`, `export`, `import` and `grade`
-are defined (and carried out) in `site.py`, `editions.py`, `bundle.py` and `course/grade.py`.
+`pipeline.run`, `study.study` or `study.ablate`; `export` and `import` are defined (and
+carried out) in `bundle.py`, and the course-building commands `site`, `editions` and
+`pretrained`, with `grade` (marking students' notebooks), in `course/` (imported only when one of them runs; `site` and `editions` need
+the repository: its notebooks, docs and mkdocs.yml).
 """
 from __future__ import annotations
 
 import argparse
+import importlib
 import sys
+from pathlib import Path
 
 from . import config as C
 from . import data as D
 from . import launch as L
-from . import bundle, editions, pipeline, pretrained
-from . import site as site_cmd
-from .course import grade as grade_cmd
+from . import objectives as O
+from . import bundle, pipeline
 from . import study as S
 from .device import pick_device
+
+# The course-building commands (clead_edu/course/<name>.py): name -> (help, needs the repository).
+COURSE = {"site": ("execute the lessons and build the course site (MkDocs)", True),
+          "editions": ("build the student and teacher editions of the lessons (otter assign)", True),
+          "pretrained": ("train the lessons' models and write the pretrained bundle", False),
+          "grade": ("grade students' submitted notebooks: a CSV of points and a feedback file each", False)}
+REPO = Path(__file__).resolve().parents[1]
 
 # Options that set the field of RunConfig/TrainConfig/EvalConfig of the same name (--train-n sets
 # train_n): (flag, type, help).
@@ -45,14 +55,14 @@ SETTINGS = [
 
 def add_run_options(r: argparse.ArgumentParser) -> None:
     """The options shared by `run`, `study` and `ablate` (defaults: the preset and dataset)."""
-    r.add_argument("--dataset", default="digits", help=" | ".join(C.DATASETS) + " (digits and cifar10-sample are offline)")
+    r.add_argument("--dataset", default=C.RunConfig.dataset, help=" | ".join(D.DATASETS) + " (see data.DATASETS)")
     r.add_argument("--preset", default="quick", choices=sorted(C.PRESETS), help="quick: CPU, minutes; full: GPU, paper scale")
     r.add_argument("--device", default="auto", help="auto (cuda, then mps, then cpu) | cpu | cuda | cuda:1 ...")
     r.add_argument("--out", help="output folder (default: runs/<dataset>-<preset>-...)")
     r.add_argument("--overwrite", action="store_true", help="reuse an existing output folder")
     r.add_argument("--resume", action="store_true", help="continue interrupted training in --out")
-    r.add_argument("--objectives", default=",".join(C.COMPARED), help="comma-separated names from "
-                   + ",".join(C.OBJECTIVES))
+    r.add_argument("--objectives", default=",".join(C.COMPARED), help="comma-separated arms, e.g. "
+                   "pgd_at,clead[lam=0]; objectives: " + ",".join(O.OBJECTIVES))
     r.add_argument("--data-root", default="data", help="where datasets are downloaded")
     r.add_argument("--threads", help="CPU threads (default: $CLEAD_EDU_THREADS, else what this process may use)")
     for flag, kind, text in SETTINGS:
@@ -111,12 +121,24 @@ def build_parser() -> argparse.ArgumentParser:
     a.add_argument("--variants", default=",".join(S.VARIANTS),
                    help="comma-separated arms, e.g. clead[lam=0.3,head_dim=128],pgd_at[eps=4/255], or names from "
                         + ",".join(S.VARIANTS))
-    site_cmd.add_parser(sub)
-    editions.add_parser(sub)
     bundle.add_parsers(sub)
-    pretrained.add_parser(sub)
-    grade_cmd.add_parser(sub)
+    for name, (text, _) in COURSE.items():        # listed here; parsed by `course_command`
+        sub.add_parser(name, help=text, add_help=False)
     return ap
+
+
+def course_command(argv: list[str]) -> int:
+    """Run the course-building command argv[0] (`COURSE`): its module is imported only now; one
+    line, exit status 2, when it needs the repository and this is an installed package."""
+    name = argv[0]
+    if COURSE[name][1] and not ((REPO / "notebooks").is_dir() and (REPO / "mkdocs.yml").is_file()):
+        print(f"error: `python -m clead_edu {name}` needs the repository (its notebooks/, docs/ and mkdocs.yml), "
+              f"not found beside {Path(__file__).parent}; run it in a clone of the course", file=sys.stderr)
+        return 2
+    ap = argparse.ArgumentParser(prog="python -m clead_edu")
+    importlib.import_module(f"{__package__}.course.{name}").add_parser(ap.add_subparsers(required=True))
+    args = ap.parse_args(argv)
+    return args.func(args)
 
 
 def to_config(args) -> C.RunConfig:
@@ -126,27 +148,28 @@ def to_config(args) -> C.RunConfig:
     changes = {k: v for k, v in vars(args).items() if v is not None and k in named}
     if args.autoattack is not None:
         changes.update(autoattack=None, aa_n=0) if args.autoattack == "none" else changes.update(autoattack=args.autoattack)
-    cfg = C.from_preset(args.preset, args.dataset, **changes)
+    cfg = D.from_preset(args.preset, args.dataset, **changes)
     on_cuda = pick_device(args.device, verbose=False).type == "cuda"
     fast = {"on": True, "off": False}.get(args.fast, cfg.train.fast and on_cuda)
     return C.update(cfg, fast=fast, compile=args.compile)
 
 
 def objectives(text: str) -> list[str]:
-    names = [o.strip() for o in text.split(",") if o.strip()]
-    bad = [o for o in names if o not in C.OBJECTIVES]
-    if bad:
-        raise ValueError(f"unknown objective(s) {bad}; choose from {','.join(C.OBJECTIVES)}")
-    return names
+    """--objectives: the arms, checked (`objectives.arm_key`), in their one spelling."""
+    return [O.arm_key(a) for a in C.split_arms(text)]
 
 
 def main(argv=None) -> int:
-    args = build_parser().parse_args(argv)
+    argv = sys.argv[1:] if argv is None else list(argv)
+    course = bool(argv) and argv[0] in COURSE
+    args = None if course else build_parser().parse_args(argv)
     import matplotlib
     matplotlib.use("Agg")
-    command = "python -m clead_edu " + " ".join(sys.argv[1:] if argv is None else argv)
+    command = "python -m clead_edu " + " ".join(argv)
     try:
-        if hasattr(args, "func"):          # site, editions, export, import, grade
+        if course:                         # site, editions, pretrained, grade
+            return course_command(argv)
+        if hasattr(args, "func"):          # export, import
             return args.func(args)
         cfg = to_config(args)
         job = dict(objectives=objectives(args.objectives), device=args.device, data_root=args.data_root,

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import torch
 
-from .config import TrainConfig
+from .config import TRAIN_FIELDS
 from .models import build_model
 
 
@@ -149,13 +149,14 @@ def load_state(path: Path, cfg, model, head, opt, sched) -> tuple[list, int]:
 def with_defaults(train: dict | None) -> dict | None:
     """Recorded training settings with every setting added since they were written at its
     default (a model trained before `precision` existed was trained at its default, 'auto')."""
-    return None if not isinstance(train, dict) else {**asdict(TrainConfig()), **train}
+    return None if not isinstance(train, dict) else {**TRAIN_FIELDS, **train}
 
 
 def find_checkpoint(folders, train: dict, model_config: dict | None) -> Path | None:
     """The first `model.pt` in `folders` (each a checkpoint folder, or a runs/ folder whose
     sub-folders are searched two levels deep) whose JSON records exactly these training
-    settings (asdict(TrainConfig)) and this architecture; None if there is none."""
+    settings (asdict(TrainConfig); a setting its JSON lacks counts as its default, so a model
+    saved before the setting existed still matches) and this architecture; None if there is none."""
     for folder in map(Path, folders):
         for meta_path in [folder / "model.json", *sorted(folder.glob("*/*/model.json"))]:
             if meta_path.is_file() and (meta_path.with_suffix(".pt")).is_file():

@@ -1,15 +1,16 @@
 """Every setting in one place: typed dataclasses, the named presets, validated once.
 
-    cfg = config.from_preset("quick", "digits", epochs=5, lam=0.5)
+    cfg = data.from_preset("quick", "digits", epochs=5, lam=0.5)
     cfg.train.eps, cfg.eval.pgd_steps, cfg.arch
 
 A run has three parts: `TrainConfig` (how one model is trained), `EvalConfig` (how
 it is attacked and measured) and `RunConfig` (data, model, seed and the two others).
 The field defaults are the `quick` preset; `PRESETS["full"]` lists what the `full`
-preset changes, and `DATASET_DEFAULTS` the threat model of each dataset. Epsilons
-are in pixel units (8/255), never in normalised units. The settings that take a name
-list their choices here once (`OBJECTIVES`, `POSITIVES`, `AUTOATTACK_VERSIONS`,
-`DATASETS`, `PRECISIONS`); this module imports nothing else of the package.
+preset changes. Epsilons are in pixel units (8/255), never in normalised units. The
+settings with a few fixed choices list them here (`POSITIVES`, `AUTOATTACK_VERSIONS`,
+`PRECISIONS`, ...); the names of objectives and datasets are their records' (`objectives.OBJECTIVES`,
+`data.DATASETS`), which check them where they are used, with each dataset's threat model
+and preset changes (`data.from_preset`). This module imports nothing else of the package.
 """
 from __future__ import annotations
 
@@ -17,23 +18,19 @@ import dataclasses
 import math
 from dataclasses import dataclass, field, fields, replace
 
-# The names a setting can take, one tuple per set of choices: validation here, the command
-# line's choices, the data loader and the objectives registry (`objectives.OBJECTIVES` has
-# one training step per name, and checks that it does) all read these.
-OBJECTIVES = ("standard", "fgsm_at", "pgd_at", "trades", "clead", "align", "clead_lam0", "clead_joint",
-              "clead_released", "clead_released_at", "clead_released_advprobe", "clead_released_at_advprobe")
-COMPARED = ("standard", "pgd_at", "trades", "clead")       # what `run` trains by default
+COMPARED = ("standard", "pgd_at", "trades", "clead")       # the preset's arms: what `run` trains by default
+REFERENCE, DEFENSE = "pgd_at", "clead"     # the reference defense and the one taught (a summary's clead_minus_pgd_at)
 POSITIVES = ("class", "pair")                              # C-LEAD's positives modes
 AUTOATTACK_VERSIONS = ("standard", "apgd", "quick")        # EvalConfig.autoattack (or None)
 RELEASED_HEAD_INPUTS = ("features", "logits")              # what the released reading's head reads
 PRECISIONS = ("auto", "bf16", "fp16", "fp32")             # TrainConfig.precision (device.pick_precision)
-DATASETS = ("digits", "cifar10-sample", "cifar10", "cifar100", "imagenette", "folder:PATH")
+PROBES = ("clean", "adversarial")                          # the released reading's classifier stage
 
 
 @dataclass
 class TrainConfig:
     """Every knob of a training run. eps/alpha are in pixel units ([0,1] scale)."""
-    objective: str = "standard"      # a name in OBJECTIVES
+    objective: str = "standard"      # a name in objectives.OBJECTIVES
     epochs: int = 10
     batch_size: int = 64
     lr: float = 0.05                 # peak SGD learning rate (cosine schedule, linear warm-up)
@@ -53,6 +50,8 @@ class TrainConfig:
     joint_bn: bool = False           # TRADES/C-LEAD: clean and adversarial views in one BatchNorm batch
     bn_stats_adv_only: bool = False  # TRADES/C-LEAD: BatchNorm running statistics from the adversarial view only
     released_head_input: str = "features"   # released reading: its head reads the features or the logits
+    probe: str = "clean"             # released reading: its new classifier trained on clean or adversarial images
+    start: str = ""                  # the objective whose trained model this one starts from ('' = its record's)
     seed: int = 0
     num_workers: int = 0
     fast: bool = False               # GPU fast path: data on the device, mixed precision, channels_last
@@ -62,8 +61,11 @@ class TrainConfig:
                                      # bf16, fp16 or fp32 (device.pick_precision)
 
     def __post_init__(self):
-        if not isinstance(self.objective, str) or self.objective not in OBJECTIVES:
-            raise ValueError(f"objective must be one of {tuple(OBJECTIVES)}, got {self.objective!r}")
+        for name in ("objective", "start"):
+            if not isinstance(getattr(self, name), str) or "[" in getattr(self, name):
+                raise ValueError(f"{name} must be an objective's name, got {getattr(self, name)!r}")
+        if not self.objective:
+            raise ValueError("objective must be an objective's name, got ''")
         for name in ("epochs", "batch_size"):
             _check_int(name, getattr(self, name), 1)
         for name in ("train_steps", "head_dim", "seed", "num_workers", "lam_ramp"):
@@ -83,6 +85,8 @@ class TrainConfig:
         if self.released_head_input not in RELEASED_HEAD_INPUTS:
             raise ValueError(f"released_head_input must be one of {RELEASED_HEAD_INPUTS}, "
                              f"got {self.released_head_input!r}")
+        if self.probe not in PROBES:
+            raise ValueError(f"probe must be one of {PROBES}, got {self.probe!r}")
         if not isinstance(self.positives, str) or self.positives not in POSITIVES:
             raise ValueError(f"positives must be one of {POSITIVES}, got {self.positives!r}")
         if self.precision not in PRECISIONS:
@@ -116,7 +120,7 @@ class EvalConfig:
 @dataclass
 class RunConfig:
     """One run of the main job: the data, the model, and how each model is trained and measured."""
-    dataset: str = "digits"          # a name in DATASETS ('folder:' + a path for folder:PATH)
+    dataset: str = "digits"          # a name in data.DATASETS ('folder:' + a path for folder:PATH)
     preset: str = "quick"
     arch: str = "small_cnn"
     train_n: int | None = 5000       # training images (None = all)
@@ -152,42 +156,6 @@ PRESETS = {
                  aa_n=1000, umap_n=1000, curve_n=1000),   # GPU, paper scale; fast is used on CUDA only
 }
 
-# Per-dataset threat model (one entry per name in DATASETS): L-inf eps and the training
-# PGD step, in pixel units.
-# digits are 8x8 with 17 grey levels, so 8/255 would be less than one grey level.
-DATASET_DEFAULTS = {
-    "digits": dict(eps=0.2, alpha=0.05),
-    "cifar10-sample": dict(eps=8 / 255, alpha=2 / 255),
-    "cifar10": dict(eps=8 / 255, alpha=2 / 255),
-    "cifar100": dict(eps=8 / 255, alpha=2 / 255),
-    "imagenette": dict(eps=4 / 255, alpha=1 / 255),
-    "folder:PATH": dict(eps=8 / 255, alpha=2 / 255),
-}
-FULL_ARCH = {"imagenette": "resnet18"}
-# The quick preset on the bundled photos: every photo, 15 epochs, and a three-step training
-# attack whose step is eps/2 (the lessons' models, pretrained: docs/results.md, "The lessons'
-# photo models"); fewer images under attack than on the digits, since a 32x32 colour image
-# costs about ten times an 8x8 digit on a CPU.
-QUICK_DATASET = {"cifar10-sample": dict(train_n=None, epochs=15, train_steps=3, alpha=4 / 255,
-                                        eval_n=200, curve_n=100, umap_n=200, aa_n=100)}
-
-
-def from_preset(preset: str = "quick", dataset: str = "digits", **overrides) -> RunConfig:
-    """The settings of `preset` for `dataset`, then `overrides` (flat names: epochs=5, lam=0.5,
-    pgd_steps=50, ...). Raises ValueError for an unknown preset, dataset or setting."""
-    if preset not in PRESETS:
-        raise ValueError(f"Unknown preset {preset!r}; choose one of {sorted(PRESETS)}")
-    key = "folder:PATH" if dataset.startswith("folder:") else dataset
-    if key not in DATASETS:
-        raise ValueError(f"Unknown dataset {dataset!r}; choose one of: {', '.join(DATASETS)} "
-                         f"(folder:PATH for your own ImageFolder tree)")
-    base = RunConfig(dataset=dataset, preset=preset)
-    values = {**PRESETS[preset], **DATASET_DEFAULTS[key], **(QUICK_DATASET.get(key, {}) if preset == "quick" else {})}
-    if preset == "full" and key in FULL_ARCH:
-        values["arch"] = FULL_ARCH[key]
-    return update(update(base, **values), **overrides)
-
-
 def update(cfg: RunConfig, **changes) -> RunConfig:
     """A copy of `cfg` with settings changed by their flat names (each field name is unique
     across RunConfig, TrainConfig and EvalConfig). Changing eps keeps the step/eps ratio
@@ -213,12 +181,11 @@ def parse_arm(text: str) -> tuple[str, dict]:
 
     Names are TrainConfig fields; each value is read as its field's type (a float may be
     written as a fraction, 4/255; a bool as true/false). Raises ValueError for a bad spelling,
-    an unknown objective or setting, or a value of the wrong type."""
+    an unknown setting, or a value of the wrong type; the objective's record is checked by
+    `objectives.arm`."""
     head, _, rest = text.strip().partition("[")
     if rest and not rest.endswith("]") or not head:
         raise ValueError(f"an arm is spelled objective[name=value,...], got {text!r}")
-    if head not in OBJECTIVES:
-        raise ValueError(f"unknown objective {head!r} in arm {text!r}; choose from {', '.join(OBJECTIVES)}")
     changes = {}
     for item in filter(None, (i.strip() for i in rest[:-1].split(","))):
         name, eq, value = (part.strip() for part in item.partition("="))

@@ -5,7 +5,10 @@ in [0, 1] and integer labels. Normalisation is *not* done here: it is the first
 layer of every model (see `models.Normalize`), so that epsilon is always in pixel
 units (8/255 means 8 grey levels out of 255).
 
-Names understood by `get_data` (`config.DATASETS`):
+One record per dataset (`DatasetRecord`, in `DATASETS`): its loader, its threat model (eps
+and the training PGD step), what the quick preset and the full preset change for it, where
+its files come from, and the augmentation its training split applies (declared, so the GPU
+fast path repeats it). `from_preset` makes a run's settings from a preset and a record.
 
     digits       scikit-learn's bundled 8x8 handwritten digits (offline, default)
     cifar10-sample  5,085 training and 517 test CIFAR-10 photos shipped in the package (offline)
@@ -13,16 +16,19 @@ Names understood by `get_data` (`config.DATASETS`):
     cifar100     torchvision CIFAR-100, downloaded into `root`
     imagenette   torchvision Imagenette (10 ImageNet classes), resized
     folder:PATH  any ImageFolder tree with PATH/train/<class>/ and PATH/test/<class>/
+
+A new dataset is one record: `DATASETS["mine"] = DatasetRecord(load=..., eps=..., alpha=...)`.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Callable
 
 import torch
 from torch.utils.data import DataLoader, Dataset, Subset, TensorDataset
 
-from .config import DATASETS
+from .config import PRESETS, RunConfig, update
 
 
 class DatasetUnavailable(FileNotFoundError):
@@ -51,7 +57,7 @@ class Data:
 
 # ----------------------------------------------------------------------------- digits
 
-def _digits(seed: int = 0, test_fraction: float = 0.2) -> Data:
+def _digits(root=None, *, seed: int = 0, test_fraction: float = 0.2, **_) -> Data:
     """scikit-learn's 1,797 8x8 digits, grey levels 0..16 scaled to [0, 1]."""
     from sklearn.datasets import load_digits
     bunch = load_digits()
@@ -84,7 +90,7 @@ class Augmented(Dataset):
         return self.transform(self.tensors[0][i]), self.tensors[1][i]
 
 
-def _cifar10_sample(augment: bool) -> Data:
+def _cifar10_sample(root=None, *, augment: bool = True, **_) -> Data:
     """Real CIFAR-10 photos bundled with the package (see data/README.md): 5,085 training
     and 517 test images, 32x32 RGB."""
     import numpy as np
@@ -109,18 +115,8 @@ CIFAR10_MEAN, CIFAR10_STD = (0.4914, 0.4822, 0.4465), (0.2471, 0.2435, 0.2616)
 CIFAR100_MEAN, CIFAR100_STD = (0.5071, 0.4865, 0.4409), (0.2673, 0.2564, 0.2762)
 IMAGENET_MEAN, IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
 
-_SOURCES = {
-    "cifar10": ("https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz",
-                "cifar-10-python.tar.gz", "cifar-10-batches-py"),
-    "cifar100": ("https://www.cs.toronto.edu/~kriz/cifar-100-python.tar.gz",
-                 "cifar-100-python.tar.gz", "cifar-100-python"),
-    "imagenette": ("https://s3.amazonaws.com/fast-ai-imageclas/imagenette2-160.tgz",
-                   "imagenette2-160.tgz", "imagenette2-160"),
-}
-
-
 def _unavailable(name: str, root: Path, err: Exception) -> DatasetUnavailable:
-    url, archive, folder = _SOURCES[name]
+    url, archive, folder = DATASETS[name].source
     return DatasetUnavailable(
         f"Dataset '{name}' is not in {root.resolve()} and could not be downloaded "
         f"({type(err).__name__}: {str(err).strip()[:200]}). Missing: "
@@ -137,7 +133,7 @@ def _cifar_transforms(augment: bool):
     return T.Compose(train + [T.ToTensor()]), T.ToTensor()
 
 
-def _cifar(name: str, root: Path, download: bool, augment: bool) -> Data:
+def _cifar(name: str, root: Path, *, download: bool = True, augment: bool = True, **_) -> Data:
     from torchvision import datasets
     cls = datasets.CIFAR10 if name == "cifar10" else datasets.CIFAR100
     mean, std = (CIFAR10_MEAN, CIFAR10_STD) if name == "cifar10" else (CIFAR100_MEAN, CIFAR100_STD)
@@ -157,8 +153,10 @@ def _resize_transforms(size: int, augment: bool):
     return T.Compose(train + [T.ToTensor()]), T.Compose([T.Resize(size), T.CenterCrop(size), T.ToTensor()])
 
 
-def _imagenette(root: Path, download: bool, augment: bool, image_size: int) -> Data:
+def _imagenette(root: Path, *, download: bool = True, augment: bool = True, image_size: int | None = None,
+                **_) -> Data:
     from torchvision import datasets
+    image_size = image_size or 64
     tr, te = _resize_transforms(image_size, augment)
     present = (root / "imagenette2-160").is_dir()
     try:
@@ -170,9 +168,10 @@ def _imagenette(root: Path, download: bool, augment: bool, image_size: int) -> D
     return Data("imagenette", train, test, classes, (3, image_size, image_size), IMAGENET_MEAN, IMAGENET_STD)
 
 
-def _folder(path: Path, augment: bool, image_size: int | None) -> Data:
+def _folder(root=None, *, path: str, augment: bool = True, image_size: int | None = None, **_) -> Data:
     """An ImageFolder tree: path/train/<class>/*.png and path/test/<class>/*.png."""
     from torchvision import datasets
+    path = Path(path).expanduser()
     for split in ("train", "test"):
         if not (path / split).is_dir():
             raise DatasetUnavailable(
@@ -197,36 +196,102 @@ def _folder(path: Path, augment: bool, image_size: int | None) -> Data:
     return Data(f"folder:{path}", train, test, train.classes, tuple(x.shape[1:]), mean, std)
 
 
-# ----------------------------------------------------------------------------- public API
+# ----------------------------------------------------------------------------- the records
+
+@dataclass(frozen=True)
+class DatasetRecord:
+    """One dataset: how to load it and the settings a run on it starts from.
+
+    load: (root, *, download, augment, image_size, seed, path) -> Data (each loader takes the
+        keywords it needs; `path` is the part after the colon of a 'name:PATH' dataset).
+    eps, alpha: the L-inf radius and the training PGD step, pixel units.
+    quick: what the quick preset changes for it (settings by their flat names).
+    full_arch: the full preset's architecture for it, when not the preset's own.
+    source: (url, archive file, extracted folder) of a downloaded dataset, for the message
+        that says where to put its files; None for one shipped or of the user's own.
+    augment: what its training split does to each image: 'crop_flip' (4-pixel padded crop
+        and flip), 'flip', 'none', or None (something the GPU fast path cannot repeat).
+    """
+    load: Callable[..., Data]
+    eps: float
+    alpha: float
+    quick: dict = field(default_factory=dict)
+    full_arch: str | None = None
+    source: tuple[str, str, str] | None = None
+    augment: str | None = "none"
+
+
+# digits are 8x8 with 17 grey levels, so 8/255 would be less than one grey level. The quick
+# preset on the bundled photos: every photo, 15 epochs, and a three-step training attack whose
+# step is eps/2 (the lessons' models, pretrained: docs/results.md, "The lessons' photo
+# models"); fewer images under attack than on the digits, since a 32x32 colour image costs
+# about ten times an 8x8 digit on a CPU.
+DATASETS: dict[str, DatasetRecord] = {
+    "digits": DatasetRecord(_digits, eps=0.2, alpha=0.05),
+    "cifar10-sample": DatasetRecord(_cifar10_sample, eps=8 / 255, alpha=2 / 255, augment="crop_flip",
+                                    quick=dict(train_n=None, epochs=15, train_steps=3, alpha=4 / 255, eval_n=200,
+                                               curve_n=100, umap_n=200, aa_n=100)),
+    "cifar10": DatasetRecord(lambda root, **kw: _cifar("cifar10", root, **kw), eps=8 / 255, alpha=2 / 255,
+                             augment="crop_flip", source=("https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz",
+                                                          "cifar-10-python.tar.gz", "cifar-10-batches-py")),
+    "cifar100": DatasetRecord(lambda root, **kw: _cifar("cifar100", root, **kw), eps=8 / 255, alpha=2 / 255,
+                              augment="crop_flip", source=("https://www.cs.toronto.edu/~kriz/cifar-100-python.tar.gz",
+                                                           "cifar-100-python.tar.gz", "cifar-100-python")),
+    "imagenette": DatasetRecord(_imagenette, eps=4 / 255, alpha=1 / 255, full_arch="resnet18", augment=None,
+                                source=("https://s3.amazonaws.com/fast-ai-imageclas/imagenette2-160.tgz",
+                                        "imagenette2-160.tgz", "imagenette2-160")),
+    "folder:PATH": DatasetRecord(_folder, eps=8 / 255, alpha=2 / 255, augment="flip"),
+}
+
+
+def record(name: str) -> tuple[DatasetRecord, str | None]:
+    """The record of dataset `name` and its path part ('folder:/data/x' -> the 'folder:PATH'
+    record and '/data/x'); ValueError listing the names otherwise."""
+    key, colon, path = name.partition(":")
+    key = f"{key}:PATH" if colon else key
+    if key not in DATASETS or (colon and not path):
+        raise ValueError(f"Unknown dataset {name!r}. Choose one of: {', '.join(DATASETS)} "
+                         f"(e.g. 'folder:/path/to/tree' for your own ImageFolder data).")
+    return DATASETS[key], path if colon else None
+
+
+def from_preset(preset: str = "quick", dataset: str = "digits", **overrides) -> RunConfig:
+    """The settings of `preset` for `dataset` (its record's eps and alpha, and what the preset
+    changes for it), then `overrides` (flat names: epochs=5, lam=0.5, pgd_steps=50, ...).
+    Raises ValueError for an unknown preset, dataset or setting."""
+    if preset not in PRESETS:
+        raise ValueError(f"Unknown preset {preset!r}; choose one of {sorted(PRESETS)}")
+    rec, _ = record(dataset)
+    values = {**PRESETS[preset], "eps": rec.eps, "alpha": rec.alpha, **(rec.quick if preset == "quick" else {})}
+    if preset == "full" and rec.full_arch:
+        values["arch"] = rec.full_arch
+    return update(update(RunConfig(dataset=dataset, preset=preset), **values), **overrides)
+
 
 def get_data(name: str = "digits", root: str | Path = "data", *, download: bool = True,
              augment: bool = True, image_size: int | None = None, seed: int = 0) -> Data:
     """Load a dataset by name; images are float tensors in [0, 1], shape (C, H, W).
 
     Args:
-        name: one of `DATASETS` ('folder:PATH' with a real path).
+        name: a name in `DATASETS` ('folder:PATH' with a real path).
         root: where torchvision datasets are downloaded / looked for.
         download: try to download missing torchvision datasets.
-        augment: random crop/flip on the training split (CIFAR, Imagenette, folder).
+        augment: the record's augmentation on the training split (CIFAR, Imagenette, folder).
         image_size: resize side for Imagenette (default 64) and folder datasets
             (default: keep the files' size, which must then all be equal).
         seed: seed of the train/test split of `digits`.
     Raises:
         ValueError: unknown name.  DatasetUnavailable: files missing, no download.
+    Each split carries what it does to an image as `.augmentation` (the record's `augment` for
+    the training split; 'none' without `augment`; None when it resizes), which the fast path reads.
     """
-    root = Path(root)
-    if name == "digits":
-        return _digits(seed)
-    if name == "cifar10-sample":
-        return _cifar10_sample(augment)
-    if name in ("cifar10", "cifar100"):
-        return _cifar(name, root, download, augment)
-    if name == "imagenette":
-        return _imagenette(root, download, augment, image_size or 64)
-    if name.startswith("folder:"):
-        return _folder(Path(name[len("folder:"):]).expanduser(), augment, image_size)
-    raise ValueError(f"Unknown dataset {name!r}. Choose one of: {', '.join(DATASETS)} "
-                     f"(e.g. 'folder:/path/to/tree' for your own ImageFolder data).")
+    rec, path = record(name)
+    data = rec.load(Path(root), download=download, augment=augment, image_size=image_size, seed=seed,
+                    **({"path": path} if path is not None else {}))
+    resized = image_size is not None or rec.augment is None
+    data.train.augmentation = None if resized else rec.augment if augment else "none"
+    data.test.augmentation = None if resized else "none"
+    return data
 
 
 def subset(dataset: Dataset, n: int | None, seed: int = 0) -> Dataset:

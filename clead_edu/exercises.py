@@ -18,6 +18,7 @@ number with a reference the notebook computes. The tools the graders share are a
 """
 from __future__ import annotations
 
+import importlib
 import re
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -81,7 +82,7 @@ def check_value(key: str, answer, reference, hint: str, atol: float = 1e-6) -> b
 
 # ----------------------------------------------------------------------------- code exercises
 
-GRADERS: dict = {}          # key -> grader(answer), filled by graders.py
+GRADERS: dict = {}          # key -> grader(answer), filled by graders.py when first needed
 EXERCISES: dict = {}        # key -> Exercise, filled by graders.py
 
 
@@ -110,6 +111,7 @@ class Result:
 def grade(key: str, answer) -> bool:
     """Grade the code exercise `key` ('fgsm', see GRADERS) on the student's function `answer`:
     prints 'right!' and returns True, or raises ExerciseError (NotWrittenYet while the body is `...`)."""
+    importlib.import_module(f"{__package__}.graders")   # registers the graders (once; cached after)
     if key not in GRADERS:
         raise KeyError(f"no code exercise {key!r}; there are {', '.join(sorted(GRADERS))}")
     GRADERS[key](answer)

@@ -67,30 +67,26 @@ def _root(dataset: Dataset) -> tuple[Dataset, list[int] | None]:
 
 def as_tensors(dataset: Dataset) -> tuple[torch.Tensor, torch.Tensor, str] | None:
     """The whole dataset as x (N, C, H, W) uint8 or float, y (N,), and the augmentation its
-    transform applies ('crop_flip', 'flip' or 'none'); None if it cannot be read that way.
+    transform applies ('crop_flip', 'flip' or 'none', as `data.get_data` declares it in the
+    dataset's `.augmentation`); None if it cannot be read that way (nothing declared, or a
+    transform the fast path cannot repeat, such as a resizing crop).
 
     Reads the raw pixels of torchvision CIFAR (`.data`), ImageFolder (its files) and
     TensorDataset/Augmented, without the per-image transforms; Subsets are followed."""
     from torchvision import datasets
     from torchvision.transforms import functional as TF
     root, idx = _root(dataset)
-    if isinstance(root, TensorDataset):
+    aug = getattr(root, "augmentation", "none" if isinstance(root, TensorDataset) else None)
+    if aug is None:
+        return None
+    if isinstance(root, (TensorDataset, Augmented)):
         x, y = root.tensors
-        aug = "none"
-    elif isinstance(root, Augmented):             # the bundled cifar10-sample
-        x, y = root.tensors
-        aug = "crop_flip" if "RandomCrop" in repr(root.transform) else "flip"
-    elif isinstance(root, (datasets.CIFAR10, datasets.ImageFolder)):
-        names = repr(root.transform)
-        if "Resize" in names:                     # resizing crops (Imagenette): keep the DataLoader
-            return None
-        aug = "crop_flip" if "RandomCrop" in names else "flip" if "HorizontalFlip" in names else "none"
-        if isinstance(root, datasets.CIFAR10):    # CIFAR-100 subclasses CIFAR10
-            x, y = torch.from_numpy(root.data).permute(0, 3, 1, 2), torch.as_tensor(root.targets)
-        else:
-            keep = idx if idx is not None else range(len(root.samples))
-            x = torch.stack([TF.pil_to_tensor(root.loader(root.samples[i][0]).convert("RGB")) for i in keep])
-            y, idx = torch.as_tensor([root.samples[i][1] for i in keep]), None
+    elif isinstance(root, datasets.CIFAR10):      # CIFAR-100 subclasses CIFAR10
+        x, y = torch.from_numpy(root.data).permute(0, 3, 1, 2), torch.as_tensor(root.targets)
+    elif isinstance(root, datasets.ImageFolder):
+        keep = idx if idx is not None else range(len(root.samples))
+        x = torch.stack([TF.pil_to_tensor(root.loader(root.samples[i][0]).convert("RGB")) for i in keep])
+        y, idx = torch.as_tensor([root.samples[i][1] for i in keep]), None
     else:
         return None
     if idx is not None:

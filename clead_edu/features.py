@@ -15,6 +15,7 @@ import torch.nn.functional as F
 
 from .attacks import eval_mode, pgd
 from .evaluate import attack_all
+from .losses import embed
 
 
 @dataclass
@@ -29,11 +30,12 @@ class Pairs:
 
 @torch.no_grad()
 def embed_images(model, x: torch.Tensor, batch_size: int = 256) -> torch.Tensor:
-    """z = normalize(model.features(x)): (N, C, H, W) in [0,1] -> (N, D) on the CPU, eval mode."""
+    """z = normalize(model.features(x)) (`losses.embed`, in batches): (N, C, H, W) in [0,1] -> (N, D)
+    on the CPU, eval mode."""
     dev, out = next(model.parameters()).device, []
     with eval_mode(model):
         for i in range(0, len(x), batch_size):
-            out.append(F.normalize(model.features(x[i:i + batch_size].to(dev)), dim=1).cpu())
+            out.append(embed(model, x[i:i + batch_size].to(dev)).cpu())
     return torch.cat(out)
 
 

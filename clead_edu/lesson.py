@@ -27,13 +27,13 @@ import torch
 from . import data as D
 from .bundle import BundleError, import_bundle
 from .checkpoints import find_checkpoint, load_checkpoint, read_meta
-from .config import RunConfig, TrainConfig, from_preset, update
+from .config import RunConfig, TrainConfig, update
+from .data import from_preset
 from .device import pick_device, seed_everything
 from .models import model_for
-from .objectives import OBJECTIVES
-from .report import LABELS
+from .objectives import arm, label
 from .threads import set_threads
-from .train import train
+from .train import train_arm
 
 
 @dataclass
@@ -47,10 +47,12 @@ class Lesson:
     building: bool = False
 
     def model(self, objective: str, *, progress: bool = True, retrain: bool = False, **changes):
-        """The model trained with `objective` and this lesson's settings changed by `changes`
-        (TrainConfig fields, e.g. lam=0.5): loaded if trained before or pretrained (see the
-        module docstring), else trained now and saved; `retrain=True` trains it anyway.
-        Returns (model in eval mode, history)."""
+        """The model trained with `objective` (a name or an arm, 'clead[lam=0.5]') and this
+        lesson's settings changed by `changes` (TrainConfig fields, e.g. lam=0.5): loaded if
+        trained before or pretrained (see the module docstring), else trained now and saved;
+        `retrain=True` trains it anyway. Returns (model in eval mode, history)."""
+        objective, own = arm(objective)
+        changes = own | changes
         cfg = self.cfg.for_objective(objective, **changes)
         seed_everything(cfg.seed)
         model = model_for(self.data, self.cfg.arch).to(self.device)
@@ -64,13 +66,11 @@ class Lesson:
                                f"no checkpoint or pretrained model has these settings; rebuild the bundle with "
                                f"`python -m clead_edu pretrained` or unset the variable")
         train_set = D.subset(self.data.train, self.cfg.train_n, cfg.seed)
-        source = OBJECTIVES[objective].starts_from      # the trained model it starts from, if any
-        start = self.model(source, progress=progress)[0] if source else None
         folder = self.ckpt / name
         print(f"[clead_edu] training {objective} ({cfg.epochs} epochs, {len(train_set)} images) into {folder}")
-        history = train(model, train_set, cfg, start=start, out_dir=folder, resume=not retrain, progress=progress,
-                        test_set=self.data.test if self.building else None)
-        return model, history
+        return train_arm(cfg, self.data, self.cfg.arch, train_set, self.device, out_dir=folder,
+                         start_from=lambda source: self.model(source, progress=progress)[0],
+                         resume=not retrain, progress=progress, test_set=self.data.test if self.building else None)
 
     def find(self, name: str, cfg: TrainConfig, model) -> Path | None:
         """The model.pt trained with exactly `cfg` for `model`'s architecture: in this lesson's
@@ -98,7 +98,7 @@ class Lesson:
     def models(self, *objectives: str, **changes) -> dict:
         """`model(objective, **changes)` for each objective, as {label: model in eval mode}, with
         the report's labels ('PGD-AT', 'C-LEAD', ...) as keys, in the order given."""
-        return {LABELS[o]: self.model(o, **changes)[0] for o in objectives}
+        return {label(o): self.model(o, **changes)[0] for o in objectives}
 
     def test_images(self, n: int | None = None):
         """n test images (default: the preset's eval_n) as tensors x (n, C, H, W) in [0, 1], y (n,)."""
@@ -116,7 +116,7 @@ def checkpoint_name(cfg: TrainConfig, changes: dict) -> str:
     return f"{cfg.objective}-e{cfg.epochs}-seed{cfg.seed}{extra}"
 
 
-def setup(preset: str = "quick", dataset: str = "digits", *, seed: int = 0, epochs: int | None = None,
+def setup(preset: str = "quick", dataset: str = RunConfig.dataset, *, seed: int = 0, epochs: int | None = None,
           run_dir: str | Path = "../runs/notebooks", data_root: str | Path = "../data",
           threads: int | str | None = None, **changes) -> Lesson:
     """The standard first cell of every notebook: settings from the preset, seeds, the device

@@ -1,10 +1,12 @@
-"""Losses: supervised contrastive (SupCon), the C-LEAD objective, TRADES.
+"""Losses: supervised contrastive (SupCon), the C-LEAD objective, TRADES; and `embed`, the
+representation z they compare.
 
 The pure losses only: the named training steps that attack, then call one of these,
-are in `objectives.py` (`OBJECTIVES["clead"]`, ...).
+are in `objectives.py` (one record per objective).
 
-A defense is a drop-in loss here: each `*_loss(model, x, y, x_adv, ...)` returns
-(the scalar to minimise, the logits the training log scores); none of them touches an optimiser. The inner losses
+A defense is a drop-in loss here: each `*_loss(model, x, y, x_adv, ...)` returns a pair
+(the loss scalar to minimise, the logits (B, K) the training log scores); `clead_loss` also
+fills a dict of its parts when given one. None of them touches an optimiser. The inner losses
 (`*_inner`) are what the attack maximises; they follow the attack's `loss_fn`
 signature (model, x_adv, y) -> per-example loss (B,), so they plug into
 `attacks.pgd(..., loss_fn=...)`.
@@ -122,9 +124,17 @@ class ProjectionHead(nn.Module):
         return self.net(h)
 
 
-def embed(model: nn.Module, x: torch.Tensor, head: nn.Module | None = None) -> torch.Tensor:
-    """z(x) = normalize(head(model.features(x))): (B, C, H, W) -> (B, D), unit L2 norm."""
-    h = model.features(x)
+def embed(model: nn.Module, x: torch.Tensor, head: nn.Module | None = None,
+          head_input: str = "features") -> torch.Tensor:
+    """z(x) = normalize(head(model.features(x))): (B, C, H, W) -> (B, D), unit L2 norm.
+    head_input "logits": the head reads the classifier's outputs (B, K) instead of the features
+    (the released reading's option, `TrainConfig.released_head_input`)."""
+    return normalized(model.features(x) if head_input == "features" else model(x), head)
+
+
+def normalized(h: torch.Tensor, head: nn.Module | None = None) -> torch.Tensor:
+    """The representation of features h (B, D_in): normalize(head(h)), or normalize(h) without
+    a head; (B, D) with unit L2 norm (D = the head's output size, or D_in)."""
     return F.normalize(head(h) if head is not None else h, dim=1)
 
 
@@ -139,7 +149,7 @@ def clead_inner(z_clean: torch.Tensor, mu: float = 0.0, head: nn.Module | None =
         ce = F.cross_entropy(model.fc(h), y, reduction="none")
         if mu == 0:
             return ce
-        z_adv = F.normalize(head(h) if head is not None else h, dim=1)
+        z_adv = normalized(h, head)
         return ce + mu * (1 - (z_clean * z_adv).sum(1))
     return loss_fn
 
@@ -180,7 +190,7 @@ def clead_joint_inner(z_clean: torch.Tensor, *, lam: float = 1.0, tau: float = 0
     """
     def loss_fn(model, x_adv, y):
         h = model.features(x_adv)
-        z_adv = F.normalize(head(h) if head is not None else h, dim=1)
+        z_adv = normalized(h, head)
         loss = F.cross_entropy(model.fc(h), y, reduction="none") + mu * (1 - (z_clean * z_adv).sum(1))
         terms = supcon_per_anchor(torch.cat([z_clean, z_adv]), torch.cat([y, y]), tau, positives)
         return loss + lam * (terms[:len(y)] + terms[len(y):]) / 2
@@ -227,7 +237,7 @@ def clead_loss(model: nn.Module, x: torch.Tensor, y: torch.Tensor, x_adv: torch.
     loss = ce = F.cross_entropy(logits_adv, y)
     if lam or terms is not None:
         with torch.set_grad_enabled(bool(lam) and torch.is_grad_enabled()):
-            z = F.normalize(head(h) if head is not None else h, dim=1)
+            z = normalized(h, head)
             contrast = supcon_loss(z, torch.cat([y, y]), tau, positives)
         loss = loss + lam * contrast if lam else loss
         if terms is not None:
@@ -249,7 +259,7 @@ def align_loss(model: nn.Module, x: torch.Tensor, y: torch.Tensor, x_adv: torch.
     logits_adv = model.fc(h[x.shape[0]:])
     loss = F.cross_entropy(logits_adv, y)
     if lam:
-        z = F.normalize(head(h) if head is not None else h, dim=1)
+        z = normalized(h, head)
         z_clean, z_adv = z[:x.shape[0]], z[x.shape[0]:]
         loss = loss + lam * (1 - (z_clean * z_adv).sum(1)).mean()
     return loss, logits_adv

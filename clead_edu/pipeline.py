@@ -1,11 +1,12 @@
 """The main job: train every compared model with the same budget, evaluate, draw, write.
 
-    cfg = config.from_preset("quick", "digits")
+    cfg = data.from_preset("quick", "digits")
     out = pipeline.run(cfg, pipeline.out_dir(cfg, None))    # runs/digits-quick-seed0/
 
-`run` trains standard, PGD-AT, TRADES and C-LEAD models with the same data, model,
-schedule and attack budget, evaluates each (`evaluate_model`), draws the figures
-and writes metrics.json and report.md (`report.write_report`).
+`run` trains every arm asked for (by default the preset's: standard, PGD-AT, TRADES and
+C-LEAD) with the same data, model, schedule and attack budget, evaluates each
+(`evaluate_model`), draws the figures and writes metrics.json and report.md
+(`report.write_report`). An arm is an objective with changed settings, 'clead[lam=0]'.
 """
 from __future__ import annotations
 
@@ -25,12 +26,11 @@ from . import plots as P
 from .attacks import pgd
 from .checkpoints import atomic_write
 from .config import COMPARED, RunConfig
-from .device import pick_device, pick_precision, seed_everything
-from .models import model_for
-from .objectives import OBJECTIVES
-from .report import LABELS, write_report
+from .device import pick_device, pick_precision
+from .objectives import arm, arm_key, get, label
+from .report import write_report
 from .threads import set_threads
-from .train import train
+from .train import train_arm
 
 
 def run(cfg: RunConfig, out: Path, *, objectives=COMPARED, device: str = "auto", data_root="data",
@@ -47,19 +47,15 @@ def run(cfg: RunConfig, out: Path, *, objectives=COMPARED, device: str = "auto",
     eps_grid = check_grid(cfg.eps) if not figures else [cfg.eps * i / 4 for i in range(9)]  # 0 .. 2 eps
     test_set = D.subset(data.test, cfg.eval.eval_n, cfg.seed)    # clean test accuracy per epoch
     models, results, times = {}, {}, {}
-    for obj in order(objectives):
-        seed_everything(cfg.seed)
-        model = model_for(data, cfg.arch).to(dev)
-        source = OBJECTIVES[obj].starts_from          # the trained model this objective starts from, if any
-        t, start = time.time(), models[source] if source else None
-        hist = train(model, train_set, cfg.for_objective(obj), start=start, out_dir=out / obj, resume=resume,
-                     progress=progress, test_set=test_set)
-        times[obj] = time.time() - t
-        results[obj] = evaluate_kept(model, x, y, cfg, eps_grid, out / obj, LABELS[obj]) | {
-            "history": hist, "train_seconds": times[obj]}
-        print(f"[clead_edu] {LABELS[obj]}: " + ", ".join(
-            f"{k} {100 * v:.1f}%" for k, v in results[obj]["accuracy"].items()))
-        models[obj] = model
+    for key in order(objectives):
+        t, folder = time.time(), out / key
+        models[key], hist = train_arm(arm_config(cfg, key), data, cfg.arch, train_set, dev, start_from=models.get,
+                                      out_dir=folder, resume=resume, progress=progress, test_set=test_set)
+        times[key] = time.time() - t
+        results[key] = evaluate_kept(models[key], x, y, cfg, eps_grid, folder, label(key)) | {
+            "history": hist, "train_seconds": times[key]}
+        print(f"[clead_edu] {label(key)}: " + ", ".join(
+            f"{k} {100 * v:.1f}%" for k, v in results[key]["accuracy"].items()))
     feats = feature_space(models, x, y, cfg, data, out, umap=figures)   # the pair metrics, always
     pictures = draw_figures(models, results, x, y, cfg, data, out, eps_grid) if figures else []
     times["total"] = time.time() - t0
@@ -84,11 +80,19 @@ def evaluation_images(data, cfg: RunConfig) -> tuple[torch.Tensor, torch.Tensor,
     return x[order], y[order], ids[order].tolist()
 
 
+def arm_config(cfg: RunConfig, key: str):
+    """The TrainConfig of arm `key` in this run: the run's settings changed by the arm's."""
+    objective, changes = arm(key)
+    return cfg.for_objective(objective, **changes)
+
+
 def order(objectives) -> list[str]:
-    """The objectives in training order: the ones others start from (`Objective.starts_from`)
-    first, added if they were not asked for (and reported too), then the rest as given."""
-    sources = [OBJECTIVES[o].starts_from for o in objectives if OBJECTIVES[o].starts_from]
-    return list(dict.fromkeys([*sources, *objectives]))
+    """The arms (checked, in their one spelling) in training order: the objectives others start
+    from (`objectives.start_of`) first, added if they were not asked for (and reported too),
+    then the rest as given. ValueError for an unknown objective or setting, before anything trains."""
+    keys = [arm_key(o) for o in objectives]
+    sources = [arm(k)[1].get("start") or get(arm(k)[0]).starts_from for k in keys]
+    return list(dict.fromkeys([*filter(None, sources), *keys]))
 
 
 def check_grid(eps: float) -> list[float]:
@@ -154,10 +158,10 @@ def draw_figures(models: dict, results: dict, x, y, cfg: RunConfig, data, out: P
     """The example and eps-curve figures in `out` (and the UMAP one, drawn by `feature_space`);
     returns their file names."""
     files = example_figures(models, x, y, cfg, data, out)
-    P.eps_curves(eps_grid, {LABELS[k]: r["eps_curve"] for k, r in results.items()}, train_eps=cfg.eps,
+    P.eps_curves(eps_grid, {label(k): r["eps_curve"] for k, r in results.items()}, train_eps=cfg.eps,
                  attack=f"PGD-{cfg.eval.pgd_steps}").savefig(out / "accuracy_vs_eps.png", dpi=110)
     files.append("accuracy_vs_eps.png")
-    logged = {LABELS[k]: r["history"] for k, r in results.items() if any("train_supcon" in h for h in r["history"])}
+    logged = {label(k): r["history"] for k, r in results.items() if any("train_supcon" in h for h in r["history"])}
     if logged:
         P.contrastive_term(logged).savefig(out / "contrastive_term.png", dpi=110)
         files.append("contrastive_term.png")
@@ -168,7 +172,7 @@ def draw_figures(models: dict, results: dict, x, y, cfg: RunConfig, data, out: P
 
 def feature_space(models: dict, x, y, cfg: RunConfig, data, out: Path, umap: bool = True) -> dict:
     """Pair metrics for every model on the first umap_n images ({} when umap_n is 0); with
-    `umap`, also the UMAP pictures for standard, PGD-AT and C-LEAD."""
+    `umap`, also the UMAP pictures of the objectives whose record asks for figures."""
     n = min(cfg.eval.umap_n, len(x))
     if n == 0:
         return {}
@@ -177,24 +181,32 @@ def feature_space(models: dict, x, y, cfg: RunConfig, data, out: Path, umap: boo
         torch.manual_seed(cfg.seed)
         pairs = features.embed_pairs(model, x[:n], y[:n], eps=cfg.eps, steps=cfg.eval.pgd_steps)
         m = metrics[name] = features.pair_metrics(pairs)
-        if umap and name in ("standard", "pgd_at", "clead"):
+        if umap and with_figures(name):
             sub = (f"pair dist {m['pair_distance']:.3f} (rel. {m['relative_pair_distance']:.2f}), "
                    f"adv NN acc {m['adv_nn_accuracy']:.2f}")
-            panels[LABELS[name]] = (features.umap_2d(pairs, seed=cfg.seed), pairs.y.numpy(), sub)
+            panels[label(name)] = (features.umap_2d(pairs, seed=cfg.seed), pairs.y.numpy(), sub)
     if panels:
         P.umap_side_by_side(panels, data.classes).savefig(out / "umap_pairs.png", dpi=110)
     return metrics
 
 
+def with_figures(key: str) -> bool:
+    """Whether the main job draws arm `key`'s figures: its objective's record asks for them
+    (`Objective.figures`) and the arm changes no setting."""
+    objective, changes = arm(key)
+    return get(objective).figures and not changes
+
+
 def example_figures(models: dict, x, y, cfg: RunConfig, data, out: Path) -> list[str]:
-    """Clean image, perturbation, adversarial image for 8 test images, standard and C-LEAD models."""
+    """Clean image, perturbation, adversarial image for 8 test images, for each model whose
+    record asks for figures."""
     files = []
-    for name in [k for k in ("standard", "clead") if k in models]:
+    for name in filter(with_figures, models):
         model = models[name]
         torch.manual_seed(cfg.seed)
         x_adv = E.attack_all(model, x[:8], y[:8], pgd, eps=cfg.eps, steps=cfg.eval.pgd_steps)
         fig = P.adversarial_examples(x[:8], x_adv, y[:8], E.predict(model, x[:8]), E.predict(model, x_adv),
-                                     data.classes, title=f"{LABELS[name]} model under "
+                                     data.classes, title=f"{label(name)} model under "
                                      f"PGD-{cfg.eval.pgd_steps}, eps {cfg.eps:.4g}")
         fig.savefig(out / f"adversarial_examples_{name}.png", dpi=110)
         files.append(f"adversarial_examples_{name}.png")

@@ -7,11 +7,11 @@ an augmented view and an adversarial view - averaged over the anchor-vs-view-2 a
 anchor-vs-view-3 terms, with every other image of the batch a negative. The classifier
 trained afterwards is not in the released files.
 
-Here, in three steps, each declared in the objectives registry (`objectives.OBJECTIVES
-["clead_released"]`) and carried out by the training loop like any other objective's:
+Here, in three steps, each declared in its record in `objectives.py` and carried out by the
+training loop like any other objective's:
 
-1. start from the trained standard model (`starts_from="standard"`: `pipeline.run` and
-   `Lesson.model` train or load it first and `train.train` copies its weights);
+1. start from a trained model, the standard one unless the arm's `start` names another
+   (`train.train_arm` trains or loads it first and `train.train` copies its weights);
 2. fine-tune backbone + linear head (`linear_head`) with `released_loss` (the objective's
    step, batch by batch); the adversarial view is made online by PGD against the
    label-free contrastive term (`three_views`);
@@ -19,11 +19,11 @@ Here, in three steps, each declared in the objectives registry (`objectives.OBJE
    classifier on the frozen features (`classifier_step`), clean cross-entropy, or trained on
    PGD images (`adversarial_classifier_step`).
 
-Neither the start nor the classifier is released, so the registry brackets them: four
-objectives start from the standard or the PGD-AT model and end with a clean or an
-adversarially trained probe (`objectives.RELEASED_ARMS`). The head reads the penultimate
-features, or (`TrainConfig.released_head_input="logits"`) the classifier's K outputs, as the
-released head reads its backbone's 1000-d output.
+Neither the start nor the classifier is released, so its arms bracket them: they start from
+the standard or the PGD-AT model (`start`) and end with a clean or an adversarially trained
+probe (`probe`), e.g. `clead_released[start=pgd_at,probe=adversarial]`. The head reads the
+penultimate features, or (`TrainConfig.released_head_input="logits"`) the classifier's K
+outputs, as the released head reads its backbone's 1000-d output.
 
     z = normalize(W h(x)),  W: D -> 128 (linear)
     L = 1/2 [ NTXent(z_anchor, z_aug) + NTXent(z_anchor, z_adv) ]
@@ -38,6 +38,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from .attacks import eval_mode, pgd
+from .losses import embed, normalized
 
 TEMPERATURE = 0.1        # criterion_kwargs.temperature of SCAN's simclr configs (not in the release)
 PROJECTION_DIM = 128     # features_dim of Contrastive_mod_linear_Model (models/models.py)
@@ -84,68 +85,60 @@ def augment(x: torch.Tensor) -> torch.Tensor:
     return ((out - mean) * contrast + mean * bright).clamp(0, 1)
 
 
-def project(model: nn.Module, head: nn.Module, x: torch.Tensor, reads: str = "features") -> torch.Tensor:
-    """z = normalize(head(r(x))), (B, 128); r = model.features (reads="features", (B, D)) or the
-    whole classifier, model (reads="logits", (B, K)), as the released head reads its backbone's output."""
-    return F.normalize(head(model.features(x) if reads == "features" else model(x)), dim=1)
-
-
-def contrastive_inner(z_anchor: torch.Tensor, head: nn.Module, tau: float = TEMPERATURE, reads: str = "features"):
+def contrastive_inner(z_anchor: torch.Tensor, head: nn.Module, tau: float = TEMPERATURE, head_input: str = "features"):
     """The attack objective for the adversarial view, label-free: each image's NT-Xent term
     against the (fixed) anchors, per example (B,), as a `loss_fn` for `attacks.pgd`."""
     def loss_fn(model, x_adv, y):
-        return ntxent_pair(z_anchor, project(model, head, x_adv, reads), tau)
+        return ntxent_pair(z_anchor, embed(model, x_adv, head, head_input), tau)
     return loss_fn
 
 
-def three_views(model: nn.Module, head: nn.Module, x: torch.Tensor, reads: str = "features",
+def three_views(model: nn.Module, head: nn.Module, x: torch.Tensor, head_input: str = "features",
                 **attack) -> torch.Tensor:
     """(B, 3, C, H, W): the anchor x, an augmented view, and an adversarial view within
     attack["eps"] of x (L-inf), made online by PGD (`attacks.pgd`, which takes `attack`:
     eps, alpha, steps in pixel units) against the contrastive term, model in eval mode."""
     with torch.no_grad(), eval_mode(model), eval_mode(head):
-        z_anchor = project(model, head, x, reads)
+        z_anchor = embed(model, x, head, head_input)
     with eval_mode(head):
         x_adv = pgd(model, x, torch.zeros(len(x), dtype=torch.long, device=x.device),
-                    loss_fn=contrastive_inner(z_anchor, head, reads=reads), **attack)
+                    loss_fn=contrastive_inner(z_anchor, head, head_input=head_input), **attack)
     return torch.stack([x, augment(x), x_adv], dim=1)
 
 
 def forward_three(model: nn.Module, head: nn.Module, views: torch.Tensor,
-                  reads: str = "features") -> tuple[torch.Tensor, torch.Tensor]:
+                  head_input: str = "features") -> tuple[torch.Tensor, torch.Tensor]:
     """The training forward: the 3B views (B, 3, C, H, W) as one batch, as released (so in train
     mode BatchNorm moves its running statistics once, with this batch). Returns z (B, 3, 128)
     and, for the training log only, the anchors' logits (B, K), detached."""
     b = views.shape[0]
     h = model.features(views.flatten(0, 1))
-    out = h if reads == "features" else model.fc(h)
+    out = h if head_input == "features" else model.fc(h)
     with torch.no_grad():
-        logits = model.fc(h) if reads == "features" else out.detach()
-    return F.normalize(head(out), dim=1).view(b, 3, -1), logits.view(b, 3, -1)[:, 0]
+        logits = model.fc(h) if head_input == "features" else out.detach()
+    return normalized(out, head).view(b, 3, -1), logits.view(b, 3, -1)[:, 0]
 
 
 # ----------------------------------------------------------------------------- head and classifier
 
 def linear_head(model: nn.Module, cfg=None) -> nn.Module:
-    """Step 2's projection head: linear to 128 (normalised in `project`), from the features
+    """Step 2's projection head: linear to 128 (normalised by `losses.embed`), from the features
     (model.feature_dim) or, with cfg.released_head_input "logits", from the K outputs."""
-    reads = cfg.released_head_input if cfg is not None else "features"
-    return nn.Linear(model.feature_dim if reads == "features" else model.fc.out_features, PROJECTION_DIM)
+    head_input = cfg.released_head_input if cfg is not None else "features"
+    return nn.Linear(model.feature_dim if head_input == "features" else model.fc.out_features, PROJECTION_DIM)
 
 
-def new_classifier(model: nn.Module, cfg, probe: str = "clean") -> tuple[str, Callable, list]:
+def new_classifier(model: nn.Module, cfg) -> tuple[str, Callable, list]:
     """Step 3, the finishing stage: re-initialise model.fc (seeded with cfg.seed) and return
     (stage name, step, model.fc's parameters) for the training loop, which trains them
-    cfg.epochs epochs with the usual SGD schedule; the rest stays frozen. probe "clean": a
+    cfg.epochs epochs with the usual SGD schedule; the rest stays frozen. cfg.probe "clean": a
     linear probe on clean images (`classifier_step`); "adversarial": on PGD images made
     against the whole model, probe included (`adversarial_classifier_step`)."""
     steps = {"clean": ("classifier", classifier_step), "adversarial": ("adversarial classifier",
                                                                       adversarial_classifier_step)}
-    if probe not in steps:
-        raise ValueError(f"probe must be one of {sorted(steps)}, got {probe!r}")
     torch.manual_seed(cfg.seed)
     model.fc.reset_parameters()
-    return *steps[probe], list(model.fc.parameters())
+    return *steps[cfg.probe], list(model.fc.parameters())
 
 
 def classifier_step(model: nn.Module, x: torch.Tensor, y: torch.Tensor, cfg=None, head=None):

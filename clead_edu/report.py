@@ -10,15 +10,8 @@ import json
 import math
 from pathlib import Path
 
-from .config import RunConfig
-
-LABELS = {"standard": "Standard", "pgd_at": "PGD-AT", "trades": "TRADES", "clead": "C-LEAD",
-          "fgsm_at": "FGSM-AT", "align": "Align (control)", "clead_lam0": "C-LEAD lam=0 (control)",
-          "clead_joint": "C-LEAD joint perturbation", "clead_released": "C-LEAD (released code)",
-          "clead_released_at": "C-LEAD (released code, from PGD-AT)",
-          "clead_released_advprobe": "C-LEAD (released code, adversarial probe)",
-          "clead_released_at_advprobe": "C-LEAD (released code, from PGD-AT, adversarial probe)"}
-
+from .config import DEFENSE, REFERENCE, RunConfig, parse_arm
+from .objectives import get, label
 
 def table(rows: dict, formats: dict | None = None) -> str:
     """rows {name: {column: value}} as aligned plain text, one line per name (the notebooks'
@@ -85,7 +78,7 @@ def write_report(out: Path, cfg: RunConfig, results: dict, feats: dict, figures:
              "|---|" + "---:|" * (len(cols) + 1)]
     for name, r in results.items():
         cells = [f"{100 * r['accuracy'][c]:.1f}" for c in cols]
-        lines.append(f"| {LABELS[name]} | " + " | ".join(cells) + f" | {times[name]:.0f} |")
+        lines.append(f"| {label(name)} | " + " | ".join(cells) + f" | {times[name]:.0f} |")
     lines += eval_table(results) + aa_check_table({k: [r] for k, r in results.items()})
     lines += term_lines(results)
     lines += ["", "## Sanity checks", ""] + check_lines(results)
@@ -110,7 +103,7 @@ def term_lines(results: dict) -> list[str]:
              "| model | cross-entropy | SupCon | uniform | floor | share trained |", "|---|---:|---:|---:|---:|---:|"]
     for name, h in last.items():
         share = (h["train_supcon_uniform"] - h["train_supcon"]) / (h["train_supcon_uniform"] - h["train_supcon_floor"])
-        lines.append(f"| {LABELS[name]} | {h['train_ce']:.3f} | {h['train_supcon']:.3f} | "
+        lines.append(f"| {label(name)} | {h['train_ce']:.3f} | {h['train_supcon']:.3f} | "
                      f"{h['train_supcon_uniform']:.3f} | {h['train_supcon_floor']:.3f} | {100 * share:.0f}% |")
     return lines
 
@@ -128,7 +121,7 @@ def feature_lines(feats: dict, cfg: RunConfig, images: dict | None = None) -> li
              f"nearest clean embedding among the other {n - 1} images (its own twin left out).", "",
              "| model | pair distance | relative to class centroids | adv. nearest-clean-neighbour acc. |",
              "|---|---:|---:|---:|"]
-    return lines + [f"| {LABELS[name]} | {m['pair_distance']:.3f} | {m['relative_pair_distance']:.3f} | "
+    return lines + [f"| {label(name)} | {m['pair_distance']:.3f} | {m['relative_pair_distance']:.3f} | "
                     f"{100 * m['adv_nn_accuracy']:.1f}% |" for name, m in feats.items()]
 
 
@@ -142,7 +135,7 @@ def eval_table(results: dict) -> list[str]:
     lines = ["", f"The table above uses the first {r0['worst_case_n']} evaluation images (those AutoAttack "
              f"ran on) in every column. Without AutoAttack, on all {r0['eval_n']} evaluation images:", "",
              "| model | " + " | ".join(cols) + " |", "|---|" + "---:|" * len(cols)]
-    return lines + [f"| {LABELS[name]} | " + " | ".join(f"{100 * r['accuracy_eval'][c]:.1f}" for c in cols)
+    return lines + [f"| {label(name)} | " + " | ".join(f"{100 * r['accuracy_eval'][c]:.1f}" for c in cols)
                     + " |" for name, r in results.items()]
 
 
@@ -158,30 +151,32 @@ def aa_check_table(runs: dict) -> list[str]:
     lines = ["", f"AutoAttack check: the standard AutoAttack on the first {'/'.join(map(str, n))} of the "
              "AutoAttack images (per seed) beside the version in the table, on the same images, in %:", "",
              "| model | standard | version used | version − standard |", "|---|---:|---:|---:|"]
-    return lines + [f"| {LABELS[name]} | {fmt([c['standard'] for c in cs])} | {fmt([c['version'] for c in cs])} | "
+    return lines + [f"| {label(name)} | {fmt([c['standard'] for c in cs])} | {fmt([c['version'] for c in cs])} | "
                     f"{fmt([c['version'] - c['standard'] for c in cs])} |" for name, cs in rows.items()]
 
 
 def check_lines(results: dict) -> list[str]:
     """One Markdown bullet per sanity check of every model; failures marked as warnings."""
-    return [f"- {LABELS[name]}: {c['check']}: {'ok' if c['passed'] else '**WARNING: failed**'} ({c['detail']})"
+    return [f"- {label(name)}: {c['check']}: {'ok' if c['passed'] else '**WARNING: failed**'} ({c['detail']})"
             for name, r in results.items() for c in r["sanity_checks"]]
 
 
 # ----------------------------------------------------------------------------- several seeds
 
-# The paired differences of a study (same seed, same images): each name minus its reference.
-PAIRED = {"pgd_at": ("clead", "clead_joint", "clead_lam0", "clead_released", "clead_released_at",
-                     "clead_released_advprobe", "clead_released_at_advprobe", "align", "trades"),
-          "clead_lam0": ("clead", "clead_joint")}      # minus the control: the contrastive term alone
+def paired_with(name: str) -> tuple[str, ...]:
+    """The arms a study subtracts from arm `name`: its objective's references
+    (`Objective.paired`, e.g. PGD-AT; C-LEAD's own lam=0 control), never itself."""
+    refs = get(parse_arm(name)[0]).paired
+    return tuple(r for r in refs if r != name)
 
 
 def summarize(metrics: list[dict]) -> dict:
-    """{'accuracy': {model: {attack: [per-seed values]}}, 'paired': {reference: {model: {attack:
-    [model - reference per seed]}}} (`PAIRED`), 'paired_bootstrap': {reference: {model: {attack:
+    """{'accuracy': {arm: {attack: [per-seed values]}}, 'paired': {reference: {arm: {attack:
+    [arm - reference per seed]}}} (`paired_with`), 'paired_bootstrap': {reference: {arm: {attack:
     (mean, low, high)}}} (`paired_bootstrap`, where per-example correctness was kept),
-    'clead_minus_pgd_at' and 'paired_minus_pgd_at' (the PGD-AT part of 'paired'),
-    'failed_checks': [str], 'feature_space' (`summarize_features`)} from the per-seed metrics.json."""
+    'paired_minus_pgd_at' (its PGD-AT entry) and 'clead_minus_pgd_at' (C-LEAD's entry there: the
+    numbers lesson 08 reads), 'failed_checks': [str], 'feature_space' (`summarize_features`)} from
+    the per-seed metrics.json."""
     acc, failed = {}, []
     for m in metrics:
         for name, r in m["models"].items():
@@ -189,13 +184,15 @@ def summarize(metrics: list[dict]) -> dict:
                 acc.setdefault(name, {}).setdefault(attack, []).append(v)
             failed += [f"seed {m['settings']['train']['seed']}, {name}: {c['check']} ({c['detail']})"
                        for c in r["sanity_checks"] if not c["passed"]]
-    paired = {ref: {name: {k: [a - b for a, b in zip(acc[name][k], acc[ref][k])] for k in acc[name]}
-                    for name in names if name in acc} for ref, names in PAIRED.items() if ref in acc}
-    vs_pgd = paired.get("pgd_at", {})
-    boot = {ref: {name: b for name in names if name in acc and (b := paired_bootstrap(metrics, name, ref))}
-            for ref, names in PAIRED.items() if ref in acc}
+    paired = {}
+    for name in acc:
+        for ref in (r for r in paired_with(name) if r in acc):
+            paired.setdefault(ref, {})[name] = {k: [a - b for a, b in zip(acc[name][k], acc[ref][k])] for k in acc[name]}
+    vs_pgd = paired.get(REFERENCE, {})
+    boot = {ref: {name: b for name in rows if (b := paired_bootstrap(metrics, name, ref))}
+            for ref, rows in paired.items()}
     return {"accuracy": acc, "paired": paired, "paired_bootstrap": {r: b for r, b in boot.items() if b},
-            "clead_minus_pgd_at": vs_pgd.get("clead", {}),
+            "clead_minus_pgd_at": vs_pgd.get(DEFENSE, {}),
             "paired_minus_pgd_at": vs_pgd, "failed_checks": failed, "feature_space": summarize_features(metrics)}
 
 
@@ -236,9 +233,9 @@ def summarize_features(metrics: list[dict]) -> dict:
                 vals.setdefault(name, {}).setdefault(k, []).append(f[k])
     if not vals or any(len(v["pair_distance"]) != len(metrics) for v in vals.values()):
         return {}
-    ref = vals.get("pgd_at")
+    ref = vals.get(REFERENCE)
     paired = {name: {k: [a - b for a, b in zip(v[k], ref[k])] for k in PAIR_METRICS}
-              for name, v in vals.items() if ref and name in PAIRED["pgd_at"]}
+              for name, v in vals.items() if ref and REFERENCE in paired_with(name)}
     return {"values": vals, "paired": paired}
 
 
@@ -254,13 +251,13 @@ def feature_summary_lines(fs: dict, cfg: RunConfig, n: int) -> list[str]:
              "each image's own twin out): mean ± half-width of the 95% interval over seeds; the paired rows "
              "subtract PGD-AT seed by seed.", "",
              "| model | " + " | ".join(PAIR_METRICS.values()) + " |", "|---|" + "---:|" * len(PAIR_METRICS)]
-    lines += [f"| {LABELS[name]} | {cells(v)} |" for name, v in fs["values"].items()]
-    return lines + [f"| **{LABELS[name]} − PGD-AT** (paired) | {cells(v)} |" for name, v in fs["paired"].items()]
+    lines += [f"| {label(name)} | {cells(v)} |" for name, v in fs["values"].items()]
+    return lines + [f"| **{label(name)} − {label(REFERENCE)}** (paired) | {cells(v)} |" for name, v in fs["paired"].items()]
 
 
 def paired_lines(paired: dict, cols: list[str]) -> list[str]:
     """The summary table's paired rows: every model minus PGD-AT, then minus the lam=0 control."""
-    return [f"| **{LABELS[name]} − {LABELS[ref]}** (paired) | " + " | ".join(fmt(diff[c]) for c in cols) + " |"
+    return [f"| **{label(name)} − {label(ref)}** (paired) | " + " | ".join(fmt(diff[c]) for c in cols) + " |"
             for ref, rows in paired.items() for name, diff in rows.items()]
 
 
@@ -272,7 +269,7 @@ def bootstrap_lines(boot: dict, cols: list[str]) -> list[str]:
     lines = ["", "The paired rows again, with 95% intervals from a bootstrap over seeds and, within each "
              "seed, over the evaluation images (per-example correctness kept in metrics.json), in points:", "",
              "| paired difference | " + " | ".join(cols) + " |", "|---|" + "---:|" * len(cols)]
-    return lines + [f"| {LABELS[name]} − {LABELS[ref]} | " + " | ".join(
+    return lines + [f"| {label(name)} − {label(ref)} | " + " | ".join(
         f"{100 * d[c][0]:.1f} [{100 * d[c][1]:.1f}, {100 * d[c][2]:.1f}]" if c in d else "n/a" for c in cols) + " |"
         for ref, rows in boot.items() for name, d in rows.items()]
 
@@ -309,14 +306,14 @@ def write_summary(out: Path, metrics: list[dict], command: str) -> str:
              "Accuracy in %, mean ± half-width of the 95% Student-t interval over seeds.", "",
              "| model | " + " | ".join(cols) + " |", "|---|" + "---:|" * len(cols)]
     for name, a in s["accuracy"].items():
-        lines.append(f"| {LABELS[name]} | " + " | ".join(fmt(a[c]) for c in cols) + " |")
+        lines.append(f"| {label(name)} | " + " | ".join(fmt(a[c]) for c in cols) + " |")
     lines += paired_lines(s["paired"], cols)
     lines += bootstrap_lines(s["paired_bootstrap"], cols)
     lines += aa_check_table({k: [m["models"][k] for m in metrics] for k in s["accuracy"]})
     lines += ["", f"Sanity checks: {n_checks - len(s['failed_checks'])} of {n_checks} passed."]
     lines += [f"- **WARNING: failed**: {f}" for f in s["failed_checks"]]
     lines += ["", "Training time per seed (s): " + ", ".join(
-        f"{LABELS[k]} {mean_train_time([m['models'][k] for m in metrics])}"
+        f"{label(k)} {mean_train_time([m['models'][k] for m in metrics])}"
         for k in s["accuracy"]) + f"; whole job {sum(m['seconds']['total'] for m in metrics) / len(metrics):.0f} "
         f"per seed, on {metrics[0]['device']} (torch {metrics[0]['torch']})."]
     n_feat = min(cfg.eval.umap_n, (metrics[0].get("images") or {}).get("eval", cfg.eval.umap_n))
@@ -331,14 +328,17 @@ def write_summary(out: Path, metrics: list[dict], command: str) -> str:
 
 def write_ablation(out: Path, cfg: RunConfig, rows: list[dict], variants: dict, seeds: list[int],
                    val_fraction: float) -> str:
-    """ablation.md: one row per variant, with its validation PGD accuracy minus PGD-AT's on the
-    same seed and split (paired), when a PGD-AT arm with the run's settings was run, and the
-    contrastive term at the last epoch against its yardsticks. `variants`: name -> changes
-    ({'objective': ..., setting: value}); the choice is among the C-LEAD ones."""
+    """ablation.md: one row per variant, with its validation PGD accuracy minus its reference's
+    (the first of the ablated objective's `paired`, PGD-AT for C-LEAD) on the same seed and split,
+    when that arm was run with the run's settings, and the contrastive term at the last epoch
+    against its yardsticks. `variants`: name -> changes ({'objective': ..., setting: value}); the
+    ablated objective is the first variant's, and the choice is among its arms."""
     by = {v: [r for r in rows if r["variant"] == v] for v in variants}
-    clead = [v for v in variants if variants[v]["objective"] == "clead" and by[v]]
-    best = max(clead, key=lambda v: interval([r["val_pgd"] for r in by[v]])[0]) if clead else None
-    ref = {r["seed"]: r["val_pgd"] for r in rows if variants.get(r["variant"]) == {"objective": "pgd_at"}}
+    base = next(iter(variants.values()))["objective"]          # the ablated objective: the first variant's
+    among = [v for v in variants if variants[v]["objective"] == base and by[v]]
+    best = max(among, key=lambda v: interval([r["val_pgd"] for r in by[v]])[0]) if among else None
+    reference = [{"objective": o} | c for o, c in map(parse_arm, get(base).paired[:1])]   # e.g. PGD-AT
+    ref = {r["seed"]: r["val_pgd"] for r in rows if variants.get(r["variant"]) in reference}
     t, k = cfg.train, cfg.eval.pgd_steps
     sizes = sorted({(r["n_fit"], r["n_val"]) for r in rows if "n_fit" in r})
     counts = f" ({', '.join(f'{a} training and {b} validation images' for a, b in sizes)})" if sizes else ""

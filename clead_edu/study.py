@@ -27,29 +27,29 @@ from . import data as D
 from . import evaluate as E
 from . import plots as P
 from .attacks import pgd
-from .config import COMPARED, RunConfig, parse_arm, update
-from .device import pick_device, seed_everything
+from .config import COMPARED, RunConfig, update
+from .device import pick_device
 from .launch import Launch, run_all
-from .models import model_for
+from .objectives import OLD_NAMES, arm, arm_key
 from .pipeline import run
 from .report import write_ablation, write_summary
 from .threads import set_threads
-from .train import train
+from .train import train_arm
 
-# C-LEAD variants for the ablation: changes from the command line's settings.
+# The ablation's named variants, each an arm: C-LEAD with one knob changed from the command
+# line's settings (the choice is among the arms of the first variant's objective), then
+# controls and other readings (never chosen): lam=0 with PGD-AT's BatchNorm updates (= PGD-AT),
+# the contrastive term in the attack too, pair-only cosine alignment of clean and adversarial z.
 VARIANTS = {
-    "default": {}, "lam=0.5": {"lam": 0.5}, "lam=2": {"lam": 2.0},
-    "tau=0.05": {"tau": 0.05}, "tau=0.5": {"tau": 0.5}, "positives=pair": {"positives": "pair"},
-    "mu=1": {"mu": 1.0}, "head=128": {"head_dim": 128},
-    "lam=4": {"lam": 4.0}, "ramp=3": {"lam_ramp": 3}, "lam=2 ramp=3": {"lam": 2.0, "lam_ramp": 3},
-    "joint-bn": {"joint_bn": True},   # both views in one BatchNorm batch (the earlier default)
-    "lam=0": {"lam": 0.0},   # control: C-LEAD's attack and views without the contrastive term
-    # controls and other readings (never chosen): lam=0 with PGD-AT's BatchNorm updates (= PGD-AT),
-    # the contrastive term in the attack too, pair-only cosine alignment of clean and adversarial z
-    "lam=0 bn-adv-only": {"objective": "clead_lam0", "bn_stats_adv_only": True},
-    "joint-perturbation": {"objective": "clead_joint"},
-    "align": {"objective": "align"}, "align lam=2": {"objective": "align", "lam": 2.0},
-    "PGD-AT (reference)": {"objective": "pgd_at"},
+    "default": "clead", "lam=0.5": "clead[lam=0.5]", "lam=2": "clead[lam=2]",
+    "tau=0.05": "clead[tau=0.05]", "tau=0.5": "clead[tau=0.5]", "positives=pair": "clead[positives=pair]",
+    "mu=1": "clead[mu=1]", "head=128": "clead[head_dim=128]",
+    "lam=4": "clead[lam=4]", "ramp=3": "clead[lam_ramp=3]", "lam=2 ramp=3": "clead[lam=2,lam_ramp=3]",
+    "joint-bn": "clead[joint_bn=true]",     # both views in one BatchNorm batch
+    "lam=0": "clead[lam=0]",                # control: C-LEAD's attack and views without the contrastive term
+    "lam=0 bn-adv-only": "clead[lam=0,bn_stats_adv_only=true]",
+    "joint-perturbation": "clead_joint", "align": "align", "align lam=2": "align[lam=2]",
+    "PGD-AT (reference)": "pgd_at",
 }
 
 # The studies shipped in assets/studies/<name>-study.json (copies of docs/results/) and the
@@ -83,13 +83,23 @@ def parse_seeds(text: str) -> list[int]:
 def published(name: str = "cifar10-mini") -> dict:
     """The study `name` shipped with the package: its summary.json as a dict, with the command
     that produced it added under 'command'. Keys: 'seeds' [int]; 'settings' (RunConfig.to_dict);
-    'accuracy' {objective: {attack: [accuracy in [0, 1] per seed]}}, attacks 'clean', 'fgsm',
+    'accuracy' {arm: {attack: [accuracy in [0, 1] per seed]}}, attacks 'clean', 'fgsm',
     'pgd20', 'pgd50x2', 'autoattack', 'worst_case' (per-example minimum over all of them);
-    'paired_minus_pgd_at' {objective: {attack: [objective - PGD-AT per seed]}} (same seed, same
-    test images); 'clead_minus_pgd_at' (its 'clead' entry); 'failed_checks' [str]."""
+    'paired' {reference: {arm: {attack: [arm - reference per seed]}}} (same seed, same test
+    images); 'paired_minus_pgd_at' (its PGD-AT entry), 'clead_minus_pgd_at' (C-LEAD's entry
+    there); 'failed_checks' [str]. Arms the file names by an old objective name are named as
+    arms (`objectives.OLD_NAMES`: 'clead_lam0' is read as 'clead[lam=0]')."""
     if name not in PUBLISHED:
         raise ValueError(f"no published study {name!r}; there is {', '.join(PUBLISHED)}")
-    return json.loads((STUDIES / f"{name}-study.json").read_text()) | {"command": PUBLISHED[name]}
+    return renamed(json.loads((STUDIES / f"{name}-study.json").read_text())) | {"command": PUBLISHED[name]}
+
+
+def renamed(found):
+    """`found` (a summary's JSON) with every dict key that is an old objective name replaced by
+    its arm (`objectives.OLD_NAMES`)."""
+    if isinstance(found, dict):
+        return {OLD_NAMES.get(k, k): renamed(v) for k, v in found.items()}
+    return [renamed(v) for v in found] if isinstance(found, list) else found
 
 
 def claim(out: Path, settings: dict, overwrite: bool = False) -> Path:
@@ -136,7 +146,7 @@ def seed_metrics(cfg: RunConfig, folder: Path, overwrite: bool, **job) -> dict:
         found = json.loads(done.read_text())
         if found["settings"] != json.loads(json.dumps(cfg.to_dict())):
             raise ValueError(f"{done} was made with other settings; pass another --out or delete {folder}")
-        missing = [o for o in job.get("objectives", COMPARED) if o not in found["models"]]
+        missing = [o for o in map(arm_key, job.get("objectives", COMPARED)) if o not in found["models"]]
         if missing:
             raise ValueError(f"{done} has no {', '.join(missing)} (it has {', '.join(found['models'])}); "
                              f"pass another --out for these objectives")
@@ -200,11 +210,9 @@ def draw_sweep(out: Path, rows: list[dict], changes: dict) -> None:
 
 def variant_changes(variant: str) -> dict:
     """What a variant changes, {'objective': name, setting: value, ...}: a name of VARIANTS
-    (C-LEAD unless it says otherwise) or an arm, 'pgd_at[eps=4/255]' (`config.parse_arm`)."""
-    if variant in VARIANTS:
-        return {"objective": "clead"} | VARIANTS[variant]
+    or an arm, 'pgd_at[eps=4/255]' (`objectives.arm`)."""
     try:
-        objective, changes = parse_arm(variant)
+        objective, changes = arm(VARIANTS.get(variant, variant))
     except ValueError as err:
         raise ValueError(f"{err}; a variant is an arm or one of: {', '.join(VARIANTS)}") from None
     return {"objective": objective} | changes
@@ -217,10 +225,9 @@ def ablation_run(cfg: RunConfig, data, variant: str, val_fraction: float, device
     fit, val = D.split(D.subset(data.train, cfg.train_n, cfg.seed), val_fraction, cfg.seed)
     x, y = D.take(val, cfg.eval.eval_n, cfg.seed)
     train_cfg = update(cfg, **variant_changes(variant)).train    # a changed eps brings its step along
-    seed_everything(cfg.seed)
-    model = model_for(data, cfg.arch).to(device)
     t = time.time()
-    history = train(model, fit, train_cfg, progress=False)
+    model, history = train_arm(train_cfg, data, cfg.arch, fit, device, progress=False, start_from=lambda source: (
+        train_arm(cfg.for_objective(source), data, cfg.arch, fit, device, progress=False)[0]))
     seconds = time.time() - t
     torch.manual_seed(cfg.seed)
     return {"variant": variant, "seed": cfg.seed, "n_fit": len(fit), "n_val": len(y), "val_clean": E.accuracy(model, x, y),

@@ -1,7 +1,8 @@
-"""One training loop; the objective (standard, fgsm_at, pgd_at, trades, clead, ...) is chosen by name.
+"""One training loop; the objective is chosen by name (`objectives.OBJECTIVES`).
 
     cfg = TrainConfig(objective="clead", epochs=10, eps=8/255)
     history = train(model, data.train, cfg, test_set=data.test, out_dir="runs/demo/clead")
+    model, history = train_arm(cfg, data, "small_cnn", data.train, "cpu")   # seed, build, start, train, save
 
 Each objective is a short step in `objectives.OBJECTIVES`: the attack (in eval mode,
 from `attacks.pgd`) makes x_adv, the loss is computed in train mode. `train` also does
@@ -23,10 +24,11 @@ from tqdm.auto import tqdm
 from . import data as D
 from .checkpoints import load_state, save_checkpoint, save_state
 from .config import TrainConfig
-from .device import pick_precision
+from .device import pick_precision, seed_everything
 from .fast import fast_loader, mixed_precision
 from .guards import check_inputs
-from .objectives import OBJECTIVES, make_head
+from .models import model_for
+from .objectives import get, make_head, start_of
 from .progress import enabled
 
 
@@ -41,7 +43,7 @@ def run_epoch(loader, model, cfg: TrainConfig, opt=None, sched=None, head=None,
     autocast with a gradient scaler."""
     device = next(model.parameters()).device
     autocast, scaler = mixed_precision(cfg, device, opt)
-    step = step or OBJECTIVES[cfg.objective].step
+    step = step or get(cfg.objective).step
     model.train(opt is not None)
     total_loss, correct, seen, parts = torch.zeros((), device=device), torch.zeros((), device=device), 0, {}
     bars = enabled(progress)                  # on a terminal or in a notebook only
@@ -92,8 +94,8 @@ def train(model, train_set, cfg: TrainConfig, *, start=None, test_set=None, out_
           resume: bool = False, progress: bool = True, until: int | None = None) -> list[dict]:
     """Train `model` in place on `train_set` with `cfg.objective`; returns per-epoch history.
 
-    The model stays on its device (move it first). `start`: the trained model the objective
-    starts from (`Objective.starts_from`, e.g. clead_released from standard), copied first.
+    The model stays on its device (move it first). `start`: the trained model the arm starts
+    from (`objectives.start_of`, e.g. clead_released from standard), copied first.
     After the epochs, the objective's finishing stage runs, if it has one (`Objective.finish`).
     With `out_dir`, the model is saved as out_dir/model.pt + model.json at the end and the
     training state after every epoch (out_dir/train_state.pt), so that `resume=True` continues
@@ -103,6 +105,7 @@ def train(model, train_set, cfg: TrainConfig, *, start=None, test_set=None, out_
     """
     if len(train_set) == 0:
         raise ValueError("the training set is empty (check train_n and the dataset's folder)")
+    get(cfg.objective)                     # ValueError for an unknown objective, before anything runs
     if start is not None:
         model.load_state_dict(start.state_dict())
     loader = make_loader(model, train_set, cfg)
@@ -110,7 +113,7 @@ def train(model, train_set, cfg: TrainConfig, *, start=None, test_set=None, out_
     head = head.to(next(model.parameters()).device) if head is not None else None
     params = list(model.parameters()) + (list(head.parameters()) if head else [])
     state_path = Path(out_dir) / "train_state.pt" if out_dir else None
-    history = fit(model, loader, cfg, params, OBJECTIVES[cfg.objective].step, head=head, test_set=test_set,
+    history = fit(model, loader, cfg, params, get(cfg.objective).step, head=head, test_set=test_set,
                   state_path=state_path, resume=resume, progress=progress, until=until)
     if until is not None and until < cfg.epochs:
         model.eval()
@@ -122,6 +125,23 @@ def train(model, train_set, cfg: TrainConfig, *, start=None, test_set=None, out_
         save_checkpoint(model, Path(out_dir) / "model.pt", {"train": asdict(cfg), "history": history,
                                                             "precision": precision})
     return history
+
+
+def train_arm(cfg: TrainConfig, data, arch: str, train_set, device, *, start_from=None, out_dir=None,
+              resume: bool = False, progress: bool = True, test_set=None, until: int | None = None):
+    """One arm, the way every command trains it: seed with cfg.seed, build `arch` for `data`
+    (`models.model_for`) on `device`, copy the trained model it starts from (`start_from(name)`
+    returns it, for the objective `objectives.start_of(cfg)` names), `train`, save in `out_dir`.
+    Returns (model in eval mode, history)."""
+    seed_everything(cfg.seed)
+    model = model_for(data, arch).to(device)
+    source = start_of(cfg)
+    if source and start_from is None:
+        raise ValueError(f"{cfg.objective} starts from a trained {source} model; pass start_from")
+    start = start_from(source) if source else None
+    history = train(model, train_set, cfg, start=start, out_dir=out_dir, resume=resume, progress=progress,
+                    test_set=test_set, until=until)
+    return model, history
 
 
 def fit(model, loader, cfg: TrainConfig, params, step, *, head=None, stage: str | None = None,
@@ -161,7 +181,7 @@ def finish(model, train_set, cfg: TrainConfig, *, test_set=None, progress: bool 
     """The finishing stage of cfg.objective (`Objective.finish`, e.g. clead_released's new
     classifier on the frozen features) through the same epoch loop; its history rows, or []
     for an objective without one."""
-    prepare = OBJECTIVES[cfg.objective].finish
+    prepare = get(cfg.objective).finish
     if prepare is None:
         return []
     stage, step, params = prepare(model, cfg)
@@ -184,7 +204,7 @@ def epoch_row(epoch: int, stats: dict, sched, model, test_set, cfg: TrainConfig,
         {"lam": cfg.lam} if cfg.lam_ramp else {}) | {
         f"train_{k}": v for k, v in stats.items() if k not in ("loss", "acc")}
     if test_set is not None:
-        test_cfg = TrainConfig(objective="standard", seed=cfg.seed)
+        test_cfg = TrainConfig(seed=cfg.seed)          # the default objective: clean cross-entropy
         row["test_acc"] = run_epoch(D.loader(test_set, 256, train=False), model, test_cfg, progress=False)["acc"]
     return row
 

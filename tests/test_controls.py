@@ -31,22 +31,23 @@ def differing(a: dict, b: dict) -> list[str]:
 
 
 def test_lam0_with_bn_stats_adv_only_is_pgd_at_exactly(digits):
-    """Same seed, one epoch: with bn_stats_adv_only, clead_lam0 (and clead with lam 0) end with
-    PGD-AT's weights and BatchNorm buffers bit for bit; without it the clean view's forward
-    moves the running statistics, the attacks (eval mode) see other statistics, and they differ."""
+    """Same seed, one epoch: with bn_stats_adv_only, clead with lam 0 (the control arm
+    clead[lam=0]) ends with PGD-AT's weights and BatchNorm buffers bit for bit; without it the
+    clean view's forward moves the running statistics, the attacks (eval mode) see other
+    statistics, and they differ."""
     reference = trained_state(digits, "pgd_at")
-    assert differing(trained_state(digits, "clead_lam0", bn_stats_adv_only=True), reference) == []
     assert differing(trained_state(digits, "clead", lam=0.0, bn_stats_adv_only=True), reference) == []
-    moved = differing(trained_state(digits, "clead_lam0"), reference)
+    moved = differing(trained_state(digits, "clead", lam=0.0), reference)
     assert any("running_mean" in k for k in moved) and any(k.endswith("weight") for k in moved)
 
 
-def test_clead_lam0_ignores_lam_and_keeps_the_clean_forward(digits):
-    """clead_lam0 is clead at lam 0 whatever lam is set to (the same weights as `clead --lam 0`),
-    and differs from clead at lam 1."""
-    control = trained_state(digits, "clead_lam0", lam=1.0)
-    assert differing(control, trained_state(digits, "clead", lam=0.0)) == []
-    assert differing(control, trained_state(digits, "clead", lam=1.0))
+def test_the_lam0_arm_is_clead_at_lam_0_whatever_the_run_says(digits):
+    """The control arm clead[lam=0] in a run at lam 1 trains C-LEAD at lam 0 (its own setting
+    wins over the run's), which differs from C-LEAD at lam 1."""
+    from clead_edu import data as ce_data, pipeline
+    cfg = pipeline.arm_config(ce_data.from_preset("quick", "digits", lam=1.0), "clead[lam=0]")
+    assert (cfg.objective, cfg.lam) == ("clead", 0.0)
+    assert differing(trained_state(digits, "clead", lam=cfg.lam), trained_state(digits, "clead", lam=1.0))
 
 
 def test_clean_forward_keeps_running_stats_but_uses_batch_stats():

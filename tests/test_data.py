@@ -138,7 +138,7 @@ def test_evaluation_images_are_balanced_on_a_class_sorted_test_set():
     y = torch.arange(4).repeat_interleave(25)
     x = (y.float() / 4).view(-1, 1, 1, 1).expand(-1, 1, 4, 4).contiguous()
     data = D.Data("sorted", TensorDataset(x, y), TensorDataset(x, y), list("abcd"), (1, 4, 4), (0.5,), (0.5,))
-    cfg = C.from_preset("quick", "digits", eval_n=None, curve_n=20)
+    cfg = D.from_preset("quick", "digits", eval_n=None, curve_n=20)
     xe, ye, ids = evaluation_images(data, cfg)
     assert len(ye) == 100 and torch.equal(torch.bincount(ye[:20]), torch.tensor([5, 5, 5, 5]))
     assert torch.equal(xe[:, 0, 0, 0], ye.float() / 4)       # images stay with their labels

@@ -12,7 +12,7 @@ from conftest import REPO
 from sealed import answer_lines, leaks
 from sealed import solution_lines as secret_lines
 
-from clead_edu import editions as E
+from clead_edu.course import editions as E
 from clead_edu.__main__ import main
 from clead_edu.exercises import GRADERS
 
@@ -195,7 +195,7 @@ def test_student_edition_stops_at_its_first_blank_with_the_graders_message(built
 def test_the_site_leaves_out_the_editions_markup():
     import nbformat
 
-    from clead_edu.site import for_reading
+    from clead_edu.course.site import for_reading
     nb = nbformat.read(REPO / "notebooks" / "04_contrastive_learning.ipynb", as_version=4)
     assert any(c.cell_type == "raw" for c in nb.cells)
     assert not [c for c in for_reading(nb).cells if c.cell_type == "raw"]

@@ -7,6 +7,7 @@ import torch
 import torch.nn.functional as F
 
 import clead_edu as ce
+from clead_edu import graders  # noqa: F401  (registers every grader in GRADERS)
 from clead_edu.config import TrainConfig
 from clead_edu.course import points
 from clead_edu.exercises import EXERCISES, GRADERS, ExerciseError, NotWrittenYet, UsedPackage, grade, result

@@ -30,7 +30,7 @@ def test_setup_gives_settings_data_and_a_cpu_device(tmp_path):
 def test_full_preset_off_cuda_does_not_use_the_fast_path(tmp_path):
     """The full preset asks for the fast path (bf16, data on the GPU); off CUDA it is switched off."""
     L = ce.setup("full", "digits", run_dir=tmp_path / "nb", data_root=tmp_path / "data", epochs=1)
-    assert ce.config.from_preset("full").train.fast and not L.cfg.train.fast
+    assert ce.from_preset("full").train.fast and not L.cfg.train.fast
 
 
 def test_model_is_trained_once_then_loaded_and_names_its_settings(tmp_path, capsys):

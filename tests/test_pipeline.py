@@ -122,7 +122,8 @@ def test_evaluation_is_kept_and_read_back(tmp_path, monkeypatch, capsys):
     """A repeated run with the same weights, settings and images reads each model's evaluation
     back from its evaluation.json (no attack runs); another setting evaluates again."""
     from clead_edu import config, pipeline
-    cfg = config.from_preset("quick", "digits", epochs=1, train_n=200, eval_n=40, aa_n=0, curve_n=20)
+    from clead_edu import data as ce_data
+    cfg = ce_data.from_preset("quick", "digits", epochs=1, train_n=200, eval_n=40, aa_n=0, curve_n=20)
     first = json.loads(pipeline.run(cfg, tmp_path / "a", objectives=["standard"], figures=False, progress=False,
                                     threads=1).joinpath("metrics.json").read_text())
     calls = []

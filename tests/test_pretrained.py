@@ -11,7 +11,8 @@ import pytest
 import torch
 
 import clead_edu as ce
-from clead_edu import lesson, pretrained
+from clead_edu import lesson
+from clead_edu.course import pretrained
 from clead_edu.bundle import read_verified
 from clead_edu.checkpoints import with_defaults
 from clead_edu.train import train
@@ -104,9 +105,9 @@ def test_train_until_then_resume_equals_one_run(tmp_path):
 
 
 def test_lesson_05_ablation_is_the_bundled_one():
-    """05's variants dict is pretrained.ABLATION (else its models would not be in the bundle)."""
+    """05's variants list is pretrained.ABLATION (else its models would not be in the bundle)."""
     cells = json.loads((ROOT / "notebooks" / "05_clead_defense.ipynb").read_text())["cells"]
-    source = next("".join(c["source"]) for c in cells if "".join(c["source"]).startswith("variants = {"))
+    source = next("".join(c["source"]) for c in cells if "".join(c["source"]).startswith("variants = ["))
     tree = ast.parse(source)
     assigned = next(n.value for n in tree.body if isinstance(n, ast.Assign) and n.targets[0].id == "variants")
     assert ast.literal_eval(assigned) == pretrained.ABLATION
@@ -148,12 +149,12 @@ def test_photo_bundle_first_epoch_reproduces(objective, tmp_path):
 def test_quick_photo_settings_only_in_the_quick_preset():
     """The quick preset on the bundled photos trains on every photo, 15 epochs, PGD-3 with step
     eps/2; the full preset keeps its own settings; an override still wins."""
-    quick = ce.config.from_preset("quick", "cifar10-sample")
+    quick = ce.from_preset("quick", "cifar10-sample")
     assert (quick.train_n, quick.train.epochs, quick.train.train_steps, quick.eval.eval_n) == (None, 15, 3, 200)
     assert quick.train.alpha == pytest.approx(quick.eps / 2)
-    full = ce.config.from_preset("full", "cifar10-sample")
+    full = ce.from_preset("full", "cifar10-sample")
     assert (full.train.epochs, full.train.train_steps, full.train.alpha) == (30, 10, 2 / 255)
-    assert ce.config.from_preset("quick", "cifar10-sample", epochs=3).train.epochs == 3
+    assert ce.from_preset("quick", "cifar10-sample", epochs=3).train.epochs == 3
 
 
 def test_jobs_below_one_is_refused_before_any_work():

@@ -12,6 +12,7 @@ from clead_edu import pipeline
 from clead_edu import released as R
 from clead_edu import train as T
 from clead_edu.config import TrainConfig
+from clead_edu.losses import embed
 from clead_edu.objectives import OBJECTIVES, attack_budget, make_head
 from clead_edu.models import build_model
 
@@ -56,7 +57,7 @@ def test_released_temperature_and_head():
     head = make_head(model, TrainConfig(objective="clead_released"))
     assert isinstance(head, nn.Linear) and (head.in_features, head.out_features) == (model.feature_dim, 128)
     assert make_head(model, TrainConfig(objective="clead")) is None
-    logits_head = make_head(model, TrainConfig(objective="clead_released_at", released_head_input="logits"))
+    logits_head = make_head(model, TrainConfig(objective="clead_released", released_head_input="logits"))
     assert (logits_head.in_features, logits_head.out_features) == (10, 128)
 
 
@@ -84,7 +85,7 @@ def test_three_views_as_documented(setting):
     assert model.training                                   # the attack restored train mode
     with torch.no_grad():
         model.eval()
-        z0 = R.project(model, head, x)
+        z0 = embed(model, x, head)
         inner = R.contrastive_inner(z0, head)
         assert inner(model, adv, None).mean() > inner(model, x, None).mean()
 
@@ -123,35 +124,37 @@ def test_objective_trains_backbone_and_classifier_stage_trains_fc_only(setting, 
 
 
 def test_pipeline_trains_each_start_first_and_starts_from_it(monkeypatch, tmp_path):
-    """`run --objectives clead_released,clead_released_at_advprobe` trains standard and PGD-AT first
-    (added), each released arm starts from its model's final weights, and ends with its probe."""
+    """`run --objectives clead_released,clead_released[start=pgd_at,probe=adversarial]` trains
+    standard and PGD-AT first (added), each released arm starts from its model's final weights,
+    and ends with its probe."""
     assert pipeline.order(["pgd_at", "clead_released"]) == ["standard", "pgd_at", "clead_released"]
     assert pipeline.order(["clead_released", "standard"]) == ["standard", "clead_released"]
     assert pipeline.order(["pgd_at", "clead"]) == ["pgd_at", "clead"]
-    assert pipeline.order(["clead_released_at"]) == ["pgd_at", "clead_released_at"]
-    arms = ["clead_released", "clead_released_at_advprobe"]
+    assert pipeline.order(["clead_released[start=pgd_at]"]) == ["pgd_at", "clead_released[start=pgd_at]"]
+    arms = ["clead_released", "clead_released[start=pgd_at,probe=adversarial]"]
     first, finals = {}, {}
-    real_train = pipeline.train
+    real_train = T.train
 
     def spy(model, train_set, cfg, **kw):
         out = real_train(model, train_set, cfg, **kw)
-        finals[cfg.objective] = {k: v.clone() for k, v in model.state_dict().items()}
+        finals[cfg.objective, cfg.start] = {k: v.clone() for k, v in model.state_dict().items()}
         return out
 
     def first_step(real):                 # the weights the first fine-tuning batch meets
         def step(model, x, y, cfg, head=None):
-            first.setdefault(cfg.objective, {k: v.clone() for k, v in model.state_dict().items()})
+            first.setdefault((cfg.objective, cfg.start), {k: v.clone() for k, v in model.state_dict().items()})
             return real(model, x, y, cfg, head)
         return step
-    monkeypatch.setattr(pipeline, "train", spy)
-    for arm in arms:
-        monkeypatch.setitem(OBJECTIVES, arm, replace(OBJECTIVES[arm], step=first_step(OBJECTIVES[arm].step)))
-    from clead_edu import config as C
-    cfg = C.from_preset("quick", "digits", epochs=1, train_n=100, eval_n=30, aa_n=0, train_steps=1)
+    monkeypatch.setattr(T, "train", spy)
+    real = OBJECTIVES["clead_released"]
+    monkeypatch.setitem(OBJECTIVES, "clead_released", replace(real, step=first_step(real.step)))
+    from clead_edu import data as D
+    cfg = D.from_preset("quick", "digits", epochs=1, train_n=100, eval_n=30, aa_n=0, train_steps=1)
     pipeline.run(cfg, tmp_path, objectives=arms, figures=False, progress=False)
-    assert list(finals) == ["standard", "pgd_at", *arms]
-    for arm, source in zip(arms, ["standard", "pgd_at"]):
-        assert all(torch.equal(first[arm][k], finals[source][k]) for k in finals[source])
+    released = [("clead_released", ""), ("clead_released", "pgd_at")]
+    assert list(finals) == [("standard", ""), ("pgd_at", ""), *released]
+    for arm, source in zip(released, ["standard", "pgd_at"]):
+        assert all(torch.equal(first[arm][k], finals[source, ""][k]) for k in finals[source, ""])
     stages = [json.loads((tmp_path / arm / "model.json").read_text())["history"][-1]["stage"] for arm in arms]
     assert stages == ["classifier", "adversarial classifier"]          # model.pt is the finished model
 
@@ -203,7 +206,7 @@ def test_head_reads_features_or_logits(setting, reads, fc_learns, width):
     with torch.no_grad():
         model.eval()
         expected = F.normalize(head(model(x) if reads == "logits" else model.features(x)), dim=1)
-        assert torch.allclose(R.project(model, head, x, reads), expected)
+        assert torch.allclose(embed(model, x, head, reads), expected)
 
 
 def test_adversarial_probe_trains_on_pgd_images(setting, digits):
@@ -212,7 +215,7 @@ def test_adversarial_probe_trains_on_pgd_images(setting, digits):
     model, _, _, cfg = setting
     from clead_edu import data as D
     x, y = D.take(digits.train, 16, 0)
-    stage, step, params = R.new_classifier(model, cfg, probe="adversarial")
+    stage, step, params = R.new_classifier(model, replace(cfg, probe="adversarial"))
     assert stage == "adversarial classifier" and params == list(model.fc.parameters())
     model.train()
     before = {k: v.clone() for k, v in model.state_dict().items()}
@@ -227,7 +230,7 @@ def test_adversarial_probe_trains_on_pgd_images(setting, digits):
         assert loss.item() == pytest.approx(F.cross_entropy(model(x_adv), y).item(), rel=1e-6)
     assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())   # nothing moved yet
     with pytest.raises(ValueError, match="probe"):
-        R.new_classifier(model, cfg, probe="robust")
+        replace(cfg, probe="robust")
 
 
 def test_classifier_stage_equals_a_plain_loop(digits, monkeypatch):

@@ -41,16 +41,16 @@ def test_summary_pairs_the_arms_with_the_lam0_control(tmp_path):
         settings = RunConfig().to_dict()
         settings["train"]["seed"] = s
         return {"settings": settings, "models": models, "seconds": {"total": 5.0}, "device": "cpu", "torch": "x"}
-    metrics = [seed(0, {"pgd_at": 0.5, "clead": 0.6, "clead_lam0": 0.55, "clead_joint": 0.4}),
-               seed(1, {"pgd_at": 0.7, "clead": 0.6, "clead_lam0": 0.7, "clead_joint": 0.8})]
+    metrics = [seed(0, {"pgd_at": 0.5, "clead": 0.6, "clead[lam=0]": 0.55, "clead_joint": 0.4}),
+               seed(1, {"pgd_at": 0.7, "clead": 0.6, "clead[lam=0]": 0.7, "clead_joint": 0.8})]
     out = summarize(metrics)
-    assert out["paired"]["clead_lam0"]["clead"]["clean"] == pytest.approx([0.05, -0.1])
-    assert out["paired"]["clead_lam0"]["clead_joint"]["pgd20"] == pytest.approx([-0.075, 0.05])
-    assert out["paired"]["pgd_at"]["clead_lam0"]["clean"] == pytest.approx([0.05, 0.0])
+    assert out["paired"]["clead[lam=0]"]["clead"]["clean"] == pytest.approx([0.05, -0.1])
+    assert out["paired"]["clead[lam=0]"]["clead_joint"]["pgd20"] == pytest.approx([-0.075, 0.05])
+    assert out["paired"]["pgd_at"]["clead[lam=0]"]["clean"] == pytest.approx([0.05, 0.0])
     text = write_summary(tmp_path, metrics, "python -m clead_edu study")
-    assert "| **C-LEAD − C-LEAD lam=0 (control)** (paired) | -2.5 ± " in text
+    assert "| **C-LEAD − C-LEAD [lam=0]** (paired) | -2.5 ± " in text
     assert "| **C-LEAD − PGD-AT** (paired) |" in text and "| **C-LEAD joint perturbation − PGD-AT** (paired) |" in text
-    assert text.index("− PGD-AT** (paired)") < text.index("− C-LEAD lam=0 (control)** (paired)")
+    assert text.index("− PGD-AT** (paired)") < text.index("− C-LEAD [lam=0]** (paired)")
 
 
 def test_summary_has_the_pair_metrics_with_intervals(tmp_path):
@@ -124,7 +124,8 @@ def table_without_rows(text: str) -> list[str]:
 def test_report_never_prints_an_empty_table(tmp_path):
     """With pair metrics: one row per model, the images named. Without (umap_n 0): a sentence
     saying why, and no table without rows anywhere in the report."""
-    from clead_edu.config import RunConfig, from_preset
+    from clead_edu.config import RunConfig
+    from clead_edu.data import from_preset
     from clead_edu.report import write_report
     res = {"accuracy": {"clean": 0.9, "pgd20": 0.4}, "worst_case_n": 60, "eval_n": 60, "sanity_checks": []}
     feats = {"pgd_at": {"pair_distance": 0.0421, "centroid_distance": 0.5, "relative_pair_distance": 0.0842,
@@ -145,7 +146,7 @@ def test_report_never_prints_an_empty_table(tmp_path):
 def test_describe_names_the_autoattack_run_or_says_none_ran():
     """The settings paragraph says which AutoAttack ran on how many images, with the standard
     check when there is one, and "not run" (not "None version on the first 0") without it."""
-    from clead_edu.config import from_preset
+    from clead_edu.data import from_preset
     from clead_edu.report import describe
     ran = describe(from_preset("quick", "digits", autoattack="apgd", aa_n=50, aa_check_n=20))
     assert "AutoAttack: apgd version on the first 50 test images" in ran and "standard version on the first 20" in ran

@@ -22,7 +22,7 @@ from conftest import REPO  # noqa: F401  (conftest sets one thread)
 
 from sealed import answer_lines, leaks, page_text, plain, solution_lines
 
-from clead_edu import editions, site
+from clead_edu.course import editions, site
 from clead_edu.__main__ import main
 
 CHROMIUM = "/usr/bin/chromium"

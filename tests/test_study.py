@@ -39,9 +39,9 @@ def test_study_two_seeds_and_continue(tmp_path, capsys):
     assert capsys.readouterr().out.count("reusing") == 2
     assert main([*args, "--lam", "0.5"]) == 2
     assert "holds a study with other settings" in capsys.readouterr().err
-    more = [*args[:4], "pgd_at,clead,clead_lam0", *args[5:]]          # an objective the seeds lack
+    more = [*args[:4], "pgd_at,clead,clead[lam=0.0]", *args[5:]]       # an arm the seeds lack
     assert main(more) == 2
-    assert "has no clead_lam0" in capsys.readouterr().err
+    assert "has no clead[lam=0]" in capsys.readouterr().err
 
 
 def test_ablation_on_validation_split(tmp_path):
@@ -78,13 +78,13 @@ def test_ablation_never_sees_a_test_image(tmp_path, monkeypatch):
         def __getitem__(self, i):
             raise AssertionError("ablate read the test set")
 
-    real_get, real_train, real_acc = D.get_data, S.train, S.E.accuracy
+    real_get, real_train, real_acc = D.get_data, S.train_arm, S.E.accuracy
     seen = {"train": [], "val": []}
     monkeypatch.setattr(S.D, "get_data", lambda *a, **k: replace(real_get(*a, **k), test=Forbidden()))
-    monkeypatch.setattr(S, "train", lambda m, ds, cfg, **k: (seen["train"].append((cfg.seed, D.take(ds)[0])),
-                                                            real_train(m, ds, cfg, **k))[1])
+    monkeypatch.setattr(S, "train_arm", lambda cfg, data, arch, ds, *a, **k: (
+        seen["train"].append((cfg.seed, D.take(ds)[0])), real_train(cfg, data, arch, ds, *a, **k))[1])
     monkeypatch.setattr(S.E, "accuracy", lambda m, x, y, *a, **k: (seen["val"].append(x), real_acc(m, x, y, *a, **k))[1])
-    cfg = C.from_preset("quick", "digits", epochs=1, train_n=300, eval_n=40, train_steps=1)
+    cfg = D.from_preset("quick", "digits", epochs=1, train_n=300, eval_n=40, train_steps=1)
     (tmp_path / "abl").mkdir()
     S.ablate(cfg, [1, 2], ["default", "PGD-AT (reference)"], tmp_path / "abl")
     assert [s for s, _ in seen["train"]] == [1, 1, 2, 2] and len(seen["val"]) == 8
@@ -105,6 +105,7 @@ def test_variant_names_survive_the_comma_separated_flag():
     from clead_edu.study import VARIANTS
     assert not [v for v in VARIANTS if "," in v]
     assert ",".join(VARIANTS).split(",") == list(VARIANTS)
+    assert all(study.variant_changes(v) for v in VARIANTS)         # each names a valid arm
 
 
 def published_copy(name: str) -> dict:
@@ -130,10 +131,12 @@ def test_published_study_is_the_results_copy_with_its_command():
 
 def test_published_controls_study_is_the_results_copy_with_its_command():
     """The controls study (lesson 08's control section) ships byte for byte as in docs/results/, with
-    its command, five seeds, and C-LEAD paired against both PGD-AT and the lam=0 control."""
+    its command, five seeds, and C-LEAD paired against both PGD-AT and the lam=0 control, which the
+    file names by its old objective name and `published` by its arm."""
     s = published_copy("cifar10-mini-controls")
     assert s["seeds"] == [0, 1, 2, 3, 4] and s["settings"]["eval"]["eval_n"] == 517
-    assert set(s["paired"]["clead_lam0"]) == {"clead", "clead_joint"} and len(s["paired"]["pgd_at"]["clead"]["worst_case"]) == 5
+    assert set(s["paired"]["clead[lam=0]"]) == {"clead", "clead_joint"} and len(s["paired"]["pgd_at"]["clead"]["worst_case"]) == 5
+    assert "clead[lam=0]" in s["accuracy"] and "clead_lam0" not in s["accuracy"]
 
 
 def test_ablation_takes_arms_and_logs_the_contrastive_term(tmp_path):

@@ -123,12 +123,15 @@ def test_resume_ignores_state_from_other_settings(digits, tmp_path):
     assert len(hist) == 2 and same_weights(resumed, straight)
 
 
-def test_train_config_rejects_bad_values():
-    """TrainConfig refuses eps in 0-255 units and unknown objectives."""
+def test_train_config_rejects_bad_values(digits):
+    """TrainConfig refuses eps in 0-255 units and an arm where a name belongs; training refuses
+    an objective without a record, naming the ones there are, before any epoch runs."""
     with pytest.raises(ValueError, match="/255"):
         TrainConfig(eps=8)
     with pytest.raises(ValueError, match="objective"):
-        TrainConfig(objective="adversarial")
+        TrainConfig(objective="clead[lam=0]")
+    with pytest.raises(ValueError, match="unknown objective 'adversarial'.*pgd_at"):
+        T.train(model_for(digits, "small_cnn"), digits.train, TrainConfig(objective="adversarial"), progress=False)
 
 
 def test_nan_loss_stops_and_keeps_last_good_state(digits, tmp_path, monkeypatch):
@@ -192,6 +195,6 @@ def test_contrastive_term_is_logged_and_falls_well_below_its_uniform_baseline(di
     gap = last["train_supcon_uniform"] - last["train_supcon_floor"]
     assert last["train_supcon"] < last["train_supcon_floor"] + 0.5 * gap   # more than half way down
     assert last["train_supcon"] < first["train_supcon"]
-    control = T.train(fresh_model(digits), digits.train, replace(cfg, objective="clead_lam0"), progress=False)
+    control = T.train(fresh_model(digits), digits.train, replace(cfg, lam=0.0), progress=False)
     assert control[-1]["train_loss"] == pytest.approx(control[-1]["train_ce"], rel=1e-6)
     assert control[-1]["train_supcon"] > last["train_supcon"]   # lam > 0 trains the term further

@@ -13,9 +13,9 @@ README.md, docs/*.md, solutions/*.md and the notebooks' Markdown cells. The keys
 - `lessons.total`, `lessons.total_min`, `lessons.NN` ("50 s"), `lessons.NN.s` ("50"),
   `lessons.min`, `lessons.max`, `lessons.longest` ("06"), `lessons.date`: the lesson times in
   benchmarks/results/lessons-cpu.json (`python benchmarks/lessons.py --no-training`, its --out).
-- `photos.NAME` (a setting of the quick preset on the lessons' photos, config.QUICK_DATASET,
+- `photos.NAME` (a setting of the quick preset on the lessons' photos, its record's `quick` in data.DATASETS,
   e.g. `photos.aa_n`), `photos.image_points` (one test image in points of accuracy).
-- `config.PRESET.DATASET.eval.FIELD` / `.train.FIELD`: a setting as `config.from_preset(PRESET,
+- `config.PRESET.DATASET.eval.FIELD` / `.train.FIELD`: a setting as `data.from_preset(PRESET,
   DATASET)` gives it, e.g. `config.quick.digits.eval.aa_n`, `config.full.cifar10.train.epochs`.
 - `STUDY.seeds`, `STUDY.eval_n`, `STUDY.acc.MODEL.METRIC` ("22.6 ± 1.8", in %),
   `STUDY.diff.A.B.METRIC` (B − A paired over seeds, "−1.8 ± 1.3"), with `.low` / `.high` for the
@@ -72,19 +72,19 @@ def lesson_number(parts: list[str]) -> str:
 
 
 def photos_number(parts: list[str]) -> str:
-    """A quick-preset setting on the lessons' photos (config.QUICK_DATASET['cifar10-sample'])."""
+    """A quick-preset setting on the lessons' photos (their record's `quick`, data.DATASETS)."""
     sys.path.insert(0, str(ROOT))
-    from clead_edu.config import QUICK_DATASET
-    values = QUICK_DATASET["cifar10-sample"]
+    from clead_edu.data import DATASETS
+    values = DATASETS["cifar10-sample"].quick
     if parts == ["image_points"]:
         return f"{100 / values['eval_n']:g}"
     return f"{values[parts[0]]:g}"
 
 
 def config_number(parts: list[str]) -> str:
-    """A setting of `config.from_preset(preset, dataset)`: parts [preset, dataset, 'eval'|'train', field]."""
+    """A setting of `data.from_preset(preset, dataset)`: parts [preset, dataset, 'eval'|'train', field]."""
     sys.path.insert(0, str(ROOT))
-    from clead_edu.config import from_preset
+    from clead_edu.data import from_preset
     preset, dataset, group, field = parts
     value = getattr(getattr(from_preset(preset, dataset), group), field)
     return f"{value:,}" if isinstance(value, int) else f"{value:g}"

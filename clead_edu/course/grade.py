@@ -140,7 +140,7 @@ def grade(files: list[tuple[str, Path]], out: Path, table: dict, limits: Limits 
 
 def exercises_of(lesson: str) -> list:
     """The lesson's code exercises (exercises.Exercise), in the order of the lesson."""
-    from .. import exercises
+    from .. import exercises, graders  # noqa: F401  (graders fills exercises.EXERCISES)
     return [e for e in exercises.EXERCISES.values() if e.lesson == lesson]
 
 
@@ -186,7 +186,7 @@ def read_cells(path: Path, max_size: float) -> tuple[list[str] | None, str | Non
 
 def lesson_of(cells: list[str], name: str) -> str | None:
     """The lesson whose exercise functions the cells define most often; else the file's NN_ prefix."""
-    from .. import exercises
+    from .. import exercises, graders  # noqa: F401  (graders fills exercises.EXERCISES)
     defined = set(re.findall(r"^def\s+(\w+)\s*\(", "\n".join(cells), re.M))
     counts = {}
     for e in exercises.EXERCISES.values():

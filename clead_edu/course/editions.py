@@ -38,7 +38,7 @@ import tempfile
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 NOTEBOOKS = ROOT / "notebooks"
 LEFT_OUT = ("solutions/", "tests/", ".ci/", "notebooks/")   # of the student tree (notebooks/: the edition)
 OTTER_FOLDERS = {"student": "student", "teacher": "autograder"}   # edition -> otter's output folder

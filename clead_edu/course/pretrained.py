@@ -17,26 +17,27 @@ import dataclasses
 import json
 from pathlib import Path
 
-from .attacks import pgd
-from .bundle import export
-from .evaluate import accuracy
-from .launch import process_pool
-from .lesson import checkpoint_name, pretrained_archive, setup
+from ..attacks import pgd
+from ..bundle import export
+from ..config import COMPARED
+from ..evaluate import accuracy
+from ..launch import process_pool
+from ..lesson import checkpoint_name, pretrained_archive, setup
+from ..objectives import arm, get
 
-# Lesson 05's one-knob variants of C-LEAD (its notebook defines the same dict; a test checks).
-ABLATION = {"default": {}, "lam 0.3": {"lam": 0.3}, "lam 3": {"lam": 3.0}, "tau 0.5": {"tau": 0.5},
-            "positives pair": {"positives": "pair"}, "mu 1": {"mu": 1.0}, "head 64": {"head_dim": 64}}
+# Lesson 05's one-knob arms of C-LEAD (its notebook lists the same arms; a test checks).
+ABLATION = ["clead", "clead[lam=0.3]", "clead[lam=3]", "clead[tau=0.5]", "clead[positives=pair]", "clead[mu=1]",
+            "clead[head_dim=64]"]
 MAIN = 5                                                       # lesson_models: 5 main models, then the ablation
-COST = {"standard": 1, "pgd_at": 3, "trades": 4, "clead": 5}   # rough relative cost of one epoch
 
 
 def lesson_models(cfg) -> list[tuple[str, dict]]:
     """(objective, changes) of every model `L.model` loads in lessons 01-08 with settings `cfg`:
-    standard (and a second seed: 06's transfer surrogate, 08's seed comparison), PGD-AT, TRADES,
-    C-LEAD, and 05's ablation variants (half the epochs in the quick preset)."""
+    the preset's arms (`config.COMPARED`), standard with a second seed (06's transfer surrogate,
+    08's seed comparison), and 05's ablation arms (half the epochs in the quick preset)."""
     half = {"epochs": max(1, cfg.train.epochs // 2)} if cfg.preset == "quick" else {}
-    main = [("standard", {}), ("pgd_at", {}), ("trades", {}), ("clead", {}), ("standard", {"seed": cfg.seed + 1})]
-    models = main + [("clead", {**v, **half}) for v in ABLATION.values()]
+    main = [arm(a) for a in COMPARED] + [(COMPARED[0], {"seed": cfg.seed + 1})]
+    models = main + [(o, {**c, **half}) for o, c in map(arm, ABLATION)]
     return [m for i, m in enumerate(models) if m not in models[:i]]     # without repeats
 
 
@@ -67,7 +68,7 @@ def build(dataset: str = "cifar10-sample", preset: str = "quick", run_dir="runs/
     where = dict(run_dir=run_dir, data_root=data_root, threads=threads, epochs=epochs)
     L = setup(preset, dataset, **where)
     models = lesson_models(L.cfg)        # the main models first (the lessons' first cells need them), shortest first
-    todo = sorted(models, key=lambda m: (models.index(m) >= MAIN, COST.get(m[0], 5) * m[1].get("epochs", L.cfg.train.epochs)))
+    todo = sorted(models, key=lambda m: (models.index(m) >= MAIN, get(m[0]).cost * m[1].get("epochs", L.cfg.train.epochs)))
     if jobs == 1:
         for objective, changes in todo:
             train_one(preset, dataset, where, objective, changes)

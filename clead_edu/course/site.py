@@ -23,11 +23,12 @@ import sysconfig
 import time
 from pathlib import Path, PurePosixPath
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 NOTEBOOKS = REPO / "notebooks"
 CONFIG = REPO / "mkdocs.yml"
 HOME = "course.md"           # docs/course.md, the site's home page (index.md); the README is the repository's
-DOCS_IN_NAV = {"Instructor guide": "instructor_guide.md", "Results": "results.md", "Design notes": "design.md"}
+DOCS_IN_NAV = {"Instructor guide": "instructor_guide.md", "Your own defense": "your_own_defense.md", "Results": "results.md",
+               "Design notes": "design.md"}
 WIDGET = "application/vnd.jupyter.widget-view+json"
 WIDGET_NOTE = ('<p class="clead-widget-note"><em>Interactive explorer: open the notebook in Jupyter '
                '(or Colab) to use it. The static figure after it shows the same.</em></p>')
