@@ -188,13 +188,14 @@ def ablate(cfg: RunConfig, seeds: list[int], variants: list[str], out: Path, *, 
 
 def draw_sweep(out: Path, rows: list[dict], changes: dict) -> None:
     """out/frontier.png (validation clean against PGD accuracy, means over seeds, one line per
-    objective) and out/contrastive_term.png (the term per epoch of each arm that logged it,
+    objective, its lam-0 controls a line of their own) and out/contrastive_term.png (the term per epoch of each arm that logged it,
     first seed)."""
     points = {}
     for v, change in changes.items():
         r = [x for x in rows if x["variant"] == v]
         if r:
-            points.setdefault(change["objective"], []).append(
+            group = change["objective"] + (" (lam 0 control)" if change.get("lam") == 0 else "")
+            points.setdefault(group, []).append(
                 (sum(x["val_clean"] for x in r) / len(r), sum(x["val_pgd"] for x in r) / len(r), v))
     if points:
         P.frontier(points, xlabel="validation clean accuracy (%)", ylabel="validation PGD accuracy (%)",

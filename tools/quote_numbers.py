@@ -27,6 +27,7 @@ README.md, docs/*.md, solutions/*.md and the notebooks' Markdown cells. The keys
   (`controls`: cifar10-mini-controls-study.json, `mini`: cifar10-mini-study.json, `digits`:
   digits-study.json, `released`: cifar10-mini-released-study.json, `pairs`:
   cifar10-sample-pairs-study.json).
+- `sweep.ARM.FIELD`: the validation sweep's rows (`sweep_number`; ARM spelled by `slug`).
 """
 from __future__ import annotations
 
@@ -127,6 +128,32 @@ def study_number(study: dict, parts: list[str]) -> str:
     raise KeyError(".".join(parts))
 
 
+SWEEPS = sorted((ROOT / "docs" / "results").glob("cifar10-mini-sweep-*.jsonl"))
+
+
+def slug(variant: str) -> str:
+    """A sweep arm as a key: 'clead[head_dim=128,lam=1]' -> 'clead-head_dim-128-lam-1'."""
+    return re.sub(r"[^\w.]+", "-", variant).strip("-")
+
+
+def sweep_number(parts: list[str]) -> str:
+    """A number of the validation sweep (docs/results/cifar10-mini-sweep-*.jsonl, first seed of
+    an arm): parts [*slug split at its dots, field], field 'clean' / 'pgd' (validation accuracy, %), 'supcon',
+    'uniform', 'floor' (the last epoch's contrastive term and yardsticks, nats), 'share' (how far
+    the term came from uniform to its floor, %), 'n_fit' / 'n_val' (images)."""
+    rows = {slug(r["variant"]): r for f in SWEEPS for r in map(json.loads, f.read_text().splitlines())}
+    r, field = rows[".".join(parts[:-1])], parts[-1]         # a slug may hold dots (tau-0.1)
+    last = r["history"][-1]
+    if field in ("clean", "pgd"):
+        return f"{100 * r['val_' + field]:.1f}"
+    if field in ("n_fit", "n_val"):
+        return f"{r[field]:,}"
+    if field == "share":
+        u, f = last["train_supcon_uniform"], last["train_supcon_floor"]
+        return f"{100 * (u - last['train_supcon']) / (u - f):.0f}%"
+    return f"{last['train_' + {'supcon': 'supcon', 'uniform': 'supcon_uniform', 'floor': 'supcon_floor'}[field]]:.2f}"
+
+
 def number(key: str) -> str:
     """The text of the number named `key` (see the module's docstring)."""
     head, *parts = key.split(".")
@@ -137,6 +164,8 @@ def number(key: str) -> str:
             return photos_number(parts)
         if head == "config":
             return config_number(parts)
+        if head == "sweep":
+            return sweep_number(parts)
         if head in STUDIES:
             return study_number(json.loads(STUDIES[head].read_text()), parts)
     except (KeyError, IndexError, ValueError, AttributeError):
