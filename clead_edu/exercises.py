@@ -12,7 +12,7 @@ answer could be found by trying them all; they are stored here in plain text (no
 case, letters and digits only) and only tell the reader whether their reasoning holds. What is
 graded are the code exercises: `grade` runs a code exercise's grader (`graders.py`, registered in
 GRADERS by key) and raises on a wrong answer; `result` runs the same grader without raising and
-returns a `Result` (the named mistake, the message and the points of `clead_edu/course/points.csv`),
+returns a `Result` (the named mistake, the message and its points in a table such as `course/points.csv`),
 which is what `python -m clead_edu grade` records. `check_value` compares a student's tensor or
 number with a reference the notebook computes. The tools the graders share are at the end.
 """
@@ -99,7 +99,7 @@ class Exercise:
 @dataclass
 class Result:
     """The outcome of one code exercise: mistake is '' when passed, else the grader's name for
-    it ('no-clamp', 'not-written', 'error', ...); points come from course/points.csv."""
+    it ('no-clamp', 'not-written', 'error', ...); points from the instructor's table (course/points.csv)."""
     exercise: str
     passed: bool
     mistake: str
@@ -118,15 +118,13 @@ def grade(key: str, answer) -> bool:
     return True
 
 
-def result(key: str, answer, table: dict | None = None) -> Result:
+def result(key: str, answer, table: dict) -> Result:
     """Grade like `grade`, without raising or printing: the named mistake (an exception raised by
-    the student's function is mistake 'error') and the points for it in `table`
-    (course.points.load(); default: the package's points.csv)."""
+    the student's function is mistake 'error') and its points in `table` {(exercise, mistake or
+    'right'): points} (`course.points.load()` reads the instructor's points.csv)."""
     import contextlib
     import io
 
-    from .course import points
-    table = points.load() if table is None else table
     try:
         with contextlib.redirect_stdout(io.StringIO()):
             grade(key, answer)
@@ -136,8 +134,13 @@ def result(key: str, answer, table: dict | None = None) -> Result:
         mistake, message = "error", f"exercise {key}: your function raised {type(err).__name__}: {err}"
     else:
         mistake, message = "", f"exercise {key}: right!"
-    return Result(key, mistake == "", mistake, message, points.score(table, key, mistake),
-                  points.score(table, key, ""))
+    return Result(key, mistake == "", mistake, message, score(table, key, mistake), score(table, key, ""))
+
+
+def score(table: dict, exercise: str, mistake: str) -> float:
+    """The points for `exercise` graded with `mistake` ('' = right): full marks, the partial
+    credit listed for the mistake, or 0. An exercise missing from the table scores 0 of 0."""
+    return table.get((exercise, mistake or "right"), 0.0)
 
 
 class ExerciseError(Exception):

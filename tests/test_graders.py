@@ -333,13 +333,14 @@ def test_a_name_imported_into_the_notebook_is_switched_off_too():
 
 def test_result_names_the_mistake_and_its_points_without_raising():
     table = points.load()
-    right = result("fgsm", fgsm)
+    right = result("fgsm", fgsm, table)
     assert right.passed and right.mistake == "" and right.points == right.max_points == table[("fgsm", "right")]
-    wrong = result("fgsm", lambda *a: fgsm(*a, eval_mode=False))
+    wrong = result("fgsm", lambda *a: fgsm(*a, eval_mode=False), table)
     assert (wrong.passed, wrong.mistake, wrong.points) == (False, "train-mode", table[("fgsm", "train-mode")])
     assert "train mode" in wrong.message and 0 < wrong.points < wrong.max_points
-    assert result("fgsm", blank).mistake == "not-written" and result("fgsm", blank).points == 0
-    raised = result("fgsm", lambda *a: 1 / 0)
+    blank_result = result("fgsm", blank, table)
+    assert blank_result.mistake == "not-written" and blank_result.points == 0
+    raised = result("fgsm", lambda *a: 1 / 0, table)
     assert (raised.mistake, raised.points) == ("error", 0) and "ZeroDivisionError" in raised.message
 
 

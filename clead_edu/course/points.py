@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import csv
 from pathlib import Path
+from .. import exercises
 
 TABLE = Path(__file__).with_name("points.csv")
 
@@ -35,7 +36,4 @@ def load(path: str | Path | None = None) -> dict[tuple[str, str], float]:
     return table
 
 
-def score(table: dict, exercise: str, mistake: str) -> float:
-    """The points for `exercise` graded with `mistake` ('' = right): full marks, the partial
-    credit listed for the mistake, or 0. An exercise missing from the table scores 0 of 0."""
-    return table.get((exercise, mistake or "right"), 0.0)
+score = exercises.score          # the points of one graded exercise in a table that `load` read
