@@ -34,12 +34,12 @@ def test_a_changed_quote_is_found_and_rewritten_from_the_source(tmp_path):
 
 def test_numbers_follow_their_sources():
     """The controls study's paired worst case as docs/results.md section 8 prints it; the photos'
-    AutoAttack images from config.QUICK_DATASET; an unknown key is refused."""
-    from clead_edu.config import QUICK_DATASET
+    AutoAttack images from their dataset record's quick-preset changes; an unknown key is refused."""
+    from clead_edu.data import DATASETS
     assert Q["number"]("controls.diff.pgd_at.clead.worst_case") == "−1.8 ± 1.3"
     assert Q["number"]("controls.diff.clead_lam0.clead.worst_case") == "−2.2 ± 1.0"
     assert Q["number"]("controls.seeds") == "5" and Q["number"]("controls.eval_n") == "517"
-    assert Q["number"]("photos.aa_n") == str(QUICK_DATASET["cifar10-sample"]["aa_n"])
+    assert Q["number"]("photos.aa_n") == str(DATASETS["cifar10-sample"].quick["aa_n"])
     with pytest.raises(ValueError, match="unknown number 'lessons.09'"):
         Q["number"]("lessons.09")
 
