@@ -8,7 +8,7 @@ import pytest
 import torch
 import torch.nn as nn
 
-from clead_edu import attacks, exercises, graders
+from clead_edu import exercises, graders
 from clead_edu.__main__ import main
 from clead_edu.device import pick_device
 
