@@ -140,7 +140,8 @@ def robustness(model, x, y, *, eps: float, pgd_steps: int = 20, restarts: int = 
     every attack on those same first `worst_case_n` images; 'accuracy_eval' gives the
     attacks other than AutoAttack on all N images. Returns {'accuracy': {name: float},
     'accuracy_eval': {name: float}, 'correct': {name: (N,) or (worst_case_n,) bool},
-    'worst_case_n': int, 'eval_n': N, 'autoattack_flags': [str]}. With `aa_check_n`, the
+    'pgd_names': [the PGD columns' names], 'worst_case_n': int, 'eval_n': N,
+    'autoattack_flags': [str]}. With `aa_check_n`, the
     standard AutoAttack also runs on the first aa_check_n of the AutoAttack images, as a check
     of the version used (not a column): 'autoattack_check' {'n', 'standard', 'version'} holds
     both accuracies on those images.
@@ -149,8 +150,10 @@ def robustness(model, x, y, *, eps: float, pgd_steps: int = 20, restarts: int = 
     runs = {"clean": None, "fgsm": partial(fgsm, eps=eps),
             f"pgd{pgd_steps}": partial(pgd, eps=eps, steps=pgd_steps, restarts=restarts)}
     ok = {name: correct(model, x, y, attack, batch_size) for name, attack in runs.items()}
+    pgd_names = [f"pgd{pgd_steps}"]
     if extra_pgd_steps:
         name = f"pgd{extra_pgd_steps}" + (f"x{extra_restarts}" if extra_restarts > 1 else "")
+        pgd_names.append(name)
         ok[name] = correct_restarts(model, x, y, partial(pgd, eps=eps, steps=extra_pgd_steps),
                                     extra_restarts, batch_size)
     on_all = {k: v.float().mean().item() for k, v in ok.items()}   # before AutoAttack
@@ -160,8 +163,8 @@ def robustness(model, x, y, *, eps: float, pgd_steps: int = 20, restarts: int = 
         ok["autoattack"], flags = autoattack(model, x[:n], y[:n], eps=eps, version=autoattack_version, seed=seed)
     ok["worst_case"] = worst_case({k: v[:n] for k, v in ok.items()})
     return {"accuracy": {k: v[:n].float().mean().item() for k, v in ok.items()},
-            "accuracy_eval": on_all, "correct": ok, "worst_case_n": n, "eval_n": len(x),
-            "autoattack_flags": flags} | standard_check(model, x, y, ok, aa_check_n, eps, seed)
+            "accuracy_eval": on_all, "correct": ok, "pgd_names": pgd_names, "worst_case_n": n,
+            "eval_n": len(x), "autoattack_flags": flags} | standard_check(model, x, y, ok, aa_check_n, eps, seed)
 
 
 def standard_check(model, x, y, ok: dict, n: int, eps: float, seed: int) -> dict:
@@ -264,8 +267,7 @@ def attack_checks(res: dict) -> list[dict]:
     ok, n = res["correct"], res["worst_case_n"]
     if "autoattack" not in ok:
         return []
-    pgd_keys = [k for k in ok if k.startswith("pgd")]
-    acc_pgd = min(ok[k][:n].float().mean().item() for k in pgd_keys)
+    acc_pgd = min(ok[k][:n].float().mean().item() for k in res["pgd_names"])
     acc_aa = ok["autoattack"].float().mean().item()
     flags = res["autoattack_flags"]
     return [{"check": "AutoAttack not weaker than PGD", "passed": acc_aa <= acc_pgd + 0.02,
