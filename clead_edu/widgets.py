@@ -1,12 +1,13 @@
-"""Interactive explorers (ipywidgets), each with a static fallback figure.
+"""Interactive explorers (ipywidgets), each with a twin that needs no kernel.
 
-A notebook read without a kernel (on a course page, on GitHub) shows no live
-widget, so every explorer here has a `*_static` twin that draws the same point
-as an ordinary matplotlib figure.
+A notebook read without a kernel (on the course site, on GitHub) shows no live
+widget, so every explorer here has a twin that works without one: a strip of
+pictures computed once, one per epsilon, with a slider in plain HTML and
+JavaScript (`eps_strip`, `feature_strip`).
 
     ce.widgets.eps_explorer(model, x, y, data.classes, eps_max=0.3)       # live, digits
     ce.widgets.eps_explorer(model, x, y, data.classes, eps_max=16/255, unit=1/255)   # photos
-    ce.widgets.eps_explorer_static(model, x[0], y[0], data.classes, [0, .1, .2, .3])
+    ce.widgets.eps_strip(model, x[0], y[0], data.classes, [0, 2/255, 4/255, 8/255])  # no kernel
 """
 from __future__ import annotations
 
@@ -41,6 +42,30 @@ def _png(fig) -> bytes:
     fig.savefig(buf, format="png", dpi=fig.dpi)
     plt.close(fig)
     return buf.getvalue()
+
+
+def slider_html(frames: list[tuple[str, bytes]], *, start: int = 0, title: str = "") -> str:
+    """One picture per slider position, switched in the browser: no kernel, no server.
+
+    frames [(label, PNG bytes)], e.g. [("0/255", png), ("4/255", png)]; the picture of
+    frames[start] shows first. Plain HTML: a range input whose `oninput` shows the picture of
+    its position and writes its label; each picture's alt text is its label. Where scripts
+    are stripped (GitHub) every picture shows, one under another: still a strip to read."""
+    import base64
+    import html
+    if not frames or not 0 <= start < len(frames):
+        raise ValueError(f"need at least one frame and 0 <= start < {len(frames)}, got start={start}")
+    show = ("var s=this.closest('.clead-strip'),f=s.querySelectorAll('img.clead-frame'),i=+this.value;"
+            "f.forEach(function(e,k){e.style.display=k==i?'':'none'});"
+            "s.querySelector('output').textContent=f[i].alt;")
+    hide = ' style="display:none"'
+    imgs = "".join(f'<img class="clead-frame" alt="{html.escape(label)}" '
+                   f'src="data:image/png;base64,{base64.b64encode(png).decode()}"{"" if k == start else hide}>'
+                   for k, (label, png) in enumerate(frames))
+    return (f'<div class="clead-strip"><label>{html.escape(title)} <input type="range" min="0" '
+            f'max="{len(frames) - 1}" step="1" value="{start}" aria-label="{html.escape(title)}" '
+            f'oninput="{html.escape(show)}"> <output>{html.escape(frames[start][0])}</output></label>'
+            f"<div>{imgs}</div></div>")
 
 
 def _num_classes(model) -> int:
@@ -168,13 +193,20 @@ def eps_explorer(model, x, y, classes, *, eps_max: float, steps: int = 10, unit:
     return W.VBox([W.HBox([eps, attack, index]), status, out])
 
 
-def eps_explorer_static(model, x1, y1, classes, eps_values, attack: str = "PGD (L-inf)",
-                        steps: int = 10) -> plt.Figure:
-    """Static fallback of `eps_explorer`: one row of `draw_attack` per eps value."""
-    fig, axes = plt.subplots(len(eps_values), 4, figsize=(12, 3 * len(eps_values)), squeeze=False)
-    for row, e in zip(axes, eps_values):
-        draw_attack(model, x1, y1, classes, e, attack, steps, axes=row)
-    return fig
+def eps_strip(model, x1, y1, classes, eps_values, attack: str = "PGD (L-inf)", steps: int = 10,
+              start: int | None = None, dpi: int = 80):
+    """`eps_explorer` without a kernel: the four panels of `draw_attack` for one image x1 (C,H,W)
+    with true class y1, computed now at each eps of `eps_values` (pixel units, ascending), behind
+    an HTML slider (`slider_html`). Starts on eps_values[start] (default: the middle one).
+    Returns an IPython HTML object (a notebook shows it; the course site keeps it working)."""
+    from IPython.display import HTML
+    frames = []
+    for e in eps_values:
+        fig = draw_attack(model, x1, y1, classes, float(e), attack, steps)
+        fig.set_dpi(dpi)
+        frames.append((f"eps {eps_label(float(e))}", _png(fig)))
+    return HTML(slider_html(frames, start=len(frames) // 2 if start is None else start,
+                            title=f"{attack}, epsilon"))
 
 
 # ----------------------------------------------------------------------------- feature space
@@ -193,9 +225,7 @@ def feature_explorer(models: dict, x, y, classes, *, eps_values, value: float | 
 
     @lru_cache(maxsize=None)
     def layout(name: str, eps: float):
-        torch.manual_seed(seed)
-        pairs = features.embed_pairs(models[name], x, y, eps=eps, steps=steps)
-        return features.umap_2d(pairs, seed=seed), pairs.y.numpy(), features.pair_metrics(pairs)
+        return _feature_layout(models[name], x, y, eps, steps, seed)
 
     model_w = W.Dropdown(options=list(models), description="model")
     class_w = W.Dropdown(options=[("all", -1)] + [(str(c), i) for i, c in enumerate(classes)],
@@ -215,6 +245,35 @@ def feature_explorer(models: dict, x, y, classes, *, eps_values, value: float | 
         w.observe(redraw, names="value")
     redraw()
     return W.VBox([W.HBox([model_w, class_w, eps_w]), status, out])
+
+
+def _feature_layout(model, x, y, eps: float, steps: int, seed: int):
+    """The UMAP of one model's clean and adversarial embeddings of x (N,C,H,W) at eps:
+    (xy (2N, 2), labels (N,), pair metrics)."""
+    torch.manual_seed(seed)
+    pairs = features.embed_pairs(model, x, y, eps=eps, steps=steps)
+    return features.umap_2d(pairs, seed=seed), pairs.y.numpy(), features.pair_metrics(pairs)
+
+
+def feature_strip(models: dict, x, y, classes, *, eps_values, steps: int = 10, seed: int = 0,
+                  start: int | None = None, dpi: int = 50):
+    """`feature_explorer` without a kernel: for each model, its UMAP (all classes) at each eps of
+    `eps_values` (pixel units), computed now, behind one HTML slider per model (`slider_html`).
+    x (N,C,H,W) in [0,1], y (N,). Starts on eps_values[start] (default: the middle one).
+    Costs one attack and one UMAP per model and eps. Returns an IPython HTML object."""
+    from IPython.display import HTML
+    strips = []
+    for name, model in models.items():
+        frames = []
+        for e in eps_values:
+            xy, labels, m = _feature_layout(model, x, y, float(e), steps, seed)
+            fig = draw_feature_view(xy, labels, classes, -1, f"{name}, eps {eps_label(float(e))}, "
+                                                              f"pair dist {m['pair_distance']:.3f}")
+            fig.set_dpi(dpi)
+            frames.append((f"eps {eps_label(float(e))}", _png(fig)))
+        strips.append(slider_html(frames, start=len(frames) // 2 if start is None else start,
+                                  title=f"{name}, epsilon"))
+    return HTML("".join(strips))
 
 
 def draw_feature_view(xy, labels, classes, highlight: int = -1, title: str = "") -> plt.Figure:

@@ -3,7 +3,7 @@
 
 A small made-up lesson with one exercise is built in seconds to check the sealing. The real site
 is built once for two quick notebooks: 01 (the fastest) and 07 (formulas and an
-explorer with its static fallback). Then every page is opened in Debian's Chromium with the
+explorer with its slider strip). Then every page is opened in Debian's Chromium with the
 network blocked (only 127.0.0.1 answers): no console error, every image drawn, the navigation
 there, the formulas typeset by the site's own MathJax, the search finding a lesson.
 Screenshots: site_home.png, site_07.png in the artifacts folder (conftest.artifacts).
@@ -242,7 +242,8 @@ def test_site_files(built):
     assert plain(editions.SEALED_NOTE) in lesson_01 and "exercise accuracy: right!" in lesson_01   # sealed, output kept
     before, note, after = (built / "lessons/07_feature_space.html").read_text().partition("Interactive explorer")
     assert note and "Interactive explorer" not in after and "jupyter-widgets" not in after
-    assert after.find('src="data:image/png;base64,', after.find("Static fallback")) > 0
+    strip = after.find('<div class="clead-strip">', after.find("Without a kernel"))
+    assert strip > 0 and after.find('src="data:image/png;base64,', strip) > 0
 
 
 @pytest.fixture
@@ -270,7 +271,7 @@ TYPESET = """() => new Promise(done => MathJax.Hub.Queue(() => done({
 def test_every_page_in_chromium_offline(built, served, artifacts):
     """Every page: HTTP 200, the navigation, every image drawn (naturalWidth > 0), no console or
     page error, and every request off 127.0.0.1 blocked and recorded (there must be none).
-    07: its formulas typeset by MathJax without error. Search: typing finds lesson 07."""
+    07: its formulas typeset by MathJax without error, its slider strip moved with the keyboard. Search: typing finds lesson 07."""
     from playwright.sync_api import sync_playwright
     errors, remote = [], []
     with sync_playwright() as p:
@@ -293,6 +294,7 @@ def test_every_page_in_chromium_offline(built, served, artifacts):
                     if rel == "lessons/07_feature_space.html":
                         assert math["formulas"] >= 2 and "\\mathrm" not in page.inner_text("article"), math
                         page.screenshot(path=str(artifacts / "site_07.png"))
+                        move_the_strip(page)
                 if rel == "index.html":
                     page.screenshot(path=str(artifacts / "site_home.png"))
             page.goto(f"{served}/index.html")
@@ -303,6 +305,18 @@ def test_every_page_in_chromium_offline(built, served, artifacts):
             browser.close()
     assert errors == [], errors
     assert remote == [], remote
+
+
+def move_the_strip(page) -> None:
+    """The first slider strip on the page: its start picture shows alone; the End key shows the last."""
+    strip = page.locator(".clead-strip").first
+    visible = "s => [...s.querySelectorAll('img.clead-frame')].filter(i => i.offsetParent !== null).map(i => i.alt)"
+    before = strip.evaluate(visible)
+    strip.locator("input[type=range]").focus()
+    page.keyboard.press("End")
+    after = strip.evaluate(visible)
+    assert len(before) == len(after) == 1 and before != after, (before, after)
+    assert strip.locator("output").inner_text() == after[0]
 
 
 def test_relative_out_is_resolved_before_papermill_changes_folder(tmp_path, monkeypatch):

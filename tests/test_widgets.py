@@ -92,3 +92,59 @@ def test_feature_explorer_slides_in_255ths_and_attacks_once_per_model_and_eps(ph
     model_w.value = "A"
     eps_w.value = 8 / 255
     assert calls == [8 / 255, 0.0, 0.0]
+
+
+def test_slider_html_refuses_no_frames_and_a_start_outside():
+    with pytest.raises(ValueError, match="at least one frame"):
+        widgets.slider_html([])
+    with pytest.raises(ValueError, match="start=2"):
+        widgets.slider_html([("a", b"1"), ("b", b"2")], start=2)
+
+
+def test_eps_strip_has_one_picture_per_eps_and_shows_the_start(photos):
+    """Three eps, three pictures labelled by their eps; only the start's is shown; the
+    pictures differ (the attack ran at each eps)."""
+    import re
+    model, x, y, classes = photos
+    html = widgets.eps_strip(model, x[0], y[0], classes, [0.0, 4 / 255, 16 / 255], steps=3).data
+    frames = re.findall(r'<img class="clead-frame" alt="([^"]+)" src="data:image/png;base64,([^"]+)"( style)?', html)
+    assert [(alt, bool(hidden)) for alt, _, hidden in frames] == [("eps 0/255", True), ("eps 4/255", False),
+                                                                ("eps 16/255", True)]
+    assert len({png for _, png, _ in frames}) == 3
+    assert 'max="2"' in html and 'value="1"' in html and "<output>eps 4/255</output>" in html
+
+
+CHROMIUM = "/usr/bin/chromium"
+
+
+@pytest.mark.browser
+@pytest.mark.skipif(not __import__("pathlib").Path(CHROMIUM).exists(), reason="Debian chromium not installed")
+def test_eps_strip_slider_changes_the_picture_in_chromium(photos, tmp_path, artifacts):
+    """The strip as a page of its own, opened in headless Chromium: pressing the arrow keys on
+    the slider shows another picture and its label, one picture at a time, with no console error."""
+    from playwright.sync_api import sync_playwright
+    model, x, y, classes = photos
+    html = widgets.eps_strip(model, x[0], y[0], classes, [0.0, 2 / 255, 4 / 255, 8 / 255], steps=3, start=0).data
+    page_file = tmp_path / "strip.html"
+    page_file.write_text(f"<!doctype html><html><body>{html}</body></html>")
+    visible = """() => [...document.querySelectorAll('img.clead-frame')].filter(i => i.offsetParent !== null)
+                        .map(i => i.alt)"""
+    errors = []
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=["--headless=new", "--no-sandbox", "--disable-gpu"])
+        page = browser.new_page()
+        page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+        page.on("pageerror", lambda e: errors.append(str(e)))
+        try:
+            page.goto(page_file.as_uri(), wait_until="load")
+            assert page.evaluate(visible) == ["eps 0/255"] and page.inner_text("output") == "eps 0/255"
+            page.focus("input[type=range]")
+            page.keyboard.press("ArrowRight")
+            page.keyboard.press("ArrowRight")
+            assert page.evaluate(visible) == ["eps 4/255"] and page.inner_text("output") == "eps 4/255"
+            page.screenshot(path=str(artifacts / "strip_4.png"))
+            page.keyboard.press("End")
+            assert page.evaluate(visible) == ["eps 8/255"]
+        finally:
+            browser.close()
+    assert errors == [], errors

@@ -10,7 +10,8 @@ checkpoints in DIR-build/runs/notebooks, so the course's own runs/ is left alone
 are laid onto the student edition (`editions.seal`): every cell shows what it produces, and each
 exercise shows a note where the worked code was. The sealed notebooks are prepared for reading
 (the live widgets need a kernel, so their outputs are replaced by a note; every explorer is
-followed by its static fallback figure; no build path is left in an output) and staged in
+followed by a strip of pictures with a slider in plain HTML, computed when the notebook ran,
+which works in the page; no build path is left in an output) and staged in
 DIR-build/docs with the course page (docs/course.md) as home page, docs/ and a copy of MathJax; MkDocs then builds DIR
 from them with mkdocs.yml (navigation, search, formulas), loading nothing from the network.
 Building it needs otter-grader besides the notebooks' packages (`pip install -e '.[notebooks,editions]'`).
@@ -31,7 +32,7 @@ DOCS_IN_NAV = {"Instructor guide": "instructor_guide.md", "Your own defense": "y
                "Design notes": "design.md"}
 WIDGET = "application/vnd.jupyter.widget-view+json"
 WIDGET_NOTE = ('<p class="clead-widget-note"><em>Interactive explorer: open the notebook in Jupyter '
-               '(or Colab) to use it. The static figure after it shows the same.</em></p>')
+               '(or Colab) to use it. The slider after it works in this page.</em></p>')
 # MathJax's local configuration (config/local/clead_edu.js, named in mkdocs.yml's MathJax address).
 # jupyter-server-mathjax ships the STIX-Web fonts only, so: HTML-CSS must not look for its TeX
 # fonts; its placeholder font, url('about:blank'), is refused by Chromium with a console error
@@ -195,8 +196,8 @@ def lessons_page(entries: list[tuple[str, str, float]], preset: str) -> str:
 
 Each page is a lesson notebook executed in the `{preset}` preset, with its figures, as the
 student edition shows it: where an exercise's worked code would be, a note says so. The
-interactive explorers need a running notebook: their place shows a note, and the static figure
-after each one shows the same. To change and run the lessons, open `notebooks/` in Jupyter or
+interactive explorers need a running notebook: their place shows a note, and the slider after
+each one, computed when the lesson ran, works in the page. To change and run the lessons, open `notebooks/` in Jupyter or
 Colab (see the home page).
 
 | lesson | executed in |
