@@ -156,7 +156,7 @@ def time_trained_autoattack(suite, model_path: Path) -> None:
     x, y = x[: (2 if suite.dry else None)], y[: (2 if suite.dry else None)]
     TP.sync(suite.device)
     t = time.time()
-    ok, _ = E.autoattack(model, x, y, eps=8 / 255, version=aa_version(suite), batch_size=500)
+    ok, _ = E.run_autoattack(model, x, y, eps=8 / 255, version=aa_version(suite), batch_size=500)
     TP.sync(suite.device)
     secs = time.time() - t
     suite.res.set(("throughput", "autoattack_standard_trained"), {

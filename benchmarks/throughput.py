@@ -115,7 +115,7 @@ def autoattack_seconds(args, x, y, device) -> float:
     xs = x[:args.aa_n].float() / 255
     ys = E.predict(model, xs)
     t = time.perf_counter()
-    E.autoattack(model, xs, ys, eps=EPS, version="standard", batch_size=min(args.aa_n, 500))
+    E.run_autoattack(model, xs, ys, eps=EPS, version="standard", batch_size=min(args.aa_n, 500))
     sync(device)
     return time.perf_counter() - t
 

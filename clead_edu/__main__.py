@@ -73,7 +73,7 @@ def add_run_options(r: argparse.ArgumentParser) -> None:
     r.add_argument("--bn-stats-adv-only", action="store_true", default=None,
                    help="TRADES/C-LEAD: the clean view does not move the BatchNorm running statistics "
                         "(then C-LEAD at lam 0 is PGD-AT exactly)")
-    r.add_argument("--released-head-input", choices=C.RELEASED_HEAD_INPUTS,
+    r.add_argument("--head-input", choices=C.HEAD_INPUTS,
                    help="released reading: its head reads the penultimate features (default) or the logits")
     r.add_argument("--autoattack", choices=[*C.AUTOATTACK_VERSIONS, "none"],
                    help="AutoAttack version: standard | apgd (its APGD-CE and APGD-T only) | quick (reduced)")
@@ -144,7 +144,7 @@ def course_command(argv: list[str]) -> int:
 def to_config(args) -> C.RunConfig:
     """The preset for args.dataset, changed by every setting given on the command line."""
     named = {f.lstrip("-").replace("-", "_") for f, _, _ in SETTINGS} | {
-        "positives", "seed", "precision", "joint_bn", "bn_stats_adv_only", "released_head_input"}
+        "positives", "seed", "precision", "joint_bn", "bn_stats_adv_only", "head_input"}
     changes = {k: v for k, v in vars(args).items() if v is not None and k in named}
     if args.autoattack is not None:
         changes.update(autoattack=None, aa_n=0) if args.autoattack == "none" else changes.update(autoattack=args.autoattack)

@@ -22,7 +22,8 @@ COMPARED = ("standard", "pgd_at", "trades", "clead")       # the preset's arms: 
 REFERENCE, DEFENSE = "pgd_at", "clead"     # the reference defense and the one taught (a summary's clead_minus_pgd_at)
 POSITIVES = ("class", "pair")                              # C-LEAD's positives modes
 AUTOATTACK_VERSIONS = ("standard", "apgd", "quick")        # EvalConfig.autoattack (or None)
-RELEASED_HEAD_INPUTS = ("features", "logits")              # what the released reading's head reads
+OLD_SETTINGS = {"released_head_input": "head_input"}     # names in results published before the rename
+HEAD_INPUTS = ("features", "logits")              # what the released reading's head reads
 PRECISIONS = ("auto", "bf16", "fp16", "fp32")             # TrainConfig.precision (device.pick_precision)
 PROBES = ("clean", "adversarial")                          # the released reading's classifier stage
 
@@ -49,7 +50,7 @@ class TrainConfig:
     head_dim: int = 0                # C-LEAD projection head output size; 0 = no head
     joint_bn: bool = False           # TRADES/C-LEAD: clean and adversarial views in one BatchNorm batch
     bn_stats_adv_only: bool = False  # TRADES/C-LEAD: BatchNorm running statistics from the adversarial view only
-    released_head_input: str = "features"   # released reading: its head reads the features or the logits
+    head_input: str = "features"            # released reading: its head reads the features or the logits
     probe: str = "clean"             # released reading: its new classifier trained on clean or adversarial images
     start: str = ""                  # the objective whose trained model this one starts from ('' = its record's)
     seed: int = 0
@@ -82,9 +83,9 @@ class TrainConfig:
         if self.joint_bn and self.bn_stats_adv_only:
             raise ValueError("bn_stats_adv_only needs separate BatchNorm batches: with joint_bn the clean and "
                              "adversarial views are normalised together")
-        if self.released_head_input not in RELEASED_HEAD_INPUTS:
-            raise ValueError(f"released_head_input must be one of {RELEASED_HEAD_INPUTS}, "
-                             f"got {self.released_head_input!r}")
+        if self.head_input not in HEAD_INPUTS:
+            raise ValueError(f"head_input must be one of {HEAD_INPUTS}, "
+                             f"got {self.head_input!r}")
         if self.probe not in PROBES:
             raise ValueError(f"probe must be one of {PROBES}, got {self.probe!r}")
         if not isinstance(self.positives, str) or self.positives not in POSITIVES:
@@ -144,7 +145,9 @@ class RunConfig:
 
     @classmethod
     def from_dict(cls, d: dict) -> "RunConfig":
-        return cls(**{**d, "train": TrainConfig(**d["train"]), "eval": EvalConfig(**d["eval"])})
+        """The inverse of to_dict; settings saved under an older name (OLD_SETTINGS) read as today's."""
+        train = {OLD_SETTINGS.get(k, k): v for k, v in d["train"].items()}
+        return cls(**{**d, "train": TrainConfig(**train), "eval": EvalConfig(**d["eval"])})
 
 
 # ----------------------------------------------------------------------------- presets

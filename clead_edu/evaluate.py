@@ -94,8 +94,8 @@ def _autoattack(model, eps: float, version: str, norm: str, seed: int):
     return aa
 
 
-def autoattack(model, x, y, *, eps: float, version: str = "standard", norm: str = "linf",
-               seed: int = 0, batch_size: int = 250) -> tuple[torch.Tensor, list[str]]:
+def run_autoattack(model, x, y, *, eps: float, version: str = "standard", norm: str = "linf",
+                   seed: int = 0, batch_size: int = 250) -> tuple[torch.Tensor, list[str]]:
     """AutoAttack (Croce & Hein, ICML 2020) through the official code (`pyautoattack`).
 
     version 'standard': APGD-CE, APGD-T (9 targets), FAB-T, Square (5000 queries), the
@@ -127,7 +127,7 @@ def autoattack(model, x, y, *, eps: float, version: str = "standard", norm: str 
 
 def robustness(model, x, y, *, eps: float, pgd_steps: int = 20, restarts: int = 1,
                extra_pgd_steps: int | None = None, extra_restarts: int = 1,
-               autoattack_version: str | None = "quick", aa_n: int | None = None,
+               autoattack: str | None = "quick", aa_n: int | None = None,
                aa_check_n: int = 0, batch_size: int = 256, seed: int = 0) -> dict:
     """Clean, FGSM, PGD-k (restarts), optional PGD with more steps, AutoAttack; and their worst case.
 
@@ -135,7 +135,7 @@ def robustness(model, x, y, *, eps: float, pgd_steps: int = 20, restarts: int = 
     2.5*eps/k and a random start. The extra PGD (e.g. PGD-50) runs `extra_restarts`
     times; an image counts as robust only if it survives every restart (later restarts
     attack only the survivors). AutoAttack runs on the first `aa_n` images (all if
-    None, skipped if 0 or version None); the worst case is taken per example over every
+    None, skipped if aa_n is 0 or `autoattack`, the version, is None); the worst case is taken per example over every
     attack, on those images. So that one row never mixes image sets, 'accuracy' gives
     every attack on those same first `worst_case_n` images; 'accuracy_eval' gives the
     attacks other than AutoAttack on all N images. Returns {'accuracy': {name: float},
@@ -158,9 +158,9 @@ def robustness(model, x, y, *, eps: float, pgd_steps: int = 20, restarts: int = 
                                     extra_restarts, batch_size)
     on_all = {k: v.float().mean().item() for k, v in ok.items()}   # before AutoAttack
     n, flags = len(x), []
-    if autoattack_version and aa_n != 0:
+    if autoattack and aa_n != 0:
         n = len(x) if aa_n is None else min(aa_n, len(x))
-        ok["autoattack"], flags = autoattack(model, x[:n], y[:n], eps=eps, version=autoattack_version, seed=seed)
+        ok["autoattack"], flags = run_autoattack(model, x[:n], y[:n], eps=eps, version=autoattack, seed=seed)
     ok["worst_case"] = worst_case({k: v[:n] for k, v in ok.items()})
     return {"accuracy": {k: v[:n].float().mean().item() for k, v in ok.items()},
             "accuracy_eval": on_all, "correct": ok, "pgd_names": pgd_names, "worst_case_n": n,
@@ -174,7 +174,7 @@ def standard_check(model, x, y, ok: dict, n: int, eps: float, seed: int) -> dict
     n = min(n, len(ok.get("autoattack", ())))
     if n == 0:
         return {}
-    standard, _ = autoattack(model, x[:n], y[:n], eps=eps, version="standard", seed=seed)
+    standard, _ = run_autoattack(model, x[:n], y[:n], eps=eps, version="standard", seed=seed)
     return {"autoattack_check": {"n": n, "standard": standard.float().mean().item(),
                                  "version": ok["autoattack"][:n].float().mean().item()}}
 

@@ -128,7 +128,7 @@ def embed(model: nn.Module, x: torch.Tensor, head: nn.Module | None = None,
           head_input: str = "features") -> torch.Tensor:
     """z(x) = normalize(head(model.features(x))): (B, C, H, W) -> (B, D), unit L2 norm.
     head_input "logits": the head reads the classifier's outputs (B, K) instead of the features
-    (the released reading's option, `TrainConfig.released_head_input`)."""
+    (the released reading's option, `TrainConfig.head_input`)."""
     return normalized(model.features(x) if head_input == "features" else model(x), head)
 
 
@@ -197,18 +197,20 @@ def clead_joint_inner(z_clean: torch.Tensor, *, lam: float = 1.0, tau: float = 0
     return loss_fn
 
 
-def forward_views(fn, x: torch.Tensor, x_adv: torch.Tensor, joint_bn: bool = False,
-                  keep_stats: nn.Module | None = None) -> torch.Tensor:
-    """fn (model, model.features, ...) on the clean and the adversarial views, stacked [clean; adv].
+def forward_views(model: nn.Module, x: torch.Tensor, x_adv: torch.Tensor, joint_bn: bool = False,
+                  bn_stats_adv_only: bool = False, features: bool = False) -> torch.Tensor:
+    """model (or, with features=True, model.features) on the clean and the adversarial views,
+    stacked [clean; adv]: (2B, K) logits or (2B, D) features.
 
     joint_bn=False (default): two forward passes, so in train mode BatchNorm normalises each
     view with its own batch statistics, as the TRADES reference code does. joint_bn=True: one
-    pass over the concatenated batch of 2B (both views share the statistics). keep_stats: the
-    model whose BatchNorm running statistics the clean pass leaves untouched (separate passes
-    only): they then move with the adversarial view alone, as in PGD-AT."""
+    pass over the concatenated batch of 2B (both views share the statistics).
+    bn_stats_adv_only (separate passes only): the clean pass leaves the model's BatchNorm
+    running statistics untouched, so they move with the adversarial view alone, as in PGD-AT."""
+    fn = model.features if features else model
     if joint_bn:
         return fn(torch.cat([x, x_adv]))
-    with running_stats_kept(keep_stats):
+    with running_stats_kept(model if bn_stats_adv_only else None):
         clean = fn(x)
     return torch.cat([clean, fn(x_adv)])
 
@@ -232,7 +234,7 @@ def clead_loss(model: nn.Module, x: torch.Tensor, y: torch.Tensor, x_adv: torch.
     Returns:
         (loss scalar, logits on x_adv (B, K)).
     """
-    h = forward_views(model.features, x, x_adv, joint_bn, model if bn_stats_adv_only else None)
+    h = forward_views(model, x, x_adv, joint_bn, bn_stats_adv_only, features=True)
     logits_adv = model.fc(h[x.shape[0]:])
     loss = ce = F.cross_entropy(logits_adv, y)
     if lam or terms is not None:
@@ -255,7 +257,7 @@ def align_loss(model: nn.Module, x: torch.Tensor, y: torch.Tensor, x_adv: torch.
     batch enters the term (no contrast, no classes). The views go through BatchNorm as in
     `clead_loss`. Returns (loss, logits on x_adv (B, K)).
     """
-    h = forward_views(model.features, x, x_adv, joint_bn, model if bn_stats_adv_only else None)
+    h = forward_views(model, x, x_adv, joint_bn, bn_stats_adv_only, features=True)
     logits_adv = model.fc(h[x.shape[0]:])
     loss = F.cross_entropy(logits_adv, y)
     if lam:
@@ -286,7 +288,7 @@ def trades_loss(model: nn.Module, x: torch.Tensor, y: torch.Tensor, x_adv: torch
     The views are forwarded separately unless joint_bn (see `forward_views`); with
     bn_stats_adv_only the clean pass leaves BatchNorm's running statistics as they were.
     """
-    logits = forward_views(model, x, x_adv, joint_bn, model if bn_stats_adv_only else None)
+    logits = forward_views(model, x, x_adv, joint_bn, bn_stats_adv_only)
     clean, adv = logits[:x.shape[0]], logits[x.shape[0]:]
     kl = F.kl_div(adv.log_softmax(1), clean.softmax(1), reduction="batchmean")
     return F.cross_entropy(clean, y) + beta * kl, adv

@@ -232,14 +232,14 @@ def clead_joint(model, x, y, cfg, head=None):
 
 
 @objective("clead_released", "C-LEAD (released code)", paired=("pgd_at",), cost=4,
-           reads=("released_head_input", "probe"), head=R.linear_head, starts_from="standard",
+           reads=("head_input", "probe"), head=R.linear_head, starts_from="standard",
            finish=R.new_classifier)
 def clead_released(model, x, y, cfg, head=None):
     """The authors' released reading (`released.py`): from a trained model (cfg.start, default
     the standard one), the three-view label-free loss on (anchor, augmented, adversarial) with a
     linear head; then a new classifier on the frozen features (cfg.probe: trained on clean or on
     adversarial images). Returns (loss, logits of the anchors, for the log only)."""
-    head_input = cfg.released_head_input
+    head_input = cfg.head_input
     views = R.three_views(model, head, x, head_input, **attack_budget(cfg))
     z, logits = R.forward_three(model, head, views, head_input)      # one batch of 3B, as released
     return R.released_loss(z), logits

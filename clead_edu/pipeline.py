@@ -141,7 +141,7 @@ def evaluate_model(model, x, y, cfg: RunConfig, eps_grid: list[float]) -> dict:
     ev = cfg.eval
     res = E.robustness(model, x, y, eps=cfg.eps, pgd_steps=ev.pgd_steps, restarts=ev.restarts,
                        extra_pgd_steps=ev.extra_pgd_steps, extra_restarts=ev.extra_restarts,
-                       autoattack_version=ev.autoattack, aa_n=ev.aa_n, aa_check_n=ev.aa_check_n, seed=cfg.seed)
+                       autoattack=ev.autoattack, aa_n=ev.aa_n, aa_check_n=ev.aa_check_n, seed=cfg.seed)
     nc = min(ev.curve_n, len(x))
     curve = E.eps_curve(model, x[:nc], y[:nc], eps_grid, steps=ev.pgd_steps)
     at = [curve[eps_grid.index(e)] for e in check_grid(cfg.eps)]   # the grid contains 0, eps/2, eps, 2eps

@@ -22,7 +22,7 @@ training loop like any other objective's:
 Neither the start nor the classifier is released, so its arms bracket them: they start from
 the standard or the PGD-AT model (`start`) and end with a clean or an adversarially trained
 probe (`probe`), e.g. `clead_released[start=pgd_at,probe=adversarial]`. The head reads the
-penultimate features, or (`TrainConfig.released_head_input="logits"`) the classifier's K
+penultimate features, or (`TrainConfig.head_input="logits"`) the classifier's K
 outputs, as the released head reads its backbone's 1000-d output.
 
     z = normalize(W h(x)),  W: D -> 128 (linear)
@@ -123,8 +123,8 @@ def forward_three(model: nn.Module, head: nn.Module, views: torch.Tensor,
 
 def linear_head(model: nn.Module, cfg=None) -> nn.Module:
     """Step 2's projection head: linear to 128 (normalised by `losses.embed`), from the features
-    (model.feature_dim) or, with cfg.released_head_input "logits", from the K outputs."""
-    head_input = cfg.released_head_input if cfg is not None else "features"
+    (model.feature_dim) or, with cfg.head_input "logits", from the K outputs."""
+    head_input = cfg.head_input if cfg is not None else "features"
     return nn.Linear(model.feature_dim if head_input == "features" else model.fc.out_features, PROJECTION_DIM)
 
 

@@ -55,7 +55,7 @@ def describe(cfg: RunConfig, images: dict | None = None) -> str:
             f"{t.tau}, mu {t.mu}, positives {t.positives}, head {t.head_dim or 'none'}; clean and adversarial "
             f"views {'in one BatchNorm batch' if t.joint_bn else 'through BatchNorm separately'}"
             f"{' (running statistics from the adversarial view only)' if t.bn_stats_adv_only else ''}"
-            f"{'; the released head reads the logits' if t.released_head_input == 'logits' else ''}"
+            f"{'; the released head reads the logits' if t.head_input == 'logits' else ''}"
             f". {autoattack_words(e)}; worst case = per-example minimum over every attack"
             f"{' on the AutoAttack images' if e.autoattack and e.aa_n else ''}. "
             f"Every column of a row uses the same images.")

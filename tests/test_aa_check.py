@@ -26,7 +26,7 @@ def test_standard_check_beside_the_apgd_version(pgd_at_model, batch, monkeypatch
     replaced here by a stand-in that breaks one more image than 'apgd': the real one takes
     minutes on a CPU.)"""
     x, y = batch
-    real, calls = E.autoattack, []
+    real, calls = E.run_autoattack, []
 
     def spy(model, xs, ys, *, eps, version, seed=0, **kw):
         calls.append((version, len(xs)))
@@ -34,8 +34,8 @@ def test_standard_check_beside_the_apgd_version(pgd_at_model, batch, monkeypatch
         if version == "standard":
             ok[ok.nonzero()[0]] = False                  # FAB-T or Square found one more
         return ok, flags
-    monkeypatch.setattr(E, "autoattack", spy)
-    res = E.robustness(pgd_at_model, x[:12], y[:12], eps=EPS, pgd_steps=5, autoattack_version="apgd",
+    monkeypatch.setattr(E, "run_autoattack", spy)
+    res = E.robustness(pgd_at_model, x[:12], y[:12], eps=EPS, pgd_steps=5, autoattack="apgd",
                        aa_n=12, aa_check_n=6)
     assert calls == [("apgd", 12), ("standard", 6)]
     c = res["autoattack_check"]
@@ -44,7 +44,7 @@ def test_standard_check_beside_the_apgd_version(pgd_at_model, batch, monkeypatch
     check = [k for k in E.attack_checks(res) if k["check"] == "AutoAttack version agrees with the standard one"]
     assert len(check) == 1 and not check[0]["passed"]
     assert "autoattack_check" not in E.robustness(pgd_at_model, x[:8], y[:8], eps=EPS, pgd_steps=2,
-                                                  autoattack_version=None, aa_check_n=8)
+                                                  autoattack=None, aa_check_n=8)
 
 
 @pytest.mark.parametrize("version, passed", [(0.50, True), (0.51, True), (0.52, False)])

@@ -51,7 +51,7 @@ def test_the_lam0_arm_is_clead_at_lam_0_whatever_the_run_says(digits):
 
 
 def test_clean_forward_keeps_running_stats_but_uses_batch_stats():
-    """forward_views with keep_stats: the BatchNorm buffers move by the adversarial pass only (as
+    """forward_views with bn_stats_adv_only: the BatchNorm buffers move by the adversarial pass only (as
     one pass over x_adv alone moves them), while the clean view is still normalised with its own
     batch statistics (its output equals a train-mode pass, not an eval-mode one)."""
     torch.manual_seed(0)
@@ -60,7 +60,7 @@ def test_clean_forward_keeps_running_stats_but_uses_batch_stats():
     alone = build_model("small_cnn", 10, 1, (0.3,), (0.37,)).train()
     alone.load_state_dict(model.state_dict())
     with torch.no_grad():
-        out = forward_views(model.features, x, x_adv, keep_stats=model)
+        out = forward_views(model, x, x_adv, bn_stats_adv_only=True, features=True)
         alone.features(x_adv)
         assert differing(model.state_dict(), alone.state_dict()) == []
         with eval_mode(alone):

@@ -23,7 +23,7 @@ class Quantised(nn.Module):
 def report(pgd_at_model, batch):
     """robustness() of the PGD-AT model on 128 images, AutoAttack (quick) on the first 40."""
     x, y = batch
-    return E.robustness(pgd_at_model, x, y, eps=EPS, pgd_steps=10, autoattack_version="quick", aa_n=40)
+    return E.robustness(pgd_at_model, x, y, eps=EPS, pgd_steps=10, autoattack="quick", aa_n=40)
 
 
 def test_worst_case_is_per_example_and(report):
@@ -68,13 +68,13 @@ def test_worst_case_function():
 def test_autoattack_quick(standard_model, pgd_at_model, report, batch):
     """Quick AutoAttack: standard model at eps 0.2 on 40 images <= clean and below the PGD-AT model."""
     x, y = batch
-    ok, flags = E.autoattack(standard_model, x[:40], y[:40], eps=EPS, version="quick")
+    ok, flags = E.run_autoattack(standard_model, x[:40], y[:40], eps=EPS, version="quick")
     assert ok.dtype == torch.bool and ok.shape == (40,) and isinstance(flags, list)
     clean = (E.predict(standard_model, x[:40]) == y[:40]).float().mean().item()
     std_acc = ok.float().mean().item()
     assert std_acc <= clean and std_acc < report["correct"]["autoattack"].float().mean().item()
     with pytest.raises(ValueError, match="version"):
-        E.autoattack(standard_model, x[:4], y[:4], eps=EPS, version="fast")
+        E.run_autoattack(standard_model, x[:4], y[:4], eps=EPS, version="fast")
 
 
 @pytest.mark.parametrize("which", ["standard", "pgd_at"])

@@ -4,6 +4,8 @@ study.VARIANTS; the lessons' pretrained bundle, course/pretrained.py). Everythin
 records, so a new defense or dataset is added in one place."""
 import ast
 
+import pytest
+
 from conftest import REPO
 
 import clead_edu as ce
@@ -47,3 +49,15 @@ def test_the_check_finds_a_name_written_elsewhere(tmp_path):
     copy.write_text((PACKAGE / "pipeline.py").read_text() + '\n\ndef special(name):\n    """Docstrings may say '
                     'clead."""\n    return name == "clead[lam=0]" or name == "pgd_at"\n')
     assert [s.split(" ")[1] for s in strays(copy, names(), tmp_path)] == ["'clead[lam=0]'", "'pgd_at'"]
+
+
+def test_settings_published_under_an_older_name_still_read():
+    """The controls study's metrics were written when `head_input` was `released_head_input`:
+    RunConfig.from_dict reads them (config.OLD_SETTINGS), and an unknown name is still refused."""
+    import json
+    from clead_edu.config import RunConfig
+    settings = json.loads((REPO / "docs/results/cifar10-mini-controls-seed0-metrics.json").read_text())["settings"]
+    assert "released_head_input" in settings["train"]
+    assert RunConfig.from_dict(settings).train.head_input == settings["train"]["released_head_input"]
+    with pytest.raises(TypeError):
+        RunConfig.from_dict({**settings, "train": {**settings["train"], "no_such_setting": 1}})

@@ -57,7 +57,7 @@ def test_released_temperature_and_head():
     head = make_head(model, TrainConfig(objective="clead_released"))
     assert isinstance(head, nn.Linear) and (head.in_features, head.out_features) == (model.feature_dim, 128)
     assert make_head(model, TrainConfig(objective="clead")) is None
-    logits_head = make_head(model, TrainConfig(objective="clead_released", released_head_input="logits"))
+    logits_head = make_head(model, TrainConfig(objective="clead_released", head_input="logits"))
     assert (logits_head.in_features, logits_head.out_features) == (10, 128)
 
 
@@ -192,10 +192,10 @@ def test_batchnorm_statistics_move_only_with_the_training_forward(setting):
 
 @pytest.mark.parametrize("reads, fc_learns, width", [("features", False, None), ("logits", True, 10)])
 def test_head_reads_features_or_logits(setting, reads, fc_learns, width):
-    """released_head_input: the head reads the penultimate features, or the classifier's K outputs,
+    """head_input: the head reads the penultimate features, or the classifier's K outputs,
     in which case the contrastive loss trains model.fc as part of the backbone."""
     model, _, x, cfg = setting
-    cfg = replace(cfg, released_head_input=reads)
+    cfg = replace(cfg, head_input=reads)
     head = make_head(model, cfg)
     assert head.in_features == (width or model.feature_dim)
     model.train()
