@@ -17,7 +17,7 @@ from pathlib import Path
 
 import torch
 
-from .config import TRAIN_FIELDS
+from .config import OLD_SETTINGS, TRAIN_FIELDS
 from .models import build_model
 
 
@@ -133,7 +133,7 @@ def save_state(path: Path, cfg, model, head, opt, sched, history) -> None:
 def load_state(path: Path, cfg, model, head, opt, sched) -> tuple[list, int]:
     """Restore an interrupted run; returns (history, epochs done). Ignores a state from other settings."""
     state = _torch_load(path)
-    if json.loads(state.get("cfg", "null")) != asdict(cfg):
+    if with_defaults(json.loads(state.get("cfg", "null"))) != asdict(cfg):
         print(f"[clead_edu] {path} was written with other settings; not resuming from it")
         return [], 0
     model.load_state_dict(state["model"])
@@ -147,9 +147,12 @@ def load_state(path: Path, cfg, model, head, opt, sched) -> tuple[list, int]:
 
 
 def with_defaults(train: dict | None) -> dict | None:
-    """Recorded training settings with every setting added since they were written at its
-    default (a model trained before `precision` existed was trained at its default, 'auto')."""
-    return None if not isinstance(train, dict) else {**TRAIN_FIELDS, **train}
+    """Recorded training settings as today's names spell them (`config.OLD_SETTINGS`), with every
+    setting added since they were written at its default (a model trained before `precision`
+    existed was trained at its default, 'auto')."""
+    if not isinstance(train, dict):
+        return None
+    return {**TRAIN_FIELDS, **{OLD_SETTINGS.get(k, k): v for k, v in train.items()}}
 
 
 def find_checkpoint(folders, train: dict, model_config: dict | None) -> Path | None:

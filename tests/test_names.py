@@ -61,3 +61,17 @@ def test_settings_published_under_an_older_name_still_read():
     assert RunConfig.from_dict(settings).train.head_input == settings["train"]["released_head_input"]
     with pytest.raises(TypeError):
         RunConfig.from_dict({**settings, "train": {**settings["train"], "no_such_setting": 1}})
+
+
+def test_pretrained_models_saved_under_an_older_setting_name_are_found(tmp_path, monkeypatch):
+    """The pretrained bundle's models record `released_head_input`; the lessons still load them
+    (checkpoints.with_defaults reads the old name) instead of asking to train."""
+    import zipfile
+    bundle = REPO / "clead_edu/assets/pretrained/cifar10-sample-quick.zip"
+    with zipfile.ZipFile(bundle) as z:
+        meta = next(n for n in z.namelist() if n.startswith("standard") and n.endswith("model.json"))
+        assert "released_head_input" in z.read(meta).decode()
+    monkeypatch.setenv("CLEAD_EDU_NO_TRAINING", "1")
+    L = ce.setup("quick", "cifar10-sample", run_dir=tmp_path, threads=1)
+    model, _ = L.model("standard")
+    assert not model.training
