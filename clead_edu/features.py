@@ -40,8 +40,9 @@ def embed_images(model, x: torch.Tensor, batch_size: int = 256) -> torch.Tensor:
 
 
 def embed_pairs(model, x, y, *, eps: float, attack=pgd, **attack_kwargs) -> Pairs:
-    """Attack x (default PGD, eps in pixel units) and embed both the clean and adversarial images."""
-    x_adv = attack_all(model, x, y, attack, eps=eps, **attack_kwargs)
+    """Attack x (default PGD, eps in pixel units) and embed both the clean and adversarial images.
+    At eps 0 the twins are the images themselves (no attack is run)."""
+    x_adv = attack_all(model, x, y, attack if eps > 0 else None, eps=eps, **attack_kwargs).cpu()
     return Pairs(embed_images(model, x), embed_images(model, x_adv), y.cpu(), x.cpu(), x_adv)
 
 
