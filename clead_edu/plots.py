@@ -299,21 +299,28 @@ def unit_embeddings(panels: dict[str, np.ndarray], labels: np.ndarray, *, rows: 
     return fig
 
 
-def frontier(points: dict[str, list[tuple[float, float, str]]], *, xlabel: str = "clean accuracy (%)",
-             ylabel: str = "robust accuracy (%)", title: str = "") -> plt.Figure:
+def frontier(points: dict[str, list[tuple[float, float, str]]], *, joined=None, zoom=None,
+             xlabel: str = "clean accuracy (%)", ylabel: str = "robust accuracy (%)",
+             title: str = "") -> plt.Figure:
     """The clean/robust trade-off: {group: [(clean, robust, label), ...]} with accuracies in
-    [0, 1]; one marker style and a joining line per group (e.g. PGD-AT at several training eps,
-    C-LEAD at several settings), each point labelled."""
-    fig, ax = plt.subplots(figsize=(6.5, 5))
-    for i, (group, pts) in enumerate(points.items()):
-        pts = sorted(pts)
-        xs, ys = 100 * np.array([p[0] for p in pts]), 100 * np.array([p[1] for p in pts])
-        ax.plot(xs, ys, **line_style(i), label=group)
-        for x, y, (_, _, text) in zip(xs, ys, pts):
-            ax.annotate(text, (x, y), textcoords="offset points", xytext=(4, 4), fontsize=7)
-    ax.set(xlabel=xlabel, ylabel=ylabel, title=title)
-    ax.grid(alpha=0.3)
-    ax.legend()
+    [0, 1]; one marker style per group, each point labelled. `joined`: the groups whose points
+    are joined by a line in order of clean accuracy (one knob turned, e.g. PGD-AT's training eps;
+    default all). `zoom` (x0, x1, y0, y1) in %: a second panel showing that region."""
+    fig, axes = plt.subplots(1, 2 if zoom else 1, figsize=(12 if zoom else 6.5, 5), squeeze=False)
+    for ax in axes[0]:
+        for i, (group, pts) in enumerate(points.items()):
+            pts = sorted(pts)
+            xs, ys = 100 * np.array([p[0] for p in pts]), 100 * np.array([p[1] for p in pts])
+            style = line_style(i) | ({} if joined is None or group in joined else {"linestyle": "none"})
+            ax.plot(xs, ys, **style, label=group)
+            for x, y, (_, _, text) in zip(xs, ys, pts):
+                ax.annotate(text, (x, y), textcoords="offset points", xytext=(4, 4), fontsize=7)
+        ax.set(xlabel=xlabel, ylabel=ylabel)
+        ax.grid(alpha=0.3)
+    axes[0][0].legend()
+    axes[0][0].set_title(title)
+    if zoom:
+        axes[0][1].set(xlim=zoom[:2], ylim=zoom[2:], title="zoom")
     fig.tight_layout()
     return fig
 

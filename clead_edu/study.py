@@ -196,9 +196,13 @@ def draw_sweep(out: Path, rows: list[dict], changes: dict) -> None:
         if r:
             group = change["objective"] + (" (lam 0 control)" if change.get("lam") == 0 else "")
             points.setdefault(group, []).append(
-                (sum(x["val_clean"] for x in r) / len(r), sum(x["val_pgd"] for x in r) / len(r), v))
+                (sum(x["val_clean"] for x in r) / len(r), sum(x["val_pgd"] for x in r) / len(r), short(change)))
     if points:
-        P.frontier(points, xlabel="validation clean accuracy (%)", ylabel="validation PGD accuracy (%)",
+        near = [p for g, pts in points.items() if g.startswith("clead") for p in pts]
+        zoom = (100 * min(p[0] for p in near) - 1.5, 100 * max(p[0] for p in near) + 2.5,
+                100 * min(p[1] for p in near) - 1, 100 * max(p[1] for p in near) + 0.7) if near else None
+        P.frontier(points, joined=("pgd_at", "trades"), zoom=zoom, xlabel="validation clean accuracy (%)",
+                   ylabel="validation PGD accuracy (%)",
                    title="Clean/robust trade-off (validation)").savefig(out / "frontier.png", dpi=110)
     first = {}
     for r in rows:
@@ -207,6 +211,21 @@ def draw_sweep(out: Path, rows: list[dict], changes: dict) -> None:
     logged = {v: first[v] for v in changes if v in first}
     if logged:
         P.contrastive_term(logged).savefig(out / "contrastive_term.png", dpi=110)
+
+
+def short(change: dict) -> str:
+    """A point's label in the frontier figure: what its arm changes, without the objective and the
+    head, e.g. 'eps 4/255', 'beta 6', 'lam 1, tau 0.1, joint BN'; 'as run' for no change."""
+    def word(k, v):
+        if k == "eps" and abs(v * 255 - round(v * 255)) < 1e-6:
+            return f"eps {v * 255:.0f}/255"
+        if k == "joint_bn":
+            return "joint BN" if v else ""
+        if k == "positives":
+            return f"{v} positives"
+        return f"{k} {v:g}" if isinstance(v, float) else f"{k} {v}"
+    words = [word(k, v) for k, v in change.items() if k not in ("objective", "head_dim")]
+    return ", ".join(w for w in words if w) or "as run"
 
 
 def variant_changes(variant: str) -> dict:

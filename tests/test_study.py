@@ -178,3 +178,11 @@ def test_paired_bootstrap_holds_the_image_sampling_that_seeds_alone_miss():
     assert mean == pytest.approx(0.1) and low < 0.1 < high and high - low > 0.03
     assert big["worst_case"][2] - big["worst_case"][1] < 0.5 * (high - low)
     assert paired_bootstrap([seed(200), {"models": {"clead": {}, "pgd_at": {}}}], "clead", "pgd_at") == {}
+
+
+def test_frontier_labels_say_what_each_arm_changes():
+    """The sweep figure labels a point by its arm's changes, eps in 255ths, the head left out."""
+    label = lambda v: study.short(study.variant_changes(v))      # noqa: E731
+    assert label("pgd_at[eps=4/255]") == "eps 4/255" and label("trades[beta=6]") == "beta 6"
+    assert label("clead[head_dim=128,lam=1,tau=0.1,joint_bn=true]") == "lam 1, tau 0.1, joint BN"
+    assert label("clead[head_dim=128,lam=0,joint_bn=false]") == "lam 0" and label("pgd_at") == "as run"
