@@ -163,11 +163,20 @@ def check_lines(results: dict) -> list[str]:
 
 # ----------------------------------------------------------------------------- several seeds
 
-def paired_with(name: str) -> tuple[str, ...]:
-    """The arms a study subtracts from arm `name`: its objective's references
-    (`Objective.paired`, e.g. PGD-AT; C-LEAD's own lam=0 control), never itself."""
-    refs = get(parse_arm(name)[0]).paired
-    return tuple(r for r in refs if r != name)
+def paired_with(name: str, present=()) -> tuple[str, ...]:
+    """The arms of `present` a study subtracts from arm `name`: its objective's references
+    (`Objective.paired`, e.g. PGD-AT; C-LEAD's own lam=0 control), never itself. A reference of
+    the same objective keeps the arm's other changes, lam and tau aside: the control of
+    'clead[head_dim=128,lam=1,tau=0.1]' is 'clead[head_dim=128,lam=0]'. Spellings are compared
+    as parsed, so the order of the changes does not matter."""
+    objective, changes = parse_arm(name)
+    wanted = []
+    for ref in get(objective).paired:
+        ref_objective, ref_changes = parse_arm(ref)
+        if ref_objective == objective:
+            ref_changes = {k: v for k, v in changes.items() if k not in ("lam", "tau")} | ref_changes
+        wanted.append((ref_objective, ref_changes))
+    return tuple(p for w in wanted for p in present if parse_arm(p) == w and p != name)
 
 
 def summarize(metrics: list[dict]) -> dict:
@@ -186,7 +195,7 @@ def summarize(metrics: list[dict]) -> dict:
                        for c in r["sanity_checks"] if not c["passed"]]
     paired = {}
     for name in acc:
-        for ref in (r for r in paired_with(name) if r in acc):
+        for ref in paired_with(name, acc):
             paired.setdefault(ref, {})[name] = {k: [a - b for a, b in zip(acc[name][k], acc[ref][k])] for k in acc[name]}
     vs_pgd = paired.get(REFERENCE, {})
     boot = {ref: {name: b for name in rows if (b := paired_bootstrap(metrics, name, ref))}
@@ -235,7 +244,7 @@ def summarize_features(metrics: list[dict]) -> dict:
         return {}
     ref = vals.get(REFERENCE)
     paired = {name: {k: [a - b for a, b in zip(v[k], ref[k])] for k in PAIR_METRICS}
-              for name, v in vals.items() if ref and REFERENCE in paired_with(name)}
+              for name, v in vals.items() if ref and REFERENCE in paired_with(name, vals)}
     return {"values": vals, "paired": paired}
 
 

@@ -178,3 +178,15 @@ def test_summary_counts_a_resumed_seed_by_its_epochs(tmp_path):
     assert train_time(read_back["models"]["pgd_at"]) is None
     assert "PGD-AT 90 (2 of 3 seeds);" in write_summary(tmp_path, [resumed, trained, read_back], "study")
     assert "PGD-AT not recorded" in write_summary(tmp_path, [read_back], "study")
+
+
+def test_an_arm_is_paired_with_its_own_control_and_pgd_at():
+    """C-LEAD with a head is paired with the lam-0 arm with the same head (whatever the order of
+    its changes, tau aside), not with the head-less control; TRADES with PGD-AT only."""
+    from clead_edu.report import paired_with
+    present = ["pgd_at", "trades[beta=6]", "clead[lam=0]", "clead[lam=0,head_dim=128]",
+               "clead[head_dim=128,lam=1,tau=0.1]"]
+    assert paired_with("clead[head_dim=128,lam=1,tau=0.1]", present) == ("pgd_at", "clead[lam=0,head_dim=128]")
+    assert paired_with("clead", present) == ("pgd_at", "clead[lam=0]")
+    assert paired_with("trades[beta=6]", present) == ("pgd_at",)
+    assert paired_with("clead[lam=0]", present) == ("pgd_at",)
