@@ -148,3 +148,15 @@ def test_eps_strip_slider_changes_the_picture_in_chromium(photos, tmp_path, arti
         finally:
             browser.close()
     assert errors == [], errors
+
+
+def test_feature_strip_has_one_slider_per_model_and_one_picture_per_eps(photos):
+    """Two models, three eps: two strips of three pictures, each starting on the middle eps."""
+    import re
+    model, x, y, classes = photos
+    html = widgets.feature_strip({"A": model, "B": model}, x[:20], y[:20], classes,
+                                 eps_values=[0.0, 4 / 255, 8 / 255], steps=1).data
+    strips = html.split('<div class="clead-strip">')[1:]
+    assert len(strips) == 2 and all(s.count('class="clead-frame"') == 3 for s in strips)
+    assert [re.search(r"<output>([^<]+)</output>", s).group(1) for s in strips] == ["eps 4/255"] * 2
+    assert "A, epsilon" in strips[0] and "B, epsilon" in strips[1]
