@@ -328,7 +328,7 @@ def frontier(points: dict[str, list[tuple[float, float, str]]], *, joined=None, 
 def contrastive_term(histories: dict[str, list[dict]], *, title: str = "") -> plt.Figure:
     """The contrastive term per epoch (nats) of each run that logged one ({run: train.train's
     history}), with its batch's uniform-similarity value and floor as dashed and dotted lines."""
-    fig, ax = plt.subplots(figsize=(6.5, 4))
+    fig, ax = plt.subplots(figsize=(8.5, 4))
     for i, (name, rows) in enumerate(histories.items()):
         rows = [r for r in rows if "train_supcon" in r]
         epochs = [r["epoch"] for r in rows]
@@ -338,6 +338,6 @@ def contrastive_term(histories: dict[str, list[dict]], *, title: str = "") -> pl
     ax.set(xlabel="epoch", ylabel="SupCon term (nats)", title=title or
            "contrastive term (dashed: uniform similarities, dotted: floor)")
     ax.grid(alpha=0.3)
-    ax.legend(fontsize=8)
+    ax.legend(fontsize=8, loc="center left", bbox_to_anchor=(1.01, 0.5))
     fig.tight_layout()
     return fig

@@ -208,7 +208,7 @@ def draw_sweep(out: Path, rows: list[dict], changes: dict) -> None:
     for r in rows:
         if r.get("history") and "train_supcon" in r["history"][-1]:
             first.setdefault(r["variant"], r["history"])
-    logged = {v: first[v] for v in changes if v in first}
+    logged = {short(changes[v]): first[v] for v in changes if v in first}
     if logged:
         P.contrastive_term(logged).savefig(out / "contrastive_term.png", dpi=110)
 
