@@ -50,7 +50,7 @@ class TrainConfig:
     head_dim: int = 0                # C-LEAD projection head output size; 0 = no head
     joint_bn: bool = False           # TRADES/C-LEAD: clean and adversarial views in one BatchNorm batch
     bn_stats_adv_only: bool = False  # TRADES/C-LEAD: BatchNorm running statistics from the adversarial view only
-    head_input: str = "features"            # released reading: its head reads the features or the logits
+    head_input: str = "features"     # released reading: its head reads the features or the logits
     probe: str = "clean"             # released reading: its new classifier trained on clean or adversarial images
     start: str = ""                  # the objective whose trained model this one starts from ('' = its record's)
     seed: int = 0

@@ -130,3 +130,27 @@ def test_missing_checkpoint(tmp_path):
 
 
 # ----------------------------------------------------------------------------- command line
+
+
+def test_a_training_state_from_before_a_setting_existed_or_was_renamed_resumes(tmp_path):
+    """A state whose settings lack `precision` (added later, at its default) and spell
+    `head_input` by its old name resumes; one with another learning rate does not."""
+    import json
+    from dataclasses import asdict
+    from clead_edu.checkpoints import load_state, save_state
+    from clead_edu.config import TrainConfig
+    torch.manual_seed(0)
+    cfg = TrainConfig(objective="pgd_at", epochs=2)
+    model = build_model("small_cnn", 10, 1, (0.3,), (0.37,))
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    sched = torch.optim.lr_scheduler.StepLR(opt, 1)
+    path = tmp_path / "train_state.pt"
+    save_state(path, cfg, model, None, opt, sched, [{"epoch": 1}])
+    state = torch.load(path, weights_only=False)
+    old = asdict(cfg)
+    del old["precision"]
+    old["released_head_input"] = old.pop("head_input")
+    state["cfg"] = json.dumps(old)
+    torch.save(state, path)
+    assert load_state(path, cfg, model, None, opt, sched) == ([{"epoch": 1}], 1)
+    assert load_state(path, TrainConfig(objective="pgd_at", epochs=2, lr=0.2), model, None, opt, sched) == ([], 0)
