@@ -187,21 +187,24 @@ def ablate(cfg: RunConfig, seeds: list[int], variants: list[str], out: Path, *, 
 
 
 def draw_sweep(out: Path, rows: list[dict], changes: dict) -> None:
-    """out/frontier.png (validation clean against PGD accuracy, means over seeds, one line per
-    objective, its lam-0 controls a line of their own) and out/contrastive_term.png (the term per epoch of each arm that logged it,
-    first seed)."""
-    points = {}
+    """out/frontier.png (validation clean against PGD accuracy, means over seeds, one marker per
+    objective and one for its lam-0 controls; a group whose arms turn one knob, e.g. PGD-AT's eps,
+    is joined by a line, the others are zoomed on) and out/contrastive_term.png (the term per
+    epoch of each arm that logged it, first seed)."""
+    points, knobs = {}, {}
     for v, change in changes.items():
         r = [x for x in rows if x["variant"] == v]
         if r:
             group = change["objective"] + (" (lam 0 control)" if change.get("lam") == 0 else "")
             points.setdefault(group, []).append(
                 (sum(x["val_clean"] for x in r) / len(r), sum(x["val_pgd"] for x in r) / len(r), short(change)))
+            knobs.setdefault(group, set()).update(k for k in change if k != "objective")
     if points:
-        near = [p for g, pts in points.items() if g.startswith("clead") for p in pts]
+        joined = [g for g, k in knobs.items() if len(k) <= 1]      # one knob turned: a frontier line
+        near = [p for g, pts in points.items() if g not in joined for p in pts]
         zoom = (100 * min(p[0] for p in near) - 1.5, 100 * max(p[0] for p in near) + 2.5,
                 100 * min(p[1] for p in near) - 1, 100 * max(p[1] for p in near) + 0.7) if near else None
-        P.frontier(points, joined=("pgd_at", "trades"), zoom=zoom, xlabel="validation clean accuracy (%)",
+        P.frontier(points, joined=joined, zoom=zoom, xlabel="validation clean accuracy (%)",
                    ylabel="validation PGD accuracy (%)",
                    title="Clean/robust trade-off (validation)").savefig(out / "frontier.png", dpi=110)
     first = {}

@@ -67,11 +67,18 @@ def test_standard_training_notebook_on_digits(tmp_path):
 
 
 def figures(path: Path) -> list[bytes]:
-    """The PNG figures a executed notebook shows, in order."""
+    """The PNG figures an executed notebook shows, in order: its image outputs and the pictures
+    of its slider strips (HTML outputs, `widgets.slider_html`)."""
     import base64
-    cells = json.loads(path.read_text())["cells"]
-    return [base64.b64decode(out["data"]["image/png"]) for c in cells for out in c.get("outputs", [])
-            if "image/png" in out.get("data", {})]
+    import re
+    found = []
+    for out in (o for c in json.loads(path.read_text())["cells"] for o in c.get("outputs", [])):
+        data = out.get("data", {})
+        if "image/png" in data:
+            found.append(base64.b64decode(data["image/png"]))
+        html = "".join(data.get("text/html", ""))
+        found += [base64.b64decode(b) for b in re.findall(r'src="data:image/png;base64,([^"]+)"', html)]
+    return found
 
 
 @pytest.mark.notebook
