@@ -3,7 +3,6 @@ flipped by perturbations of a few 255ths; the explorer's panels, slider units an
 the feature explorer's epsilon slider in 255ths and its cache."""
 import matplotlib.pyplot as plt
 import pytest
-import torch
 
 from clead_edu import data as D
 from clead_edu import evaluate, widgets
