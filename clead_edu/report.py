@@ -44,14 +44,15 @@ def fmt(values: list[float], scale: float = 100.0, decimals: int = 1) -> str:
 
 
 def describe(cfg: RunConfig, images: dict | None = None) -> str:
-    """One paragraph: model, budget, threat model, C-LEAD knobs, AutoAttack. `images`: the numbers
+    """One paragraph: model, budget, threat model, C-LEAD knobs (those an arm's name does not set:
+    'clead[head_dim=128]' has a head whatever this says), AutoAttack. `images`: the numbers
     of images actually used ({'train': n, 'eval': n}, from metrics.json), else the settings."""
     t, e = cfg.train, cfg.eval
     n_train = images["train"] if images else (cfg.train_n or "all")
     used = f" and {images['eval']} test images" if images else ""
     return (f"Model {cfg.arch}, {t.epochs} epochs, {n_train} training images{used}, L-inf eps "
             f"{t.eps:.4g} ({t.eps * 255:.1f}/255), training PGD-{t.train_steps} (step {t.alpha:.4g}), seed "
-            f"{t.seed}. C-LEAD: lam {t.lam}{f' (ramped over {t.lam_ramp} epochs)' if t.lam_ramp else ''}, tau "
+            f"{t.seed}. C-LEAD, unless an arm's name changes it: lam {t.lam}{f' (ramped over {t.lam_ramp} epochs)' if t.lam_ramp else ''}, tau "
             f"{t.tau}, mu {t.mu}, positives {t.positives}, head {t.head_dim or 'none'}; clean and adversarial "
             f"views {'in one BatchNorm batch' if t.joint_bn else 'through BatchNorm separately'}"
             f"{' (running statistics from the adversarial view only)' if t.bn_stats_adv_only else ''}"
@@ -304,6 +305,18 @@ def mean_train_time(results: list[dict]) -> str:
     return f"{sum(known) / len(known):.0f}{part}"
 
 
+def mean_job_time(metrics: list[dict]) -> str:
+    """Mean seconds of a whole seed's job over the seeds whose job did the work, e.g. '7003' or
+    '7003 (1 of 2 seeds)': a seed summarised from models trained by earlier processes took less
+    time than its models' training, and is left out rather than averaged in."""
+    known = [m["seconds"]["total"] for m in metrics
+             if m["seconds"]["total"] >= sum(train_time(r) or 0.0 for r in m["models"].values())]
+    if not known:
+        return "not recorded (summarised from finished work)"
+    part = f" ({len(known)} of {len(metrics)} seeds)" if len(known) < len(metrics) else ""
+    return f"{sum(known) / len(known):.0f}{part}"
+
+
 def write_summary(out: Path, metrics: list[dict], command: str) -> str:
     """summary.md and summary.json in `out`; returns the markdown."""
     s, cfg = summarize(metrics), RunConfig.from_dict(metrics[0]["settings"])
@@ -323,8 +336,7 @@ def write_summary(out: Path, metrics: list[dict], command: str) -> str:
     lines += [f"- **WARNING: failed**: {f}" for f in s["failed_checks"]]
     lines += ["", "Training time per seed (s): " + ", ".join(
         f"{label(k)} {mean_train_time([m['models'][k] for m in metrics])}"
-        for k in s["accuracy"]) + f"; whole job {sum(m['seconds']['total'] for m in metrics) / len(metrics):.0f} "
-        f"per seed, on {metrics[0]['device']} (torch {metrics[0]['torch']})."]
+        for k in s["accuracy"]) + f"; whole job {mean_job_time(metrics)} per seed, on {metrics[0]['device']} (torch {metrics[0]['torch']})."]
     n_feat = min(cfg.eval.umap_n, (metrics[0].get("images") or {}).get("eval", cfg.eval.umap_n))
     lines += ["", "## Feature space (clean vs adversarial twins)", ""] + feature_summary_lines(s["feature_space"], cfg, n_feat)
     text = "\n".join(lines) + "\n"

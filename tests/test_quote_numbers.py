@@ -34,12 +34,19 @@ def test_a_changed_quote_is_found_and_rewritten_from_the_source(tmp_path):
 
 def test_numbers_follow_their_sources():
     """The controls study's paired worst case as docs/results.md section 8 prints it; the photos'
-    AutoAttack images from their dataset record's quick-preset changes; an unknown key is refused."""
+    AutoAttack images from their dataset record's quick-preset changes; an arm by its slug and a
+    bootstrap interval; an unknown key is refused."""
     from clead_edu.data import DATASETS
     assert Q["number"]("controls.diff.pgd_at.clead.worst_case") == "−1.8 ± 1.3"
     assert Q["number"]("controls.diff.clead_lam0.clead.worst_case") == "−2.2 ± 1.0"
     assert Q["number"]("controls.seeds") == "5" and Q["number"]("controls.eval_n") == "517"
     assert Q["number"]("photos.aa_n") == str(DATASETS["cifar10-sample"].quick["aa_n"])
+    # an arm with settings is spelled by its slug, whose dots split it into several parts
+    arms = ["pgd_at", "clead[head_dim=128,lam=1,tau=0.1]", "clead[lam=0]"]
+    assert Q["arm_parts"](["acc", "clead-head_dim-128-lam-1-tau-0", "1", "clean"], arms) == \
+        ["acc", "clead[head_dim=128,lam=1,tau=0.1]", "clean"]
+    study = {"accuracy": dict.fromkeys(arms), "paired_bootstrap": {"pgd_at": {"clead[lam=0]": {"clean": [0.012, -0.003, 0.027]}}}}
+    assert Q["study_number"](study, ["boot", "pgd_at", "clead-lam-0", "clean"]) == "+1.2 [−0.3, +2.7]"
     with pytest.raises(ValueError, match="unknown number 'lessons.09'"):
         Q["number"]("lessons.09")
 

@@ -159,7 +159,8 @@ def test_summary_counts_a_resumed_seed_by_its_epochs(tmp_path):
     """Training time per seed sums the epochs' recorded times, so a seed resumed from a finished
     training state (0 s of training in the run that wrote it) is not averaged in as 0 s; a result
     without timed epochs falls back to its train_seconds, or counts as not known when that run only
-    read a finished state back."""
+    read a finished state back. The whole job per seed is averaged only over the seeds whose job did
+    their work."""
     from clead_edu.config import RunConfig
     from clead_edu.report import train_time, write_summary
 
@@ -178,6 +179,11 @@ def test_summary_counts_a_resumed_seed_by_its_epochs(tmp_path):
     assert train_time(read_back["models"]["pgd_at"]) is None
     assert "PGD-AT 90 (2 of 3 seeds);" in write_summary(tmp_path, [resumed, trained, read_back], "study")
     assert "PGD-AT not recorded" in write_summary(tmp_path, [read_back], "study")
+    # the whole job: a seed summarised after its models were trained by other processes (5 s
+    # against 80 s of training) is left out of the mean, not averaged in
+    trained["seconds"]["total"] = 120.0
+    assert "whole job 120 (1 of 2 seeds) per seed" in write_summary(tmp_path, [resumed, trained], "study")
+    assert "whole job not recorded" in write_summary(tmp_path, [resumed], "study")
 
 
 def test_an_arm_is_paired_with_its_own_control_and_pgd_at():

@@ -17,16 +17,18 @@ README.md, docs/*.md, solutions/*.md and the notebooks' Markdown cells. The keys
   e.g. `photos.aa_n`), `photos.image_points` (one test image in points of accuracy).
 - `config.PRESET.DATASET.eval.FIELD` / `.train.FIELD`: a setting as `data.from_preset(PRESET,
   DATASET)` gives it, e.g. `config.quick.digits.eval.aa_n`, `config.full.cifar10.train.epochs`.
-- `STUDY.seeds`, `STUDY.eval_n`, `STUDY.acc.MODEL.METRIC` ("22.6 ± 1.8", in %),
+- `STUDY.seeds`, `STUDY.eval_n`, `STUDY.acc.MODEL.METRIC` ("22.6 ± 1.8", in %; `.mean`: "22.6"),
   `STUDY.diff.A.B.METRIC` (B − A paired over seeds, "−1.8 ± 1.3"), with `.low` / `.high` for the
   ends of its 95% interval, `.mean` for the mean alone ("−5.4") and `.range` for the smallest
-  and largest size of the per-seed differences ("1.5 to 4.0"); `STUDY.pairval.MODEL.METRIC` (a
+  and largest size of the per-seed differences ("1.5 to 4.0"); `STUDY.boot.A.B.METRIC` (the same
+  difference with its 95% interval from the bootstrap over seeds and images, "−0.3 [−1.6, +1.0]"); `STUDY.pairval.MODEL.METRIC` (a
   pair metric's mean over seeds, "0.010"), `STUDY.pairdiff.MODEL.METRIC` (a pair metric of the feature space,
   MODEL − PGD-AT paired over seeds, "−0.0010 ± 0.0008") and `STUDY.pairbelow.MODEL.METRIC`
   ("5 of 5": the seeds on which MODEL's value is below PGD-AT's): the studies in docs/results/
   (`controls`: cifar10-mini-controls-study.json, `mini`: cifar10-mini-study.json, `digits`:
   digits-study.json, `released`: cifar10-mini-released-study.json, `pairs`:
-  cifar10-sample-pairs-study.json).
+  cifar10-sample-pairs-study.json, `final`: cifar10-mini-final-study.json). An arm with settings is
+  spelled by `slug` (`final.acc.clead-head_dim-128-lam-1-tau-0.1.worst_case`).
 - `sweep.ARM.FIELD`: the validation sweep's rows (`sweep_number`; ARM spelled by `slug`).
 """
 from __future__ import annotations
@@ -44,7 +46,8 @@ STUDIES = {"controls": ROOT / "docs/results/cifar10-mini-controls-study.json",
            "mini": ROOT / "docs/results/cifar10-mini-study.json",
            "digits": ROOT / "docs/results/digits-study.json",
            "released": ROOT / "docs/results/cifar10-mini-released-study.json",
-           "pairs": ROOT / "docs/results/cifar10-sample-pairs-study.json"}
+           "pairs": ROOT / "docs/results/cifar10-sample-pairs-study.json",
+           "final": ROOT / "docs/results/cifar10-mini-final-study.json"}
 
 
 def signed(x: float, decimals: int = 1) -> str:
@@ -91,17 +94,30 @@ def config_number(parts: list[str]) -> str:
     return f"{value:,}" if isinstance(value, int) else f"{value:g}"
 
 
+def arm_parts(parts: list[str], arms) -> list[str]:
+    """`parts` with each arm written by its `slug` (and so split at its dots, 'tau-0.1') joined
+    back into the arm's name; other parts kept."""
+    names = {slug(a): a for a in arms}
+    out, i = [], 0
+    while i < len(parts):
+        j = next((j for j in range(len(parts), i, -1) if ".".join(parts[i:j]) in names), None)
+        out.append(names[".".join(parts[i:j])] if j else parts[i])
+        i = j or i + 1
+    return out
+
+
 def study_number(study: dict, parts: list[str]) -> str:
     """A number of a study summary (docs/results/*-study.json); accuracies in %, mean ± half-width."""
     sys.path.insert(0, str(ROOT))
     from clead_edu.report import interval
+    parts = arm_parts(parts, study["accuracy"])
     if parts == ["seeds"]:
         return str(len(study["seeds"]))
     if parts == ["eval_n"]:
         return str(study["settings"]["eval"]["eval_n"])
     if parts[0] == "acc":
         mean, half = interval(study["accuracy"][parts[1]][parts[2]])
-        return f"{100 * mean:.1f} ± {100 * half:.1f}"
+        return f"{100 * mean:.1f}" if parts[3:] == ["mean"] else f"{100 * mean:.1f} ± {100 * half:.1f}"
     if parts[0] == "diff":
         pairs = study.get("paired") or {"pgd_at": study["paired_minus_pgd_at"]}     # older summaries: against PGD-AT only
         mean, half = interval(pairs[parts[1]][parts[2]][parts[3]])
@@ -116,6 +132,9 @@ def study_number(study: dict, parts: list[str]) -> str:
         if end == "high":
             return signed(100 * (mean + half))
         return f"{signed(100 * mean)} ± {100 * half:.1f}"
+    if parts[0] == "boot":
+        mean, low, high = study["paired_bootstrap"][parts[1]][parts[2]][parts[3]]
+        return f"{signed(100 * mean)} [{signed(100 * low)}, {signed(100 * high)}]"
     if parts[0] == "pairval":
         values = study["feature_space"]["values"][parts[1]][parts[2]]
         return f"{sum(values) / len(values):.3f}"
