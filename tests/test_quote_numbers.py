@@ -35,7 +35,7 @@ def test_a_changed_quote_is_found_and_rewritten_from_the_source(tmp_path):
 def test_numbers_follow_their_sources():
     """The controls study's paired worst case as docs/results.md section 8 prints it; the photos'
     AutoAttack images from their dataset record's quick-preset changes; an arm by its slug and a
-    bootstrap interval; an unknown key is refused."""
+    bootstrap interval, in numbers and in words; an unknown key is refused."""
     from clead_edu.data import DATASETS
     assert Q["number"]("controls.diff.pgd_at.clead.worst_case") == "−1.8 ± 1.3"
     assert Q["number"]("controls.diff.clead_lam0.clead.worst_case") == "−2.2 ± 1.0"
@@ -47,6 +47,12 @@ def test_numbers_follow_their_sources():
         ["acc", "clead[head_dim=128,lam=1,tau=0.1]", "clean"]
     study = {"accuracy": dict.fromkeys(arms), "paired_bootstrap": {"pgd_at": {"clead[lam=0]": {"clean": [0.012, -0.003, 0.027]}}}}
     assert Q["study_number"](study, ["boot", "pgd_at", "clead-lam-0", "clean"]) == "+1.2 [−0.3, +2.7]"
+    # the same interval in words: zero inside it is "level with"; wholly one side, "above" / "below"
+    words = {}
+    for ends in ([0.012, -0.003, 0.027], [0.02, 0.001, 0.04], [-0.02, -0.04, -0.001]):
+        study["paired_bootstrap"]["pgd_at"]["clead[lam=0]"]["clean"] = ends
+        words[ends[1] > 0, ends[2] < 0] = Q["study_number"](study, ["side", "pgd_at", "clead-lam-0", "clean"])
+    assert words == {(False, False): "level with", (True, False): "above", (False, True): "below"}
     with pytest.raises(ValueError, match="unknown number 'lessons.09'"):
         Q["number"]("lessons.09")
 

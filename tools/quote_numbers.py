@@ -21,7 +21,9 @@ README.md, docs/*.md, solutions/*.md and the notebooks' Markdown cells. The keys
   `STUDY.diff.A.B.METRIC` (B − A paired over seeds, "−1.8 ± 1.3"), with `.low` / `.high` for the
   ends of its 95% interval, `.mean` for the mean alone ("−5.4") and `.range` for the smallest
   and largest size of the per-seed differences ("1.5 to 4.0"); `STUDY.boot.A.B.METRIC` (the same
-  difference with its 95% interval from the bootstrap over seeds and images, "−0.3 [−1.6, +1.0]"); `STUDY.pairval.MODEL.METRIC` (a
+  difference with its 95% interval from the bootstrap over seeds and images, "−0.3 [−1.6, +1.0]"),
+  `STUDY.side.A.B.METRIC` (that interval in words, B against A: "above" or "below" where it
+  excludes zero, "level with" where it holds zero); `STUDY.pairval.MODEL.METRIC` (a
   pair metric's mean over seeds, "0.010"), `STUDY.pairdiff.MODEL.METRIC` (a pair metric of the feature space,
   MODEL − PGD-AT paired over seeds, "−0.0010 ± 0.0008") and `STUDY.pairbelow.MODEL.METRIC`
   ("5 of 5": the seeds on which MODEL's value is below PGD-AT's): the studies in docs/results/
@@ -132,8 +134,10 @@ def study_number(study: dict, parts: list[str]) -> str:
         if end == "high":
             return signed(100 * (mean + half))
         return f"{signed(100 * mean)} ± {100 * half:.1f}"
-    if parts[0] == "boot":
+    if parts[0] in ("boot", "side"):
         mean, low, high = study["paired_bootstrap"][parts[1]][parts[2]][parts[3]]
+        if parts[0] == "side":                                  # B's place against A, in words
+            return "above" if low > 0 else "below" if high < 0 else "level with"
         return f"{signed(100 * mean)} [{signed(100 * low)}, {signed(100 * high)}]"
     if parts[0] == "pairval":
         values = study["feature_space"]["values"][parts[1]][parts[2]]
