@@ -19,12 +19,14 @@ README.md, docs/*.md, solutions/*.md and the notebooks' Markdown cells. The keys
   DATASET)` gives it, e.g. `config.quick.digits.eval.aa_n`, `config.full.cifar10.train.epochs`.
 - `STUDY.seeds`, `STUDY.eval_n`, `STUDY.acc.MODEL.METRIC` ("22.6 ± 1.8", in %; `.mean`: "22.6"),
   `STUDY.diff.A.B.METRIC` (B − A paired over seeds, "−1.8 ± 1.3"), with `.low` / `.high` for the
-  ends of its 95% interval, `.mean` for the mean alone ("−5.4") and `.range` for the smallest
-  and largest size of the per-seed differences ("1.5 to 4.0"); `STUDY.boot.A.B.METRIC` (the same
+  ends of its 95% interval, `.mean` for the mean alone ("−5.4"), `.range` for the smallest
+  and largest size of the per-seed differences ("1.5 to 4.0") and `.below` for the seeds on which
+  B is below A ("5 of 5"); `STUDY.boot.A.B.METRIC` (the same
   difference with its 95% interval from the bootstrap over seeds and images, "−0.3 [−1.6, +1.0]"),
   `STUDY.side.A.B.METRIC` (that interval in words, B against A: "above" or "below" where it
   excludes zero, "level with" where it holds zero); `STUDY.pairval.MODEL.METRIC` (a
-  pair metric's mean over seeds, "0.010"), `STUDY.pairdiff.MODEL.METRIC` (a pair metric of the feature space,
+  pair metric's mean over seeds, "0.010"), `STUDY.pairint.MODEL.METRIC` (the same with its 95%
+  interval, "0.010 ± 0.001"; the nearest-neighbour accuracy in %, "24.8 ± 0.3%"), `STUDY.pairdiff.MODEL.METRIC` (a pair metric of the feature space,
   MODEL − PGD-AT paired over seeds, "−0.0010 ± 0.0008") and `STUDY.pairbelow.MODEL.METRIC`
   ("5 of 5": the seeds on which MODEL's value is below PGD-AT's): the studies in docs/results/
   (`controls`: cifar10-mini-controls-study.json, `mini`: cifar10-mini-study.json, `digits`:
@@ -129,6 +131,9 @@ def study_number(study: dict, parts: list[str]) -> str:
         if end == "range":
             per_seed = sorted(abs(100 * d) for d in pairs[parts[1]][parts[2]][parts[3]])
             return f"{per_seed[0]:.1f} to {per_seed[-1]:.1f}"
+        if end == "below":
+            per_seed = pairs[parts[1]][parts[2]][parts[3]]
+            return f"{sum(d < 0 for d in per_seed)} of {len(per_seed)}"
         if end == "low":
             return signed(100 * (mean - half))
         if end == "high":
@@ -142,6 +147,11 @@ def study_number(study: dict, parts: list[str]) -> str:
     if parts[0] == "pairval":
         values = study["feature_space"]["values"][parts[1]][parts[2]]
         return f"{sum(values) / len(values):.3f}"
+    if parts[0] == "pairint":
+        mean, half = interval(study["feature_space"]["values"][parts[1]][parts[2]])
+        if parts[2] == "adv_nn_accuracy":
+            return f"{100 * mean:.1f} ± {100 * half:.1f}%"
+        return f"{mean:.3f} ± {half:.3f}"
     if parts[0] in ("pairdiff", "pairbelow"):
         diffs = study["feature_space"]["paired"][parts[1]][parts[2]]
         if parts[0] == "pairbelow":
