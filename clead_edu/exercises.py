@@ -25,7 +25,17 @@ from dataclasses import dataclass
 
 import torch
 
-# key: (accepted answers, normalised, hint shown after a wrong answer). Self-checks, not graded.
+
+def zero_inside(differences) -> set[str]:
+    """{'yes'} if 0 lies in the 95% Student-t interval of paired per-seed differences (a list of
+    fractions, one per seed), else {'no'}: the answer of 08.1 for whichever study the lesson showed."""
+    from .report import interval
+    mean, half = interval(differences)
+    return {"yes" if mean - half <= 0 <= mean + half else "no"}
+
+
+# key: (accepted answers, normalised, or a function of the data the lesson showed that gives them;
+# hint shown after a wrong answer). Self-checks, not graded.
 ANSWERS = {
     "01.1": ({"valueerror"},
              "run the call in a cell of your own and read the first word of what it prints."),
@@ -40,7 +50,7 @@ ANSWERS = {
     "05.1": ({"pgdat", "madry"},
              "with lam = 0 only CE(f(x_adv), y) is left, on PGD examples: which objective "
              "of notebook 03 is that?"),
-    "08.1": ({"yes"},
+    "08.1": (zero_inside,
              "the interval runs from mean - half to mean + half of the worst-case row; "
              "answer yes or no: is 0 between the two ends?"),
 }
@@ -51,10 +61,17 @@ def normalise(text) -> str:
     return re.sub(r"[^a-z0-9]", "", str(text).lower())
 
 
-def check(key: str, answer) -> bool | None:
+def check(key: str, answer, data=None) -> bool | None:
     """Self-check (not graded): print whether `answer` is right for question `key` ('02.1'), with a
-    hint if it is not. Returns True/False, or None (and a reminder) while the answer is still None or '...'."""
+    hint if it is not. Returns True/False, or None (and a reminder) while the answer is still None or '...'.
+    A question about the data the lesson showed (its accepted answers a function, e.g. 08.1) takes
+    that data as `data` and is right or wrong for it, whether it was shipped or the student's own."""
     accepted, hint = ANSWERS[key]
+    if callable(accepted):
+        if data is None:
+            raise TypeError(f"self-check {key} is about the data the lesson showed: "
+                            f"check({key!r}, answer, data) with the data the question names")
+        accepted = accepted(data)
     if answer is None or answer is Ellipsis or normalise(answer) == "":
         print(f"self-check {key}: write your answer first (replace None), then run this cell again.")
         return None

@@ -7,6 +7,7 @@ import torch
 from conftest import REPO
 
 from clead_edu import exercises as E
+from clead_edu import study
 
 SOLUTIONS = REPO / "solutions"
 
@@ -20,12 +21,19 @@ def short_answers() -> dict[str, str]:
     return found
 
 
+def shown_data() -> dict:
+    """{key: data} for the self-checks about the data a lesson showed: 08.1 reads the worst-case
+    differences of the study lesson 08 shows on a CPU, the one shipped with the package."""
+    return {"08.1": study.published("cifar10-mini")["paired_minus_pgd_at"]["clead"]["worst_case"]}
+
+
 def test_every_stored_answer_has_a_worked_solution_that_the_check_accepts(capsys):
     answers = short_answers()
     assert set(answers) == set(E.ANSWERS)
+    data = shown_data()
     for key, text in answers.items():
-        assert E.check(key, text) is True, key
-        assert E.check(key, text.upper() + " ") is True         # case and spacing do not matter
+        assert E.check(key, text, data.get(key)) is True, key
+        assert E.check(key, text.upper() + " ", data.get(key)) is True     # case and spacing do not matter
     assert "right!" in capsys.readouterr().out
 
 
@@ -33,6 +41,16 @@ def test_wrong_answer_gets_the_hint_and_no_answer(capsys):
     assert E.check("05.1", "TRADES") is False
     out = capsys.readouterr().out
     assert "not quite" in out and E.ANSWERS["05.1"][1] in out and "pgdat" not in E.normalise(out)
+
+
+def test_a_question_about_the_data_follows_the_data(capsys):
+    """08.1 (does the worst-case interval contain zero?) is right or wrong for the study the lesson
+    showed, the shipped one or a student's own on a GPU; asked without that data it says so."""
+    straddles, below = [-0.03, -0.01, 0.005], [-0.03, -0.025, -0.02]      # per-seed differences
+    assert E.check("08.1", "yes", straddles) is True and E.check("08.1", "no", straddles) is False
+    assert E.check("08.1", "no", below) is True and E.check("08.1", "Yes", below) is False
+    with pytest.raises(TypeError, match="the data the lesson showed"):
+        E.check("08.1", "yes")
 
 
 def test_unanswered_is_a_reminder_not_a_failure(capsys):
@@ -51,7 +69,7 @@ def test_short_answers_are_labelled_ungraded_self_checks(capsys):
         check_cells = ["".join(c["source"]) for c in nb["cells"] if f'"{key}"' in "".join(c["source"])]
         assert check_cells, f"no check cell for {key}"
         assert all(re.search(r"answer\w* = None +# self-check \d \(not graded\)", s) for s in check_cells), key
-        E.check(key, "something else")
+        E.check(key, "something else", shown_data().get(key))
         assert f"self-check {key} (not graded): not quite" in capsys.readouterr().out
 
 
