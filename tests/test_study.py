@@ -139,6 +139,19 @@ def test_published_controls_study_is_the_results_copy_with_its_command():
     assert "clead[lam=0]" in s["accuracy"] and "clead_lam0" not in s["accuracy"]
 
 
+def test_published_final_study_is_the_results_copy_with_its_command():
+    """The final table of docs/results.md section 11 (lesson 08 shows it) ships byte for byte, with
+    the command that summarised its finished seeds, all 517 test images, and the bootstrap intervals
+    over seeds and images of C-LEAD against PGD-AT and against its lam-0 control."""
+    s = published_copy("cifar10-mini-final")
+    assert s["command"].endswith(f"--seeds {','.join(map(str, s['seeds']))} --threads 1 --out runs/results/c10mini-final")
+    assert s["settings"]["eval"]["eval_n"] == 517 and len(s["seeds"]) >= 2
+    arm, control = "clead[head_dim=128,lam=1,tau=0.1]", "clead[head_dim=128,lam=0]"
+    for ref in ("pgd_at", control):
+        mean, low, high = s["paired_bootstrap"][ref][arm]["worst_case"]
+        assert low <= mean <= high
+
+
 def test_ablation_takes_arms_and_logs_the_contrastive_term(tmp_path):
     """Variants may be arms: an objective with changed settings. An arm training at another eps
     is still scored at the run's eps (its step scales with its eps); C-LEAD arms log the
