@@ -5,6 +5,7 @@ import torch
 import torch.nn as nn
 from conftest import EPS
 
+from clead_edu import data as D
 from clead_edu import evaluate as E
 
 
@@ -88,12 +89,15 @@ def test_eps_curve(which, standard_model, pgd_at_model, batch):
     assert curve[-1] < curve[0] - 0.3
 
 
-def test_sanity_checks_pass_on_pgd_at(pgd_at_model, batch):
-    """All sanity checks pass on an honestly trained PGD-AT model with a converged attack.
+def test_sanity_checks_pass_on_pgd_at(pgd_at_model, digits):
+    """All sanity checks pass on an honestly trained PGD-AT model with a converged attack
+    (PGD-50 against PGD-200), on all 359 digits test images.
 
-    PGD-50 (vs PGD-200): on this model at eps 0.2 PGD-10 is 5.5 points above PGD-100 and
-    PGD-20 3.1 points, so the convergence check rightly fails them."""
-    x, y = batch
+    Not on 128: there PGD's random start alone moves the accuracy by about 3 images (PGD-50 gave
+    0.562 to 0.586 over four RNG seeds, and PGD-200 0.555 once), as much as the check's 3-point
+    tolerance, so on a machine whose arithmetic trains a slightly different model the check fails on
+    noise; on all 359 images the same four seeds put PGD-200 at most 2.2 points below PGD-50."""
+    x, y = D.take(digits.test, len(digits.test), seed=1)
     checks = E.sanity_checks(pgd_at_model, x, y, eps=EPS, steps=50, long_steps=200)
     assert len(checks) == 6 and all(c["passed"] for c in checks), checks
 
