@@ -110,6 +110,11 @@ def arm_parts(parts: list[str], arms) -> list[str]:
     return out
 
 
+def seeds_below(differences: list[float]) -> str:
+    """'4 of 5': how many per-seed differences are below zero, of how many seeds."""
+    return f"{sum(d < 0 for d in differences)} of {len(differences)}"
+
+
 def study_number(study: dict, parts: list[str]) -> str:
     """A number of a study summary (docs/results/*-study.json); accuracies in %, mean ± half-width."""
     sys.path.insert(0, str(ROOT))
@@ -124,16 +129,16 @@ def study_number(study: dict, parts: list[str]) -> str:
         return f"{100 * mean:.1f}" if parts[3:] == ["mean"] else f"{100 * mean:.1f} ± {100 * half:.1f}"
     if parts[0] == "diff":
         pairs = study.get("paired") or {"pgd_at": study["paired_minus_pgd_at"]}     # older summaries: against PGD-AT only
-        mean, half = interval(pairs[parts[1]][parts[2]][parts[3]])
+        per_seed = pairs[parts[1]][parts[2]][parts[3]]
+        mean, half = interval(per_seed)
         end = parts[4] if len(parts) > 4 else None
         if end == "mean":
             return signed(100 * mean)
         if end == "range":
-            per_seed = sorted(abs(100 * d) for d in pairs[parts[1]][parts[2]][parts[3]])
-            return f"{per_seed[0]:.1f} to {per_seed[-1]:.1f}"
+            sizes = sorted(abs(100 * d) for d in per_seed)
+            return f"{sizes[0]:.1f} to {sizes[-1]:.1f}"
         if end == "below":
-            per_seed = pairs[parts[1]][parts[2]][parts[3]]
-            return f"{sum(d < 0 for d in per_seed)} of {len(per_seed)}"
+            return seeds_below(per_seed)
         if end == "low":
             return signed(100 * (mean - half))
         if end == "high":
@@ -155,7 +160,7 @@ def study_number(study: dict, parts: list[str]) -> str:
     if parts[0] in ("pairdiff", "pairbelow"):
         diffs = study["feature_space"]["paired"][parts[1]][parts[2]]
         if parts[0] == "pairbelow":
-            return f"{sum(d < 0 for d in diffs)} of {len(diffs)}"
+            return seeds_below(diffs)
         mean, half = interval(diffs)
         return f"{signed(mean, 4)} ± {half:.4f}"
     raise KeyError(".".join(parts))
