@@ -18,6 +18,7 @@ from pathlib import Path
 import torch
 
 from .config import OLD_SETTINGS, TRAIN_FIELDS
+from .fast import restore_scaler, scaler_state
 from .models import build_model
 
 
@@ -124,8 +125,10 @@ def load_checkpoint(path, model=None, device="cpu"):
 
 
 def save_state(path: Path, cfg, model, head, opt, sched, history) -> None:
+    """Everything an interrupted run needs to continue as if it had not stopped: settings,
+    weights, optimizer, schedule, float16 gradient scaler and the history rows so far."""
     state = {"cfg": json.dumps(asdict(cfg)), "model": model.state_dict(), "head": head.state_dict() if head else {},
-             "opt": opt.state_dict(), "sched": sched.state_dict(),
+             "opt": opt.state_dict(), "sched": sched.state_dict(), "scaler": scaler_state(opt),
              "history": json.dumps(history)}
     atomic_write(path, lambda p: torch.save(state, p))
 
@@ -141,6 +144,7 @@ def load_state(path: Path, cfg, model, head, opt, sched) -> tuple[list, int]:
         head.load_state_dict(state["head"])
     opt.load_state_dict(state["opt"])
     sched.load_state_dict(state["sched"])
+    restore_scaler(opt, cfg, next(model.parameters()).device, state.get("scaler", {}))
     history = json.loads(state["history"])
     print(f"[clead_edu] resuming {cfg.objective} after epoch {len(history)} ({path})")
     return history, len(history)

@@ -28,8 +28,8 @@ def mixed_precision(cfg, device: torch.device, opt=None):
 
     No autocast when evaluating (`opt` None; the scaler is then None). The scaler scales the loss
     for float16 only (elsewhere it is a disabled GradScaler that passes through); there is one per
-    optimizer, kept across its epochs so that its scale adapts once (it starts again at 2**16 after
-    a resume). The choice is printed once (`device.note_precision`)."""
+    optimizer, kept across its epochs so that its scale adapts once, and saved with the training
+    state (`scaler_state`, `restore_scaler`). The choice is printed once (`device.note_precision`)."""
     if opt is None:
         return torch.autocast(device.type, enabled=False), None
     precision = pick_precision(cfg.precision, device, cfg.fast)
@@ -39,6 +39,20 @@ def mixed_precision(cfg, device: torch.device, opt=None):
     if opt not in _SCALERS:
         _SCALERS[opt] = torch.amp.GradScaler(device.type, enabled=precision == "fp16")
     return autocast, _SCALERS[opt]
+
+
+def scaler_state(opt) -> dict:
+    """The state of `opt`'s gradient scaler (its scale and growth tracker); {} when it has none
+    or it is disabled (every format but float16)."""
+    scaler = _SCALERS.get(opt)
+    return scaler.state_dict() if scaler is not None else {}
+
+
+def restore_scaler(opt, cfg, device: torch.device, state: dict) -> None:
+    """Give `opt` a gradient scaler that continues from `state` (from `scaler_state`; {} leaves
+    the scaler to start afresh)."""
+    if state:
+        mixed_precision(cfg, device, opt)[1].load_state_dict(state)
 
 
 def fast_loader(model, train_set, batch_size: int, seed: int = 0, aug: str | None = None):
