@@ -56,6 +56,11 @@ def test_numbers_follow_their_sources():
         study["paired_bootstrap"]["pgd_at"]["clead[lam=0]"]["clean"] = ends
         words[ends[1] > 0, ends[2] < 0] = Q["study_number"](study, ["side", "pgd_at", "clead-lam-0", "clean"])
     assert words == {(False, False): "level with", (True, False): "above", (False, True): "below"}
+    site = json.loads((REPO / "benchmarks/results/site-cpu.json").read_text())   # the README's site build
+    assert Q["number"]("site.wall_min") == f"{site['wall_s'] / 60:.1f} minutes"
+    assert Q["number"]("site.pages") == str(site["pages"]) and Q["number"]("site.mib").endswith(" MiB")
+    with pytest.raises(ValueError, match="unknown number 'site.speed'"):
+        Q["number"]("site.speed")
     with pytest.raises(ValueError, match="unknown number 'lessons.09'"):
         Q["number"]("lessons.09")
 

@@ -13,6 +13,10 @@ README.md, docs/*.md, solutions/*.md and the notebooks' Markdown cells. The keys
 - `lessons.total`, `lessons.total_min`, `lessons.NN` ("50 s"), `lessons.NN.s` ("50"),
   `lessons.min`, `lessons.max`, `lessons.longest` ("06"), `lessons.date`: the lesson times in
   benchmarks/results/lessons-cpu.json (`python benchmarks/lessons.py --no-training`, its --out).
+- `site.wall_min` ("12.3 minutes"), `site.lessons_s` ("700 s": executing the lessons),
+  `site.rss_gib`, `site.mib`, `site.mathjax_mib`, `site.pages`, `site.figures`, `site.threads`,
+  `site.load` ("1.0 to 2.0": the load average before and after), `site.date`: the site build
+  measured by `python benchmarks/site.py --out benchmarks/results/site-cpu.json`.
 - `photos.NAME` (a setting of the quick preset on the lessons' photos, its record's `quick` in data.DATASETS,
   e.g. `photos.aa_n`), `photos.image_points` (one test image in points of accuracy).
 - `config.PRESET.DATASET.eval.FIELD` / `.train.FIELD`: a setting as `data.from_preset(PRESET,
@@ -46,6 +50,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 MARK = re.compile(r"<!-- number:([\w.\-]+) -->(.*?)<!-- /number -->", re.S)
 LESSONS = ROOT / "benchmarks" / "results" / "lessons-cpu.json"
+SITE = ROOT / "benchmarks" / "results" / "site-cpu.json"
 STUDIES = {"controls": ROOT / "docs/results/cifar10-mini-controls-study.json",
            "mini": ROOT / "docs/results/cifar10-mini-study.json",
            "digits": ROOT / "docs/results/digits-study.json",
@@ -77,6 +82,21 @@ def lesson_number(parts: list[str]) -> str:
     if key in seconds:
         return f"{seconds[key]:.0f}" + ("" if parts[1:] == ["s"] else " s")
     raise KeyError(key)
+
+
+def site_number(parts: list[str]) -> str:
+    """A figure of the site build in SITE: parts after 'site', e.g. ['wall_min']."""
+    run, key = json.loads(SITE.read_text()), parts[0]
+    text = {"wall_min": lambda: f"{run['wall_s'] / 60:.1f} minutes",
+            "lessons_s": lambda: f"{run['lessons_total_s']:,.0f} s",
+            "rss_gib": lambda: f"{run['peak_rss_bytes'] / 2**30:.1f} GiB",
+            "mib": lambda: f"{run['bytes'] / 2**20:.0f} MiB",
+            "mathjax_mib": lambda: f"{run['mathjax_bytes'] / 2**20:.0f} MiB",
+            "pages": lambda: str(run["pages"]), "figures": lambda: str(run["figures"]),
+            "threads": lambda: str(run["threads"] or "the package's choice"),
+            "load": lambda: f"{run['load_before']:.1f} to {run['load_after']:.1f}",
+            "date": lambda: run["date"]}[key]
+    return text()
 
 
 def photos_number(parts: list[str]) -> str:
@@ -198,6 +218,8 @@ def number(key: str) -> str:
     try:
         if head == "lessons":
             return lesson_number(parts)
+        if head == "site":
+            return site_number(parts)
         if head == "photos":
             return photos_number(parts)
         if head == "config":
