@@ -56,6 +56,10 @@ def built(tmp_path_factory):
 
 
 def test_every_lesson_has_code_exercises_graded_by_the_package():
+    """Each lesson's exercises are graded by `ce.exercises.grade(name, ...)`, and the package's
+    graders are exactly the lessons' exercises (registered when graders.py is imported, as
+    `exercises.grade` does; not left to whichever test ran first)."""
+    import clead_edu.graders  # noqa: F401
     names = []
     for path in SOURCES:
         qs = questions(path)

@@ -65,6 +65,22 @@ def test_numbers_follow_their_sources():
         Q["number"]("lessons.09")
 
 
+def test_the_spread_of_the_seeds_matches_scipy():
+    """solutions/08's seeds-and-pairing numbers: the unpaired half-widths are scipy's two-sample
+    intervals (pooled and Welch's); the paired ones and the seed count follow the t formula."""
+    from scipy import stats
+    a, b = [0.01, 0.02, 0.03], [0.01, 0.03, 0.05]             # B − A per seed: 0, 1, 2 points
+    study = {"accuracy": {"A": {"m": a}, "B": {"m": b}}}
+    spread = lambda kind: Q["spread_number"](study, "A", "B", "m", kind)     # noqa: E731
+    assert (spread("sd"), spread("sda"), spread("sdb"), spread("sdindep"), spread("corr")) == \
+        ("1.0", "1.0", "2.0", "2.2", "1.0")
+    for kind, equal_var in (("pooled", True), ("welch", False)):
+        low, high = stats.ttest_ind([100 * v for v in b], [100 * v for v in a], equal_var=equal_var).confidence_interval()
+        assert spread(kind) == f"{(high - low) / 2:.1f}"
+    assert spread("half3") == f"{stats.t.ppf(0.975, 2) / 3 ** 0.5:.2f}"
+    assert spread("seeds1") == "7"        # t(0.975, 5) / sqrt(6) = 1.05 > 1; t(0.975, 6) / sqrt(7) = 0.92
+
+
 def test_every_measured_number_in_the_results_summary_is_quoted_from_its_file():
     """docs/results.md's "In short" list: with the quoted numbers taken out, what is left holds
     no measured number, only names and settings (section numbers, PGD-20, ResNet-18, CIFAR-10,

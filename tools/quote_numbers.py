@@ -27,6 +27,8 @@ README.md, docs/*.md, solutions/*.md and the notebooks' Markdown cells. The keys
   and largest size of the per-seed differences ("1.5 to 4.0") and `.below` for the seeds on which
   B is below A ("5 of 5"); `STUDY.boot.A.B.METRIC` (the same
   difference with its 95% interval from the bootstrap over seeds and images, "−0.3 [−1.6, +1.0]"),
+  `STUDY.spread.A.B.METRIC.KIND` (how the seeds spread: standard deviations, correlation,
+  half-widths at other seed counts, unpaired intervals; `spread_number`),
   `STUDY.side.A.B.METRIC` (that interval in words, B against A: "above" or "below" where it
   excludes zero, "level with" where it holds zero); `STUDY.pairval.MODEL.METRIC` (a
   pair metric's mean over seeds, "0.010"), `STUDY.pairint.MODEL.METRIC` (the same with its 95%
@@ -135,6 +137,32 @@ def seeds_below(differences: list[float]) -> str:
     return f"{sum(d < 0 for d in differences)} of {len(differences)}"
 
 
+def spread_number(study: dict, a: str, b: str, metric: str, kind: str) -> str:
+    """How the seeds spread, B against A in points (`STUDY.spread.A.B.METRIC.KIND`), for the
+    exercises on seeds and pairing. KIND: `sd` (the paired differences' standard deviation),
+    `sda` / `sdb` (A's and B's own), `sdindep` (what the differences' would be if the two were
+    independent, sqrt(sda² + sdb²)), `corr` (A's and B's correlation over the seeds), `halfN`
+    (the paired 95% half-width that `sd` would give with N seeds, e.g. `half10`), `seeds1` (the
+    fewest seeds for a half-width of at most one point), `pooled` / `welch` (the unpaired 95%
+    half-widths, pooled and Welch's)."""
+    import numpy as np
+    from scipy.stats import t
+    xa, xb = (100 * np.array(study["accuracy"][m][metric]) for m in (a, b))
+    n, sd = len(xa), float(np.std(xb - xa, ddof=1))
+    sda, sdb = float(np.std(xa, ddof=1)), float(np.std(xb, ddof=1))
+    half = lambda k: t.ppf(0.975, k - 1) * sd / k ** 0.5                      # noqa: E731
+    se2 = (sda ** 2 + sdb ** 2) / n                                             # unpaired, squared
+    welch_df = se2 ** 2 / ((sda ** 2 / n) ** 2 / (n - 1) + (sdb ** 2 / n) ** 2 / (n - 1))
+    if kind.startswith("half"):
+        return f"{half(int(kind[4:])):.2f}"
+    return {"sd": lambda: f"{sd:.1f}", "sda": lambda: f"{sda:.1f}", "sdb": lambda: f"{sdb:.1f}",
+            "sdindep": lambda: f"{(sda ** 2 + sdb ** 2) ** 0.5:.1f}",
+            "corr": lambda: f"{np.corrcoef(xa, xb)[0, 1]:.1f}",
+            "seeds1": lambda: str(next(k for k in range(2, 1000) if half(k) <= 1)),
+            "pooled": lambda: f"{t.ppf(0.975, 2 * n - 2) * se2 ** 0.5:.1f}",
+            "welch": lambda: f"{t.ppf(0.975, welch_df) * se2 ** 0.5:.1f}"}[kind]()
+
+
 def study_number(study: dict, parts: list[str]) -> str:
     """A number of a study summary (docs/results/*-study.json); accuracies in %, mean ± half-width."""
     sys.path.insert(0, str(ROOT))
@@ -164,6 +192,8 @@ def study_number(study: dict, parts: list[str]) -> str:
         if end == "high":
             return signed(100 * (mean + half))
         return f"{signed(100 * mean)} ± {100 * half:.1f}"
+    if parts[0] == "spread":
+        return spread_number(study, *parts[1:])
     if parts[0] in ("boot", "side"):
         mean, low, high = study["paired_bootstrap"][parts[1]][parts[2]][parts[3]]
         if parts[0] == "side":                                  # B's place against A, in words
