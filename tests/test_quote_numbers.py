@@ -41,6 +41,7 @@ def test_numbers_follow_their_sources():
     assert Q["number"]("controls.diff.clead_lam0.clead.worst_case") == "−2.2 ± 1.0"
     assert Q["number"]("controls.seeds") == "5" and Q["number"]("controls.eval_n") == "517"
     assert Q["number"]("controls.diff.clead_lam0.clead.worst_case.below") == "5 of 5"   # below on every seed
+    assert Q["number"]("controls.pairabove.clead.pair_distance") == "0 of 5"          # its twins closer on all
     assert Q["number"]("pairs.pairint.pgd_at.pair_distance") == "0.010 ± 0.000"        # lesson 07's table
     assert Q["number"]("pairs.pairint.clead.adv_nn_accuracy") == "23.9 ± 2.5%"
     assert Q["number"]("photos.aa_n") == str(DATASETS["cifar10-sample"].quick["aa_n"])

@@ -34,7 +34,7 @@ README.md, docs/*.md, solutions/*.md and the notebooks' Markdown cells. The keys
   pair metric's mean over seeds, "0.010"), `STUDY.pairint.MODEL.METRIC` (the same with its 95%
   interval, "0.010 ± 0.001"; the nearest-neighbour accuracy in %, "24.8 ± 0.3%"), `STUDY.pairdiff.MODEL.METRIC` (a pair metric of the feature space,
   MODEL − PGD-AT paired over seeds, "−0.0010 ± 0.0008") and `STUDY.pairbelow.MODEL.METRIC`
-  ("5 of 5": the seeds on which MODEL's value is below PGD-AT's): the studies in docs/results/
+  ("5 of 5": the seeds on which MODEL's value is below PGD-AT's; `pairabove`, above it): the studies in docs/results/
   (`controls`: cifar10-mini-controls-study.json, `mini`: cifar10-mini-study.json, `digits`:
   digits-study.json, `released`: cifar10-mini-released-study.json, `pairs`:
   cifar10-sample-pairs-study.json, `final`: cifar10-mini-final-study.json). An arm with settings is
@@ -207,10 +207,10 @@ def study_number(study: dict, parts: list[str]) -> str:
         if parts[2] == "adv_nn_accuracy":
             return f"{100 * mean:.1f} ± {100 * half:.1f}%"
         return f"{mean:.3f} ± {half:.3f}"
-    if parts[0] in ("pairdiff", "pairbelow"):
+    if parts[0] in ("pairdiff", "pairbelow", "pairabove"):
         diffs = study["feature_space"]["paired"][parts[1]][parts[2]]
-        if parts[0] == "pairbelow":
-            return seeds_below(diffs)
+        if parts[0] != "pairdiff":
+            return seeds_below(diffs if parts[0] == "pairbelow" else [-d for d in diffs])
         mean, half = interval(diffs)
         return f"{signed(mean, 4)} ± {half:.4f}"
     raise KeyError(".".join(parts))
