@@ -71,7 +71,7 @@ PUBLISHED = {
     "cifar10-mini-final": "python -m clead_edu study --dataset folder:data/cifar10-mini --epochs 15 --train-steps 3 "
                           "--alpha 0.0157 --batch-size 128 --lr 0.1 --eval-n 517 --autoattack apgd --aa-n 517 "
                           "--aa-check-n 200 --objectives pgd_at,trades[beta=6],clead[head_dim=128,lam=1,tau=0.1],"
-                          "clead[head_dim=128,lam=0] --no-figures --no-progress --seeds 0,1,2,3 --threads 1 "
+                          "clead[head_dim=128,lam=0] --no-figures --no-progress --seeds 0,1,2,3,4 --threads 1 "
                           "--out runs/results/c10mini-final",
 }
 
